@@ -1,0 +1,112 @@
+"""The `tunesmith` command. Thin: parses arguments, calls the library, prints.
+
+Every user error (`tunesmith.errors.UserError`) is printed as one line on stderr with exit code 2;
+no traceback reaches the user (set TUNESMITH_DEBUG=1 to see one for internal errors).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from tunesmith import __version__
+from tunesmith.errors import UserError
+
+
+def _cmd_plan(args: argparse.Namespace) -> int:
+    from tunesmith.recipe.plan import plan_command
+
+    return plan_command(args.recipe, overrides=args.overrides, out=args.out, fmt=args.format)
+
+
+def _cmd_models_build(args: argparse.Namespace) -> int:
+    from tunesmith.models.tiny import build_command
+
+    return build_command(args.family, seed=args.seed, force=args.force, quiet=args.quiet)
+
+
+def _cmd_models_list(args: argparse.Namespace) -> int:
+    from tunesmith.models.loading import list_command
+
+    return list_command(fmt=args.format)
+
+
+def _cmd_data_inspect(args: argparse.Namespace) -> int:
+    from tunesmith.data.inspect import inspect_command
+
+    return inspect_command(
+        args.file, fmt=args.format, kind=args.kind, tokenizer=args.tokenizer, max_length=args.max_length,
+        skip_invalid=args.skip_invalid,
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tunesmith",
+        description="Customize open-weight LLMs for a domain (CPT -> SFT -> RFT) without losing general skill.",
+    )
+    parser.add_argument("--version", action="version", version=f"tunesmith {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("plan", help="resolve a recipe and show every value with where it came from")
+    p.add_argument("recipe", help="recipe YAML file")
+    p.add_argument("overrides", nargs="*", metavar="key.path=value", help="override recipe values")
+    p.add_argument("--out", help="write the resolved recipe as YAML to this file")
+    p.add_argument("--format", choices=["text", "json"], default="text")
+    p.set_defaults(func=_cmd_plan)
+
+    models = sub.add_parser("models", help="build and list model checkpoints")
+    msub = models.add_subparsers(dest="models_command", metavar="ACTION", required=True)
+    p = msub.add_parser("build", help="build an embedded family (deterministic; cached)")
+    p.add_argument("family", nargs="?", default="tiny", choices=["tiny"])
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--force", action="store_true", help="rebuild even if the cache has the family")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_cmd_models_build)
+    p = msub.add_parser("list", help="list families, their checkpoints and what is available locally")
+    p.add_argument("--format", choices=["text", "json"], default="text")
+    p.set_defaults(func=_cmd_models_list)
+
+    data = sub.add_parser("data", help="inspect and validate data files")
+    dsub = data.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+    p = dsub.add_parser("inspect", help="detect format, validate every line, show counts and token lengths")
+    p.add_argument("file")
+    p.add_argument("--kind", choices=["auto", "cpt", "sft", "rft", "eval"], default="auto")
+    p.add_argument("--tokenizer", default="tiny", help="'tiny' or a Hugging Face tokenizer id / local folder")
+    p.add_argument("--max-length", type=int, default=None, help="report the share of examples over this")
+    p.add_argument("--skip-invalid", action="store_true", help="drop bad lines (always reported)")
+    p.add_argument("--format", choices=["text", "json"], default="text")
+    p.set_defaults(func=_cmd_data_inspect)
+
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    try:
+        return int(args.func(args) or 0)
+    except UserError as err:
+        print(f"tunesmith: error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("tunesmith: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # an internal error: one line unless debugging
+        if os.environ.get("TUNESMITH_DEBUG"):
+            raise
+        print(
+            f"tunesmith: internal error: {type(err).__name__}: {' '.join(str(err).split())} "
+            "(set TUNESMITH_DEBUG=1 for a traceback and please report it)",
+            file=sys.stderr,
+        )
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Data: formats (readers + validators), mixing, built-in general and demo-domain data."""

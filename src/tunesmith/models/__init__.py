@@ -1,0 +1,1 @@
+"""Models: checkpoint catalog (families -> pre/mid/post), the tiny embedded family, loading, LoRA/full."""

@@ -1,0 +1,103 @@
+"""Checkpoint catalog: each model family names its three stages (pre-, mid-, post-trained).
+
+Mirrors the managed service's checkpoint options (reference/managed-service-facts.md section 4):
+PRE-TRAINED = after the constant-LR stage (most plastic), MID-TRAINED = after LR ramp-down / mid-training,
+POST-TRAINED = instruction-tuned. For open families we map: pre-trained = an intermediate/stage-1 base where
+one is published, mid-trained = the final base model, post-trained = the instruct model (section 8).
+A stage that the family does not publish is `None` (missing).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+CHECKPOINT_STAGES: tuple[str, ...] = ("pre-trained", "mid-trained", "post-trained")
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """One stage of a family: a Hugging Face id (+ revision) or, for the embedded family, a built folder."""
+
+    hf_id: str | None
+    revision: str | None = None
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str
+    description: str
+    kind: str  # "embedded" (built by tunesmith) or "hub" (Hugging Face ids)
+    size_class: str  # "tiny" or "billion" -- selects the defaults table (recipe/defaults.py)
+    stages: dict[str, Checkpoint | None] = field(default_factory=dict)
+
+    def checkpoint(self, stage: str) -> Checkpoint | None:
+        return self.stages.get(stage)
+
+    def available_stages(self) -> list[str]:
+        return [s for s in CHECKPOINT_STAGES if self.stages.get(s) is not None]
+
+
+FAMILIES: dict[str, Family] = {
+    "tiny": Family(
+        name="tiny",
+        description="embedded ~1M-parameter Llama built by `tunesmith models build tiny` (runs on a laptop CPU)",
+        kind="embedded",
+        size_class="tiny",
+        stages={
+            "pre-trained": Checkpoint(None, note="next-token training on general text, constant LR"),
+            "mid-trained": Checkpoint(None, note="LR ramp-down with some instruction data mixed in"),
+            "post-trained": Checkpoint(None, note="SFT on general chat demonstrations"),
+        },
+    ),
+    "olmo2-1b": Family(
+        name="olmo2-1b",
+        description="AllenAI OLMo 2 1B: stage-1 base / final base / instruct",
+        kind="hub",
+        size_class="billion",
+        stages={
+            "pre-trained": Checkpoint(
+                "allenai/OLMo-2-0425-1B", revision="stage1-step1000000-tokens2098B",
+                note="stage-1 (constant-LR) intermediate checkpoint"),
+            "mid-trained": Checkpoint("allenai/OLMo-2-0425-1B", note="final base after mid-training"),
+            "post-trained": Checkpoint("allenai/OLMo-2-0425-1B-Instruct"),
+        },
+    ),
+    "qwen3-0.6b": Family(
+        name="qwen3-0.6b",
+        description="Qwen3 0.6B: base / (no mid) / instruct",
+        kind="hub",
+        size_class="billion",
+        stages={
+            "pre-trained": Checkpoint("Qwen/Qwen3-0.6B-Base"),
+            "mid-trained": None,
+            "post-trained": Checkpoint("Qwen/Qwen3-0.6B"),
+        },
+    ),
+    "qwen2.5-0.5b": Family(
+        name="qwen2.5-0.5b",
+        description="Qwen2.5 0.5B: base / (no mid) / instruct",
+        kind="hub",
+        size_class="billion",
+        stages={
+            "pre-trained": Checkpoint("Qwen/Qwen2.5-0.5B"),
+            "mid-trained": None,
+            "post-trained": Checkpoint("Qwen/Qwen2.5-0.5B-Instruct"),
+        },
+    ),
+    "smollm2-360m": Family(
+        name="smollm2-360m",
+        description="HuggingFaceTB SmolLM2 360M: base / (no mid) / instruct",
+        kind="hub",
+        size_class="billion",
+        stages={
+            "pre-trained": Checkpoint("HuggingFaceTB/SmolLM2-360M"),
+            "mid-trained": None,
+            "post-trained": Checkpoint("HuggingFaceTB/SmolLM2-360M-Instruct"),
+        },
+    ),
+}
+
+
+def family_names() -> list[str]:
+    return list(FAMILIES)
