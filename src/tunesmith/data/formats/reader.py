@@ -1,0 +1,123 @@
+"""`read_examples` and `validate_file`: records -> validated, normalized `Example`s, streamed.
+
+Without `skip_invalid`, the first invalid line raises `DataError("FILE:LINE: what — fix")` (exit code 2).
+With it, invalid lines are dropped and counted in the `ValidationReport` (exact counts, line numbers);
+nothing is dropped silently. A file with no valid example is always an error.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from tunesmith.data.formats import cpt
+from tunesmith.data.formats.core import KINDS, Example, Issue, Problem, ValidationReport
+from tunesmith.data.formats.detect import (
+    FAMILY_NAMES,
+    Format,
+    format_for_row,
+    row_family,
+    unrecognized_problem,
+)
+from tunesmith.data.formats.sources import MAX_LINE_BYTES, iter_records
+from tunesmith.errors import DataError
+
+
+def read_examples(
+    path: str | os.PathLike[str],
+    kind: str | None = None,
+    *,
+    skip_invalid: bool = False,
+    report: ValidationReport | None = None,
+    max_line_bytes: int = MAX_LINE_BYTES,
+) -> Iterator[Example]:
+    """Stream the valid examples of `path` (a JSONL/.txt/parquet file or a dataset folder).
+
+    `kind` ("cpt", "sft", "rft", "eval" or None/"auto" to detect) restricts the accepted formats. Pass a
+    `report` to receive counts and issues as the stream is consumed.
+    """
+    kind = None if kind in (None, "auto") else kind
+    if kind is not None and kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS} or None, not {kind!r}")
+    report = report if report is not None else ValidationReport(file=str(path))
+    fmt: Format | None = None
+    fmt_line = 0
+    for record in iter_records(path, max_line_bytes=max_line_bytes):
+        report.lines = max(report.lines, record.line)
+        if record.blank:
+            report.blank_lines += 1
+            continue
+        problem = record.problem
+        example: Example | None = None
+        if problem is None and record.text is not None:  # a .txt document
+            if kind not in (None, "cpt"):
+                raise DataError(
+                    f"{record.file}:{record.line}: a .txt file holds CPT documents, not {kind.upper()} data "
+                    "— use JSONL for SFT/RFT/eval"
+                )
+            example = cpt.txt_example(record.text)
+            report.format, report.kind = cpt.TXT_FORMAT, "cpt"
+        elif problem is None:
+            row = record.row
+            assert row is not None
+            if fmt is None:
+                fmt = format_for_row(row, kind)
+                if fmt is None:
+                    problem = unrecognized_problem(row, kind)
+                else:
+                    fmt_line = record.line
+                    report.format, report.kind = fmt.name, fmt.kind
+            else:
+                family = row_family(row)
+                if family is not None and family != fmt.family:
+                    problem = Problem(
+                        f"mixed formats: this row is {FAMILY_NAMES[family]} but the file is {fmt.description} "
+                        f"(detected at line {fmt_line})",
+                        "use one format per file",
+                    )
+            if problem is None and fmt is not None:
+                problems = fmt.problems(row)
+                if problems:
+                    problem = problems[0]
+                else:
+                    example = fmt.to_example(row)
+        if problem is not None or example is None:
+            assert problem is not None
+            issue = Issue(record.file, record.line, problem.what, problem.fix)
+            if not skip_invalid:
+                raise DataError(str(issue))
+            report.add_issue(issue)
+            continue
+        example.file, example.line = record.file, record.line
+        report.valid += 1
+        if example.quality:
+            report.high_quality += 1
+        yield example
+    if report.valid == 0:
+        if report.invalid == 0:
+            raise DataError(f"{path}:1: file is empty (no examples) — add at least one example")
+        first = report.invalid_lines[0] if report.invalid_lines else 1
+        raise DataError(
+            f"{path}:{first}: no valid examples ({report.invalid} invalid line(s)) — fix the lines that "
+            f"`tunesmith data inspect {path} --skip-invalid` lists"
+        )
+
+
+def validate_file(
+    path: str | os.PathLike[str], kind: str | None = None, *, max_line_bytes: int = MAX_LINE_BYTES
+) -> ValidationReport:
+    """Read the whole file (streaming) and return its report. Raises `DataError` only for files that
+    cannot be read at all (missing, empty, no valid example, wrong encoding)."""
+    report = ValidationReport(file=str(path))
+    for _ in read_examples(path, kind, skip_invalid=True, report=report, max_line_bytes=max_line_bytes):
+        pass
+    return report
+
+
+def data_files(path: str | os.PathLike[str]) -> list[Path]:
+    """The files `path` stands for (itself, or the data files of a folder)."""
+    path = Path(path)
+    if path.is_dir():
+        return sorted(p for p in path.rglob("*") if p.is_file())
+    return [path]
