@@ -37,7 +37,11 @@ def _cmd_data_inspect(args: argparse.Namespace) -> int:
     from tunesmith.data.inspect import inspect_command
 
     return inspect_command(
-        args.file, fmt=args.format, kind=args.kind, tokenizer=args.tokenizer, max_length=args.max_length,
+        args.file,
+        fmt=args.format,
+        kind=args.kind,
+        tokenizer=args.tokenizer,
+        max_length=args.max_length,
         skip_invalid=args.skip_invalid,
     )
 

@@ -1,0 +1,501 @@
+"""The defaults table: every value `resolve()` fills in, with the sentence and reference it comes from.
+
+One table, keyed by the family's size class (`tiny` | `billion`, from the checkpoint catalog) x technique
+(cpt | sft | rft) x mode (lora | full) x starting checkpoint x CPT scale. A lookup returns the most specific
+entry whose conditions all match. Billion-parameter families inherit the managed service's calibrated
+numbers (reference/managed-service-facts.md, "FACTS" below; the blog post is "BLOG-HPO"); the embedded
+`tiny` family carries its own, measured on this machine (reference/tiny-feasibility.md, "TINY").
+
+Values of type `Derived` are computed by `resolve()` from other values (the formula is shown in `plan`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from tunesmith.data.general import CATEGORIES
+
+FACTS = "reference/managed-service-facts.md"
+TINY = "reference/tiny-feasibility.md"
+PAPERS = "reference/papers.md"
+
+
+@dataclass(frozen=True)
+class Derived:
+    """A value computed from others; `formula` is what `plan` shows."""
+
+    formula: str
+
+
+@dataclass(frozen=True)
+class Default:
+    key: str
+    value: Any
+    source: str
+    size_class: str | None = None
+    technique: str | None = None
+    mode: str | None = None
+    checkpoint: str | None = None
+    scale: str | None = None
+
+    def matches(self, context: dict[str, str | None]) -> bool:
+        return all(
+            want is None or context.get(dim) == want
+            for dim, want in (
+                ("size_class", self.size_class),
+                ("technique", self.technique),
+                ("mode", self.mode),
+                ("checkpoint", self.checkpoint),
+                ("scale", self.scale),
+            )
+        )
+
+    @property
+    def specificity(self) -> int:
+        """How many conditions the entry sets; `scale` outranks the others (an explicit opt-in)."""
+        plain = sum(x is not None for x in (self.size_class, self.technique, self.mode, self.checkpoint))
+        return plain + (10 if self.scale is not None else 0)
+
+
+_EVEN_GENERAL = {category: round(100 / len(CATEGORIES), 6) for category in CATEGORIES}
+_EVEN_GENERAL[CATEGORIES[-1]] = round(100 - sum(list(_EVEN_GENERAL.values())[:-1]), 6)
+
+H = "hyperparameters."
+M = "data_mixing."
+
+DEFAULTS: tuple[Default, ...] = (
+    # ---- mode, by starting checkpoint --------------------------------------------------------------
+    Default(
+        "mode",
+        "lora",
+        f"post-trained checkpoints are the recommended start for LoRA/PEFT (BLOG-HPO; {FACTS} 4, 8)",
+        checkpoint="post-trained",
+    ),
+    Default(
+        "mode",
+        "full",
+        f"mid-trained suits full-rank training; default full rank to mid-trained ({FACTS} 4, 8)",
+        checkpoint="mid-trained",
+    ),
+    Default(
+        "mode",
+        "full",
+        f"a pre-trained checkpoint is most plastic and is trained at full rank ({FACTS} 4)",
+        checkpoint="pre-trained",
+    ),
+    Default(
+        "mode",
+        "lora",
+        "'LoRA first to validate the pipeline; full rank only once the approach is proven' "
+        f"(BLOG-HPO recommended workflow, {FACTS} 5.1)",
+    ),
+    # ---- learning rate ----------------------------------------------------------------------------
+    Default(
+        H + "lr",
+        1e-5,
+        f"'The recommended learning rate is 1e-5 for LoRA' SFT (BLOG-HPO, {FACTS} 5.1)",
+        size_class="billion",
+        technique="sft",
+        mode="lora",
+    ),
+    Default(
+        H + "lr",
+        5e-6,
+        f"'... and 5e-6 for full-rank SFT' (BLOG-HPO, {FACTS} 5.1; Nova 1.0 full-rank recipes)",
+        size_class="billion",
+        technique="sft",
+        mode="full",
+    ),
+    Default(
+        H + "lr",
+        1e-5,
+        f"CPT recipes use lr 1e-5 (Nova 1.0 and 2.0 CPT recipes, {FACTS} 1.2)",
+        size_class="billion",
+        technique="cpt",
+    ),
+    Default(
+        H + "lr",
+        1e-4,
+        "very large CPT budgets 'can use a higher learning rate (such as 1e-4)' held for "
+        f"constant_steps, then ramped down (BLOG-HPO, {FACTS} 5.1)",
+        size_class="billion",
+        technique="cpt",
+        scale="large",
+    ),
+    Default(
+        H + "lr",
+        7e-7,
+        f"HyperPod RFT recipe optim_config.lr 7e-7 (full rank; {FACTS} 1.6)",
+        size_class="billion",
+        technique="rft",
+        mode="full",
+    ),
+    Default(
+        H + "lr",
+        1e-5,
+        f"RFT LoRA: TEMPLATES/Bedrock RFT default learningRate 1e-5 ({FACTS} 1.6-1.7)",
+        size_class="billion",
+        technique="rft",
+        mode="lora",
+    ),
+    Default(
+        H + "lr",
+        1e-3,
+        f"tiny family, full rank: 1e-3 learned the domain (0.99) and kept general skill with "
+        f"mixing (0.99); 3e-4 learned too slowly, 3e-3 was unstable ({TINY}, table M)",
+        size_class="tiny",
+        technique="sft",
+        mode="full",
+    ),
+    Default(
+        H + "lr",
+        1e-2,
+        f"tiny family, LoRA r8: 1e-2 mixed reached gen 0.97 / domain 0.90; 1e-3 learned "
+        f"the domain poorly (0.29) ({TINY}, table M)",
+        size_class="tiny",
+        technique="sft",
+        mode="lora",
+    ),
+    Default(
+        H + "lr",
+        1e-3,
+        f"tiny family CPT: same scale as tiny full-rank SFT ({TINY}); the managed service "
+        f"uses the same lr for CPT and LoRA SFT ({FACTS} 1.2-1.3)",
+        size_class="tiny",
+        technique="cpt",
+        mode="full",
+    ),
+    Default(
+        H + "lr",
+        1e-2,
+        f"tiny family CPT with LoRA: the tiny LoRA scale ({TINY})",
+        size_class="tiny",
+        technique="cpt",
+        mode="lora",
+    ),
+    Default(
+        H + "lr",
+        1e-4,
+        "tiny family RFT, full rank: 10x below tiny full-rank SFT, as RFT LRs sit well "
+        f"below SFT LRs ({FACTS} 1.6); not yet measured on the tiny family",
+        size_class="tiny",
+        technique="rft",
+        mode="full",
+    ),
+    Default(
+        H + "lr",
+        1e-3,
+        f"tiny family RFT with LoRA: 10x below tiny LoRA SFT ({FACTS} 1.6 ratio); not yet "
+        "measured on the tiny family",
+        size_class="tiny",
+        technique="rft",
+        mode="lora",
+    ),
+    # ---- schedule -----------------------------------------------------------------------------------
+    Default(
+        H + "min_lr",
+        Derived("lr / 10"),
+        "Nova recipes pair lr 1e-5 with min_lr 1e-6 and 5e-6 with 5e-7 "
+        f"({FACTS} 1.2-1.3); cosine is typically decayed to 10% of max LR ({PAPERS} 2.2)",
+    ),
+    Default(
+        H + "min_lr",
+        1e-6,
+        f"after a 1e-4 peak, 'a ramp back to about 1e-6' (BLOG-HPO, {FACTS} 4, 5.1)",
+        size_class="billion",
+        technique="cpt",
+        scale="large",
+    ),
+    Default(
+        H + "warmup_ratio",
+        0.15,
+        "'Configure warmup steps to approximately 15 percent of your total "
+        f"training steps' (BLOG-HPO, {FACTS} 5.1)",
+    ),
+    Default(
+        H + "warmup_ratio",
+        0.01,
+        f"large-scale CPT re-warms over about 1% of steps (Ibrahim et al., {PAPERS} "
+        "2.3); 15% of a very long run would waste the peak",
+        technique="cpt",
+        scale="large",
+    ),
+    Default(H + "constant_steps", 0, f"every Nova recipe sets constant_steps: 0 ({FACTS} 1.2-1.3)"),
+    Default(
+        H + "constant_steps",
+        Derived("total_steps - warmup_steps - 20% of total_steps"),
+        f"large-scale CPT holds the peak, then cools down over the last 20% of steps (WSD; Hagele et al. "
+        f"use a 20% cooldown, MiniCPM finds ~10% sufficient; {PAPERS} 2.1-2.2)",
+        technique="cpt",
+        scale="large",
+    ),
+    Default(
+        H + "decay",
+        "cosine",
+        "warmup_steps/constant_steps/min_lr is NeMo's CosineAnnealing triplet; the "
+        f"schedule is most likely linear warmup -> constant -> cosine to min_lr ({FACTS} 1.1)",
+    ),
+    # ---- batch and length ---------------------------------------------------------------------------
+    Default(
+        H + "global_batch_size",
+        32,
+        f"Nova 2.0 SFT recipes: global_batch_size 32 ({FACTS} 1.3)",
+        size_class="billion",
+        technique="sft",
+    ),
+    Default(
+        H + "global_batch_size",
+        256,
+        f"Nova CPT recipes: global_batch_size 256 ({FACTS} 1.2)",
+        size_class="billion",
+        technique="cpt",
+    ),
+    Default(
+        H + "global_batch_size",
+        64,
+        f"SMTJ RFT recipe: global_batch_size 64 prompts per step ({FACTS} 1.6)",
+        size_class="billion",
+        technique="rft",
+    ),
+    Default(
+        H + "global_batch_size",
+        64,
+        f"tiny family: batch 64 (about 1.1k tokens per step) ({TINY} setup)",
+        size_class="tiny",
+    ),
+    Default(
+        H + "global_batch_size",
+        16,
+        "tiny family RFT: 16 prompts x number_generation samples per step "
+        f"(TEMPLATES RFT global_batch_size minimum 16, {FACTS} 1.7)",
+        size_class="tiny",
+        technique="rft",
+    ),
+    Default(
+        H + "micro_batch_size",
+        Derived("global_batch_size (no accumulation)"),
+        f"the tiny family fits a whole batch in memory ({TINY}: batch 64 and 256 run alike)",
+        size_class="tiny",
+    ),
+    Default(
+        H + "micro_batch_size",
+        4,
+        "billion-parameter models: 4 sequences per device per pass, the rest by "
+        "gradient accumulation; only memory changes, since 'global_batch_size is the batch parameter across all "
+        f"methods' (BLOG-HPO, {FACTS} 5.1)",
+        size_class="billion",
+    ),
+    Default(
+        H + "max_length",
+        256,
+        "tiny family: its tasks and domain documents are < 200 characters; 'Match your "
+        f"max sequence length to your data distribution' (BLOG-HPO, {FACTS} 5.1)",
+        size_class="tiny",
+    ),
+    Default(
+        H + "max_length",
+        4096,
+        "billion-parameter open families: 4096 tokens, the g5/g6 recipes' length "
+        f"class ({FACTS} 1.3); match it to your data's length distribution (BLOG-HPO, {FACTS} 5.1)",
+        size_class="billion",
+    ),
+    Default(
+        H + "max_epochs",
+        2,
+        f"LoRA SFT: Nova 1.0 LoRA recipes max_epochs 2; DOC-SFT2 LoRA 'Epochs 2' ({FACTS} 1.3)",
+        size_class="billion",
+        technique="sft",
+        mode="lora",
+    ),
+    Default(
+        H + "max_epochs",
+        1,
+        f"full-rank SFT needs fewer epochs than LoRA; DOC-SFT2 full rank 'Epochs 1' ({FACTS} 1.3, 5.1)",
+        size_class="billion",
+        technique="sft",
+        mode="full",
+    ),
+    Default(
+        H + "max_epochs",
+        1,
+        f"'For CPT, process at most one epoch of your dataset' (BLOG-HPO, {FACTS} 5.1)",
+        technique="cpt",
+    ),
+    Default(
+        H + "max_epochs",
+        1,
+        f"RFT hyperparameter guidance: 'Epochs 1' (DOC-HP-RFT, {FACTS} 1.6)",
+        size_class="billion",
+        technique="rft",
+    ),
+    Default(
+        H + "max_steps",
+        400,
+        f"tiny family domain runs: 300-400 steps at batch 64 ({TINY}, recommendation)",
+        size_class="tiny",
+        technique="sft",
+    ),
+    Default(
+        H + "max_steps",
+        100,
+        f"tiny family RFT: the HyperPod RFT recipe's max_steps 100 ({FACTS} 1.6)",
+        size_class="tiny",
+        technique="rft",
+    ),
+    # ---- optimizer -------------------------------------------------------------------------------------
+    Default(
+        H + "weight_decay",
+        0.0,
+        f"'Weight decay defaults to zero' (BLOG-HPO; all Nova recipes, {FACTS} 1.2-1.3)",
+    ),
+    Default(
+        H + "grad_clip",
+        1.0,
+        f"grad_clip_norm 1.0 in the MTRL recipe ({FACTS} 1.9); clip 1.0 in Wortsman et al. ({PAPERS} 2.3)",
+    ),
+    Default(H + "adam_beta1", 0.9, f"Nova 2.0 recipes adam_beta1 0.9 ({FACTS} 1.2-1.3)"),
+    Default(H + "adam_beta2", 0.95, f"Nova 2.0 recipes adam_beta2 0.95 ({FACTS} 1.2-1.3)"),
+    # ---- LoRA ------------------------------------------------------------------------------------------
+    Default(
+        H + "lora.rank",
+        32,
+        f"BLOG-HPO experiments and RFT guidance use rank 32 ({FACTS} 1.3, 5.2)",
+        size_class="billion",
+    ),
+    Default(
+        H + "lora.rank", 8, f"tiny family: r8 adapts 9-17% of the parameters ({TINY})", size_class="tiny"
+    ),
+    Default(
+        H + "lora.alpha",
+        64,
+        "'The default alpha scaling factor of 64 works for most tasks' (BLOG-HPO); "
+        f"SFT recipes alpha 64 ({FACTS} 1.3, 5.1)",
+        size_class="billion",
+    ),
+    Default(
+        H + "lora.alpha",
+        32,
+        f"RFT recipes: LoRA alpha 32 ({FACTS} 1.6)",
+        size_class="billion",
+        technique="rft",
+    ),
+    Default(
+        H + "lora.alpha",
+        16,
+        "tiny family: alpha = 2 x rank ('Typically set to 2x the LoRA rank', TEMPLATES, "
+        f"{FACTS} 1.3); 64 at rank 8 would scale updates 8x at the tiny LoRA LR",
+        size_class="tiny",
+    ),
+    Default(H + "lora.dropout", 0.0, f"dropouts default to zero (BLOG-HPO regularization, {FACTS} 5.1)"),
+    Default(
+        H + "lora.target_modules",
+        "all-linear",
+        f"LoRA on all linear layers ({PAPERS} quick reference: Biderman et al.; Schulman et al.)",
+    ),
+    # ---- validation and checkpoints ----------------------------------------------------------------------
+    Default(
+        H + "val_check_interval",
+        Derived("max(1, total_steps // 10)"),
+        "about ten validations per stage so "
+        f"save_top_k has candidates to choose from (Nova's 2500 assumes long runs, {FACTS} 1.8)",
+    ),
+    Default(
+        H + "save_top_k",
+        5,
+        f"'save_top_k: 5 (Keep top K best checkpoints)' (Nova SFT/RFT recipes, {FACTS} 1.8)",
+    ),
+    Default(
+        H + "seed", Derived("recipe seed"), "one seed fixes data order, mixing and initialization (DESIGN.md)"
+    ),
+    # ---- data mixing ---------------------------------------------------------------------------------------
+    Default(
+        M + "customer_percent",
+        50.0,
+        "'balance your customer data around 50 percent of the total mix for "
+        f"most use cases' (BLOG-HPO, {FACTS} 2.3)",
+    ),
+    Default(
+        M + "customer_percent",
+        100.0,
+        f"RFT trains on your prompts and reward only; the service mixes data for CPT and SFT ({FACTS} 2.2)",
+        technique="rft",
+    ),
+    Default(
+        M + "general",
+        dict(_EVEN_GENERAL),
+        "even shares across the built-in categories, which include "
+        "'reasoning-instruction-following' ('For SFT, always include the reasoning-instruction-following "
+        f"category', BLOG-HPO, {FACTS} 2.3); even 50% mixing kept the tiny family at 0.945-1.00 ({TINY})",
+    ),
+    Default(
+        M + "general",
+        {},
+        f"RFT has no default general mix: the service mixes data for CPT and SFT only "
+        f"({FACTS} 2.2); name categories yourself to mix general prompts into RFT",
+        technique="rft",
+    ),
+    Default(
+        M + "unit", "examples", f"the service's percentages are shares of training samples ({FACTS} 2.1)"
+    ),
+    Default(
+        M + "sampling",
+        "with_replacement",
+        "general data is sampled with replacement so the customer data "
+        f"sets the epoch ({FACTS} 2.1 semantics)",
+    ),
+    Default(
+        M + "max_general_repeats",
+        4,
+        "warn when a general example would be seen more than 4 times "
+        "(repetition beyond ~4 epochs starts to cost; Muennighoff et al., 'Scaling Data-Constrained LMs')",
+    ),
+    Default(
+        M + "quality_tail_percent",
+        0.0,
+        "opt-in: 'Place your highest-quality data toward the end of "
+        f"training' (BLOG-HPO, {FACTS} 2.3) applies when you mark examples as high quality",
+    ),
+    # ---- RFT -----------------------------------------------------------------------------------------------
+    Default(
+        "rft.number_generation", 8, f"number_generation 8 (HyperPod RFT recipe; DOC-HP-RFT, {FACTS} 1.6)"
+    ),
+    Default(
+        "rft.max_new_tokens",
+        2048,
+        f"Bedrock RFT inferenceMaxTokens default 2048 ({FACTS} 1.6)",
+        size_class="billion",
+    ),
+    Default(
+        "rft.max_new_tokens",
+        32,
+        f"tiny family: answers are < 32 characters ({TINY} tasks)",
+        size_class="tiny",
+    ),
+    Default("rft.temperature", 1.0, f"RFT generator temperature 1 (all RFT recipes, {FACTS} 1.6)"),
+    Default("rft.kl_coef", 0.001, f"SMTJ RFT kl_loss_coef 0.001 ({FACTS} 1.6, 8)"),
+    # ---- evaluation ----------------------------------------------------------------------------------------
+    Default(
+        "evaluation.general_items_per_category", 60, f"60 held-out items per general category ({TINY} setup)"
+    ),
+)
+
+
+def lookup(key: str, context: dict[str, str | None]) -> Default | None:
+    """The most specific default for `key` whose conditions match `context` (None if the key has none)."""
+    best: Default | None = None
+    for entry in DEFAULTS:
+        if (
+            entry.key == key
+            and entry.matches(context)
+            and (best is None or entry.specificity > best.specificity)
+        ):
+            best = entry
+    return best
+
+
+def keys() -> list[str]:
+    seen: dict[str, None] = {}
+    for entry in DEFAULTS:
+        seen.setdefault(entry.key, None)
+    return list(seen)

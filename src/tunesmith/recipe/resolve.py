@@ -1,0 +1,472 @@
+"""resolve(recipe) -> ResolvedRecipe: every unset value filled from the defaults table, with provenance.
+
+Each leaf value records where it came from: `user` (the recipe or an override), `default: <source>` (the
+defaults table's sentence and reference) or `derived: <formula>`. Derived numbers (optimizer steps,
+epochs, warmup steps, tokens per step, the LR at each schedule phase) are computed from the data size,
+batch and length — never guessed.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tunesmith.errors import RecipeError
+from tunesmith.models.catalog import FAMILIES
+from tunesmith.recipe import defaults as table
+from tunesmith.recipe.schema import Recipe, Stage
+
+
+@dataclass(frozen=True)
+class Provenance:
+    origin: str  # "user" | "default" | "derived"
+    detail: str = ""
+
+    def __str__(self) -> str:
+        return self.origin if not self.detail else f"{self.origin}: {self.detail}"
+
+
+@dataclass
+class StagePlan:
+    """The derived numbers of one stage (all computed, with the formula beside each)."""
+
+    name: str
+    technique: str
+    mode: str
+    input: str
+    numbers: dict[str, Any] = field(default_factory=dict)
+    formulas: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def set(self, key: str, value: Any, formula: str) -> Any:
+        self.numbers[key] = value
+        self.formulas[key] = formula
+        return value
+
+
+@dataclass
+class ResolvedRecipe:
+    recipe: Recipe
+    provenance: dict[str, Provenance]
+    stages: list[StagePlan]
+    size_class: str
+    source: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved recipe as plain data (what `plan --out` writes and runs store); it loads and validates
+        again as a recipe (warmup is given as the derived `warmup_steps` only)."""
+        data = self.recipe.model_dump(mode="json", exclude_none=True)
+        for stage in data["stages"]:
+            stage["hyperparameters"].pop("warmup_ratio", None)
+        return data
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "recipe": self.to_dict(),
+            "provenance": {
+                path: {"origin": p.origin, "detail": p.detail} for path, p in self.provenance.items()
+            },
+            "stages": [
+                {
+                    "name": s.name,
+                    "technique": s.technique,
+                    "mode": s.mode,
+                    "input": s.input,
+                    "numbers": s.numbers,
+                    "formulas": s.formulas,
+                    "notes": s.notes,
+                }
+                for s in self.stages
+            ],
+            "size_class": self.size_class,
+            "source": self.source,
+        }
+
+
+def resolve(recipe: Recipe, *, recipe_path: str | Path | None = None) -> ResolvedRecipe:
+    """Fill every unset value and compute the derived numbers. Raises `RecipeError` on contradictions."""
+    recipe = recipe.model_copy(deep=True)
+    provenance: dict[str, Provenance] = {}
+    base_dir = Path(recipe_path).parent if recipe_path else None
+
+    family = FAMILIES.get(recipe.model.family) if recipe.model.family else None
+    size_class = family.size_class if family else "billion"
+    _mark_user(recipe, provenance)
+    if family is None:
+        provenance["model.family"] = Provenance(
+            "derived", "no catalog family: a Hugging Face id / local path gets the billion-parameter defaults"
+        )
+    if recipe.model.family and recipe.model.checkpoint is None and recipe.model.path is None:
+        recipe.model.checkpoint = "post-trained"
+        provenance["model.checkpoint"] = Provenance(
+            "default",
+            "post-trained keeps instruction following; the start for LoRA and small data "
+            f"(BLOG-HPO, {table.FACTS} 4)",
+        )
+
+    plans: list[StagePlan] = []
+    checkpoint_kind = recipe.model.checkpoint
+    used_names: dict[str, int] = {}
+    for index, stage in enumerate(recipe.stages):
+        prefix = f"stages[{index}]"
+        if stage.name is None:
+            base = stage.technique
+            used_names[base] = used_names.get(base, 0) + 1
+            stage.name = base if used_names[base] == 1 else f"{base}-{used_names[base]}"
+            provenance[f"{prefix}.name"] = Provenance("derived", "the technique (numbered when repeated)")
+        context = {
+            "size_class": size_class,
+            "technique": stage.technique,
+            "checkpoint": checkpoint_kind,
+            "scale": stage.scale or "standard",
+        }
+        input_desc = (
+            f"{recipe.model.family or recipe.model.path} {recipe.model.checkpoint or ''}".strip()
+            if index == 0
+            else f"best checkpoint of stage '{recipe.stages[index - 1].name}'"
+        )
+        plans.append(_resolve_stage(stage, prefix, context, recipe, provenance, base_dir, input_desc))
+        if stage.technique in ("sft", "rft"):
+            checkpoint_kind = "post-trained"
+
+    _resolve_evaluation(recipe, provenance, size_class)
+    return ResolvedRecipe(recipe, provenance, plans, size_class, str(recipe_path) if recipe_path else None)
+
+
+def _mark_user(recipe: Recipe, provenance: dict[str, Provenance]) -> None:
+    """Every value present in the recipe as given is the user's."""
+
+    def walk(node: Any, path: str) -> None:
+        if isinstance(node, dict) and not path.endswith((".general", ".general_sources")):
+            if not node and path:
+                provenance[path] = Provenance("user")
+            for key, value in node.items():
+                walk(value, f"{path}.{key}" if path else key)
+        elif isinstance(node, list) and node and all(isinstance(x, dict) for x in node):
+            for i, value in enumerate(node):
+                walk(value, f"{path}[{i}]")
+        elif node is not None:
+            provenance[path] = Provenance("user")
+
+    walk(recipe.model_dump(exclude_none=True, exclude_unset=True), "")
+
+
+def _fill(
+    obj: Any,
+    attr: str,
+    path: str,
+    key: str,
+    context: dict[str, Any],
+    provenance: dict[str, Provenance],
+    derive: Any = None,
+) -> Any:
+    """Fill `obj.attr` from the defaults table unless the user set it; record provenance."""
+    current = getattr(obj, attr)
+    if current is not None:
+        return current
+    entry = table.lookup(key, context)
+    if entry is None:
+        return None
+    if isinstance(entry.value, table.Derived):
+        value = derive() if derive is not None else None
+        if value is None:
+            return None
+        setattr(obj, attr, value)
+        provenance[path] = Provenance("derived", f"{entry.value.formula} — {entry.source}")
+        return value
+    value = entry.value.copy() if isinstance(entry.value, dict) else entry.value
+    setattr(obj, attr, value)
+    provenance[path] = Provenance("default", entry.source)
+    return value
+
+
+def _resolve_stage(
+    stage: Stage,
+    prefix: str,
+    context: dict[str, Any],
+    recipe: Recipe,
+    provenance: dict[str, Provenance],
+    base_dir: Path | None,
+    input_desc: str,
+) -> StagePlan:
+    _fill(stage, "mode", f"{prefix}.mode", "mode", context, provenance)
+    context = {**context, "mode": stage.mode}
+    plan = StagePlan(stage.name or stage.technique, stage.technique, stage.mode or "lora", input_desc)
+    hp = stage.hyperparameters
+    hpp = f"{prefix}.hyperparameters"
+
+    def fill_hp(attr: str, derive: Any = None) -> Any:
+        return _fill(hp, attr, f"{hpp}.{attr}", f"hyperparameters.{attr}", context, provenance, derive)
+
+    # -- data mixing (needed for the epoch arithmetic) --
+    from tunesmith.recipe.schema import DataMixing
+
+    if stage.data_mixing is None:
+        stage.data_mixing = DataMixing()
+    mix = stage.data_mixing
+    mp = f"{prefix}.data_mixing"
+    _fill(
+        mix, "customer_percent", f"{mp}.customer_percent", "data_mixing.customer_percent", context, provenance
+    )
+    if mix.general is None:
+        if (mix.customer_percent or 0) >= 100:
+            mix.general = {}
+            provenance[f"{mp}.general"] = Provenance("derived", "customer_percent is 100: no general data")
+        else:
+            _fill(mix, "general", f"{mp}.general", "data_mixing.general", context, provenance)
+            if not mix.general:
+                raise RecipeError(
+                    f"{mp}: customer_percent is {mix.customer_percent:g} but {stage.technique} has no default "
+                    "general mix — set data_mixing.general: {category: percent} or customer_percent: 100"
+                )
+    for attr in ("unit", "sampling", "max_general_repeats", "quality_tail_percent"):
+        _fill(mix, attr, f"{mp}.{attr}", f"data_mixing.{attr}", context, provenance)
+    if (
+        stage.technique == "sft"
+        and mix.customer_percent < 100
+        and "reasoning-instruction-following" not in (mix.general or {})
+    ):
+        plan.notes.append(
+            "warning: SFT general mix without 'reasoning-instruction-following' — 'For SFT, always include the "
+            "reasoning-instruction-following category' (BLOG-HPO)"
+        )
+
+    # -- optimizer and schedule values that do not depend on the step count --
+    lr = fill_hp("lr")
+    fill_hp("min_lr", derive=lambda: lr / 10)
+    for attr in (
+        "decay",
+        "global_batch_size",
+        "max_length",
+        "weight_decay",
+        "grad_clip",
+        "adam_beta1",
+        "adam_beta2",
+        "save_top_k",
+    ):
+        fill_hp(attr)
+    fill_hp("micro_batch_size", derive=lambda: hp.global_batch_size)
+    fill_hp("seed", derive=lambda: recipe.seed)
+    if hp.min_lr > hp.lr:
+        raise RecipeError(f"{hpp}.min_lr ({hp.min_lr:g}) exceeds lr ({hp.lr:g}) — set min_lr <= lr")
+    if hp.micro_batch_size > hp.global_batch_size:
+        raise RecipeError(
+            f"{hpp}.micro_batch_size ({hp.micro_batch_size}) exceeds global_batch_size ({hp.global_batch_size})"
+        )
+    if hp.global_batch_size % hp.micro_batch_size:
+        raise RecipeError(
+            f"{hpp}: global_batch_size ({hp.global_batch_size}) is not a multiple of micro_batch_size "
+            f"({hp.micro_batch_size}) — pick a micro batch that divides it"
+        )
+    if stage.mode == "lora":
+        from tunesmith.recipe.schema import LoraSpec
+
+        if hp.lora is None:
+            hp.lora = LoraSpec()
+        for attr in ("rank", "alpha", "dropout", "target_modules"):
+            _fill(hp.lora, attr, f"{hpp}.lora.{attr}", f"hyperparameters.lora.{attr}", context, provenance)
+    if stage.technique == "rft":
+        for attr in ("number_generation", "max_new_tokens", "temperature", "kl_coef"):
+            _fill(stage.rft, attr, f"{prefix}.rft.{attr}", f"rft.{attr}", context, provenance)
+
+    # -- data size -> steps --
+    customer_examples = count_examples(stage.data.train, base_dir)
+    plan.set("customer_examples", customer_examples, f"examples in {stage.data.train}")
+    if stage.data.validation:
+        plan.set(
+            "validation_examples",
+            count_examples(stage.data.validation, base_dir),
+            f"examples in {stage.data.validation}",
+        )
+    else:
+        plan.notes.append(
+            "warning: no validation data — the best checkpoint cannot be picked by validation loss"
+        )
+    share = mix.customer_percent / 100
+    examples_per_epoch = math.ceil(customer_examples / share) if share > 0 else None
+    if examples_per_epoch is not None:
+        plan.set(
+            "examples_per_epoch",
+            examples_per_epoch,
+            "ceil(customer_examples / (customer_percent / 100)) — your data once, plus general data",
+        )
+        plan.set(
+            "steps_per_epoch",
+            math.ceil(examples_per_epoch / hp.global_batch_size),
+            "ceil(examples_per_epoch / global_batch_size)",
+        )
+
+    if hp.max_steps is None and hp.max_epochs is None:
+        steps_entry = table.lookup("hyperparameters.max_steps", context)
+        epochs_entry = table.lookup("hyperparameters.max_epochs", context)
+        if steps_entry and (not epochs_entry or steps_entry.specificity >= epochs_entry.specificity):
+            fill_hp("max_steps")
+        else:
+            fill_hp("max_epochs")
+    if hp.max_steps is not None:
+        total_steps = hp.max_steps
+        plan.set("total_steps", total_steps, "max_steps")
+        if examples_per_epoch:
+            plan.set(
+                "epochs",
+                round(total_steps * hp.global_batch_size / examples_per_epoch, 4),
+                "total_steps * global_batch_size / examples_per_epoch",
+            )
+    else:
+        if examples_per_epoch is None:
+            raise RecipeError(
+                f"{hpp}: customer_percent is 0, so an epoch of your data is undefined — set max_steps"
+            )
+        total_steps = max(1, math.ceil(hp.max_epochs * examples_per_epoch / hp.global_batch_size))
+        plan.set("total_steps", total_steps, "ceil(max_epochs * examples_per_epoch / global_batch_size)")
+        plan.set("epochs", hp.max_epochs, "max_epochs")
+
+    # -- schedule --
+    if hp.warmup_steps is None:
+        ratio = hp.warmup_ratio
+        if ratio is None:
+            entry = table.lookup("hyperparameters.warmup_ratio", context)
+            ratio = entry.value
+            provenance[f"{hpp}.warmup_ratio"] = Provenance("default", entry.source)
+            hp.warmup_ratio = ratio
+        hp.warmup_steps = round(ratio * total_steps)
+        provenance[f"{hpp}.warmup_steps"] = Provenance(
+            "derived", f"round(warmup_ratio {ratio:g} * total_steps {total_steps})"
+        )
+    else:
+        hp.warmup_ratio = round(hp.warmup_steps / total_steps, 6)
+        provenance[f"{hpp}.warmup_ratio"] = Provenance("derived", "warmup_steps / total_steps")
+    if hp.constant_steps is None:
+        fill_hp(
+            "constant_steps", derive=lambda: max(0, total_steps - hp.warmup_steps - round(0.2 * total_steps))
+        )
+    decay_steps = total_steps - hp.warmup_steps - hp.constant_steps
+    if decay_steps < 0:
+        raise RecipeError(
+            f"{hpp}: warmup_steps ({hp.warmup_steps}) + constant_steps ({hp.constant_steps}) exceed the stage's "
+            f"{total_steps} optimizer steps — lower them or train longer"
+        )
+    plan.set("warmup_steps", hp.warmup_steps, "warmup")
+    plan.set("constant_steps", hp.constant_steps, "held at peak lr")
+    plan.set("decay_steps", decay_steps, "total_steps - warmup_steps - constant_steps")
+    plan.set(
+        "lr_phases",
+        {
+            "step 0": 0.0,
+            f"step {hp.warmup_steps} (end of warmup)": hp.lr,
+            f"step {hp.warmup_steps + hp.constant_steps} (end of constant)": hp.lr,
+            f"step {total_steps} (end, {hp.decay} ramp-down)": hp.min_lr,
+        },
+        "linear warmup from 0 -> constant at lr -> ramp down to min_lr",
+    )
+    fill_hp("val_check_interval", derive=lambda: max(1, total_steps // 10))
+
+    # -- batch and tokens --
+    plan.set(
+        "gradient_accumulation",
+        hp.global_batch_size // hp.micro_batch_size,
+        "global_batch_size / micro_batch_size (per process count 1; divided by the number of processes)",
+    )
+    if stage.technique == "rft":
+        samples = hp.global_batch_size * stage.rft.number_generation
+        plan.set("samples_per_step", samples, "global_batch_size prompts * number_generation")
+        plan.set(
+            "generated_tokens_per_step_max",
+            samples * stage.rft.max_new_tokens,
+            "samples_per_step * max_new_tokens",
+        )
+    else:
+        tokens_per_step = hp.global_batch_size * hp.max_length
+        plan.set(
+            "tokens_per_step_max", tokens_per_step, "global_batch_size * max_length (padded upper bound)"
+        )
+        plan.set(
+            "total_tokens_max",
+            tokens_per_step * total_steps,
+            f"max_length * global_batch_size * total_steps ({table.FACTS} 1.2)",
+        )
+    plan.set(
+        "customer_examples_seen",
+        round(total_steps * hp.global_batch_size * share),
+        "total_steps * global_batch_size * customer_percent / 100",
+    )
+    if mix.general:
+        plan.set(
+            "general_examples_seen",
+            round(total_steps * hp.global_batch_size * (1 - share)),
+            "total_steps * global_batch_size * (1 - customer_percent / 100)",
+        )
+    return plan
+
+
+def _resolve_evaluation(recipe: Recipe, provenance: dict[str, Provenance], size_class: str) -> None:
+    ev = recipe.evaluation
+    _fill(
+        ev,
+        "general_items_per_category",
+        "evaluation.general_items_per_category",
+        "evaluation.general_items_per_category",
+        {"size_class": size_class},
+        provenance,
+    )
+    if ev.domain is None:
+        for stage in recipe.stages:
+            if stage.data.train.startswith("builtin:brindle/"):
+                ev.domain = "builtin:brindle/eval"
+                provenance["evaluation.domain"] = Provenance(
+                    "derived", "the built-in demo domain's held-out set"
+                )
+                break
+    if "suites" not in {p.split(".")[-1] for p in provenance if p.startswith("evaluation.")}:
+        provenance["evaluation.suites"] = Provenance(
+            "default",
+            f"'Always evaluate both the domain task and general benchmarks' (DOC-FORGE-CPT; {table.FACTS} 6)",
+        )
+
+
+def count_examples(ref: str, base_dir: Path | None = None) -> int:
+    """How many examples a data reference holds (non-empty lines of JSONL/.txt, rows of a datasets folder)."""
+    path = locate_data(ref, base_dir)
+    if path.is_dir():
+        try:
+            import datasets
+
+            loaded = datasets.load_from_disk(str(path))
+        except Exception as err:  # noqa: BLE001 - any failure is the user's folder
+            raise RecipeError(
+                f"{ref}: not a Hugging Face datasets folder ({type(err).__name__}) — pass a JSONL file "
+                "or a folder written by Dataset.save_to_disk"
+            ) from None
+        return len(loaded["train"]) if hasattr(loaded, "keys") and "train" in loaded else len(loaded)
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        return pq.ParquetFile(path).metadata.num_rows
+    count = 0
+    with open(path, "rb") as handle:
+        for line in handle:
+            if line.strip():
+                count += 1
+    if count == 0:
+        raise RecipeError(f"{ref}: the data file is empty — it needs at least one example")
+    return count
+
+
+def locate_data(ref: str, base_dir: Path | None = None) -> Path:
+    """A data reference as a local path: `builtin:` refs are materialized; relative paths are tried from the
+    current folder, then from the recipe's folder."""
+    if ref.startswith("builtin:"):
+        from tunesmith.data.builtin import resolve_builtin
+
+        return resolve_builtin(ref)
+    path = Path(ref).expanduser()
+    if path.exists():
+        return path
+    if base_dir is not None and not path.is_absolute() and (base_dir / path).exists():
+        return base_dir / path
+    raise RecipeError(
+        f"{ref}: data file not found — check the path (relative paths are read from the current "
+        "folder or the recipe's folder)"
+    )

@@ -1,0 +1,286 @@
+"""The recipe: one typed, strict config tree (the single source of truth for a run).
+
+Vocabulary follows the managed service users migrate from (reference/managed-service-facts.md sections 1-2):
+`lr`, `min_lr`, `warmup_steps` / `warmup_ratio`, `constant_steps`, `global_batch_size`, `max_length`,
+`max_steps` / `max_epochs`, `lora.alpha`, `data_mixing.customer_percent`, `data_mixing.general`,
+`save_top_k`, `val_check_interval`, `number_generation`.
+
+Every field left unset (`None`) is filled by `tunesmith.recipe.resolve.resolve()` from the defaults table
+(`tunesmith.recipe.defaults`), which records where each value came from. Unknown keys are errors.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from tunesmith.data.general import CATEGORIES
+from tunesmith.models.catalog import CHECKPOINT_STAGES, FAMILIES
+from tunesmith.recipe.suggest import did_you_mean
+
+Technique = Literal["cpt", "sft", "rft"]
+Mode = Literal["lora", "full"]
+CheckpointStage = Literal["pre-trained", "mid-trained", "post-trained"]
+
+Percent = Annotated[float, Field(ge=0, le=100)]
+PositiveInt = Annotated[int, Field(ge=1)]
+
+
+class Strict(BaseModel):
+    """Base for every recipe node: unknown keys are errors. (Validated on load; `resolve()` then fills values.)"""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModelSpec(Strict):
+    """The starting checkpoint: a catalog `family` + `checkpoint` stage, or a Hugging Face id / local `path`."""
+
+    family: str | None = Field(None, description="catalog family, e.g. 'tiny' (see `tunesmith models list`)")
+    checkpoint: CheckpointStage | None = Field(
+        None,
+        description="pre-trained | mid-trained | post-trained (with `path`: what kind of checkpoint it is)",
+    )
+    path: str | None = Field(
+        None, description="a Hugging Face id or a local model folder (instead of a family)"
+    )
+    revision: str | None = Field(None, description="Hugging Face revision (branch, tag or commit) for `path`")
+
+    @field_validator("family")
+    @classmethod
+    def _known_family(cls, value: str | None) -> str | None:
+        if value is not None and value not in FAMILIES:
+            raise ValueError(f"unknown family {value!r}; known families: {', '.join(FAMILIES)}")
+        return value
+
+    @model_validator(mode="after")
+    def _family_or_path(self) -> ModelSpec:
+        if self.family is None and self.path is None:
+            raise ValueError("set `family` (+ `checkpoint`) or `path` (a Hugging Face id or a local folder)")
+        if self.family is not None and self.path is None:
+            family = FAMILIES[self.family]
+            if self.checkpoint is not None and family.checkpoint(self.checkpoint) is None:
+                have = ", ".join(family.available_stages())
+                raise ValueError(
+                    f"family {self.family!r} publishes no {self.checkpoint} checkpoint; available: {have}"
+                )
+        return self
+
+
+class DataSpec(Strict):
+    """Training and validation files (JSONL, .txt for CPT, a datasets folder, or a `builtin:` reference)."""
+
+    train: str = Field(
+        ..., description="training data: a file, a datasets folder, or e.g. builtin:brindle/sft"
+    )
+    validation: str | None = Field(None, description="validation data used to pick the best checkpoint")
+
+
+class DataMixing(Strict):
+    """Blend the user's data with curated general data (managed-service-facts.md 2.1-2.2 semantics).
+
+    `customer_percent` is the share of the OVERALL mix drawn from the user's data; `general` gives each
+    general category's share of the remaining (general) portion and must sum to 100.
+    """
+
+    customer_percent: Percent | None = Field(None, description="percent (0-100) of the mix from your data")
+    general: dict[str, Percent] | None = Field(
+        None, description="category -> percent of the general portion (sums to 100)"
+    )
+    general_sources: dict[str, str] = Field(
+        default_factory=dict,
+        description="category -> data file for categories not built in (or to replace them)",
+    )
+    unit: Literal["examples", "tokens"] | None = Field(None, description="shares count examples or tokens")
+    sampling: Literal["with_replacement", "without_replacement"] | None = Field(
+        None, description="how the smaller side is sampled when it runs out"
+    )
+    max_general_repeats: PositiveInt | None = Field(None, description="warn when general data repeats more")
+    quality_tail_percent: Percent | None = Field(
+        None, description="percent (0-100) of the final training steps reserved for high-quality examples"
+    )
+    quality_file: str | None = Field(None, description="a file of high-quality examples for the quality tail")
+
+    @model_validator(mode="after")
+    def _mixing_rules(self) -> DataMixing:
+        # The managed service SDK's rules (managed-service-facts.md 2.2).
+        general = self.general or {}
+        for category in general:
+            if category not in CATEGORIES and category not in self.general_sources:
+                raise ValueError(
+                    f"unknown general category {category!r}{did_you_mean(category, CATEGORIES)}; built-in "
+                    f"categories: {', '.join(CATEGORIES)} (or give a file for it in `general_sources`)"
+                )
+        total = sum(general.values())
+        if self.customer_percent is not None and self.customer_percent >= 100:
+            if total > 0:
+                raise ValueError(
+                    "customer_percent is 100 (your data only), so the general shares must be empty or all 0"
+                )
+            return self
+        if self.general is not None:
+            if not general or total == 0:
+                raise ValueError(
+                    "general shares are all 0 but customer_percent < 100: name at least one category"
+                )
+            if abs(total - 100) > 0.01:
+                raise ValueError(
+                    f"general shares must sum to 100 (they are shares of the general portion); they sum to "
+                    f"{total:g}"
+                )
+        return self
+
+
+class LoraSpec(Strict):
+    rank: PositiveInt | None = Field(None, description="LoRA rank r")
+    alpha: Annotated[float, Field(gt=0, le=4096)] | None = Field(None, description="LoRA scaling alpha")
+    dropout: Annotated[float, Field(ge=0, lt=1)] | None = Field(None, description="dropout on the LoRA path")
+    target_modules: list[str] | Literal["all-linear"] | None = Field(
+        None, description="module names to adapt, or 'all-linear'"
+    )
+
+
+class Hyperparameters(Strict):
+    """Optimizer, schedule, batch and checkpointing. Unset values come from the defaults table."""
+
+    lr: Annotated[float, Field(gt=0, le=1)] | None = Field(None, description="peak learning rate")
+    min_lr: Annotated[float, Field(ge=0, le=1)] | None = Field(None, description="LR floor at the end")
+    warmup_steps: Annotated[int, Field(ge=0)] | None = Field(None, description="linear warmup, in steps")
+    warmup_ratio: Annotated[float, Field(ge=0, lt=1)] | None = Field(
+        None, description="linear warmup as a fraction (0-1) of total optimizer steps"
+    )
+    constant_steps: Annotated[int, Field(ge=0)] | None = Field(None, description="steps held at peak LR")
+    decay: Literal["cosine", "linear"] | None = Field(None, description="shape of the ramp down to min_lr")
+    global_batch_size: PositiveInt | None = Field(
+        None, description="sequences per optimizer step, all devices"
+    )
+    micro_batch_size: PositiveInt | None = Field(None, description="sequences per forward pass per device")
+    max_length: Annotated[int, Field(ge=8, le=1_048_576)] | None = Field(
+        None, description="tokens per sequence"
+    )
+    max_steps: PositiveInt | None = Field(None, description="optimizer steps (instead of max_epochs)")
+    max_epochs: Annotated[float, Field(gt=0, le=100)] | None = Field(
+        None, description="passes over your data (instead of max_steps)"
+    )
+    weight_decay: Annotated[float, Field(ge=0, le=1)] | None = None
+    grad_clip: Annotated[float, Field(ge=0)] | None = Field(None, description="max gradient norm; 0 disables")
+    adam_beta1: Annotated[float, Field(ge=0, lt=1)] | None = None
+    adam_beta2: Annotated[float, Field(ge=0, lt=1)] | None = None
+    lora: LoraSpec | None = None
+    val_check_interval: PositiveInt | None = Field(None, description="validate every N optimizer steps")
+    save_top_k: PositiveInt | None = Field(None, description="keep the K best checkpoints by validation loss")
+    seed: int | None = Field(None, description="stage seed (defaults to the recipe seed)")
+
+    @model_validator(mode="after")
+    def _exclusive(self) -> Hyperparameters:
+        if self.warmup_steps is not None and self.warmup_ratio is not None:
+            raise ValueError("set warmup_steps or warmup_ratio, not both")
+        if self.max_steps is not None and self.max_epochs is not None:
+            raise ValueError("set max_steps or max_epochs, not both")
+        if self.lr is not None and self.min_lr is not None and self.min_lr > self.lr:
+            raise ValueError(f"min_lr ({self.min_lr:g}) must not exceed lr ({self.lr:g})")
+        if (
+            self.micro_batch_size is not None
+            and self.global_batch_size is not None
+            and self.micro_batch_size > self.global_batch_size
+        ):
+            raise ValueError(
+                f"micro_batch_size ({self.micro_batch_size}) must not exceed global_batch_size "
+                f"({self.global_batch_size})"
+            )
+        return self
+
+
+class RFTSpec(Strict):
+    """Reinforcement fine-tuning (GRPO): how candidates are generated and scored."""
+
+    reward: str | None = Field(
+        None,
+        description="a built-in verifier (e.g. exact_match), module:function, an http(s) endpoint, or a Lambda ARN",
+    )
+    number_generation: Annotated[int, Field(ge=2, le=16)] | None = Field(
+        None, description="samples per prompt"
+    )
+    max_new_tokens: PositiveInt | None = None
+    temperature: Annotated[float, Field(gt=0, le=2)] | None = None
+    kl_coef: Annotated[float, Field(ge=0, le=10)] | None = Field(None, description="KL penalty coefficient")
+
+
+class Stage(Strict):
+    """One training stage: CPT (unlabeled text), SFT (demonstrations) or RFT (prompts + reward)."""
+
+    name: str | None = Field(None, description="folder name of the stage; defaults to the technique")
+    technique: Technique
+    mode: Mode | None = Field(None, description="lora | full (default by checkpoint: post-trained -> lora)")
+    scale: Literal["standard", "large"] | None = Field(
+        None, description="CPT only: 'large' = 1e-4 peak held for constant_steps, then ramp down to ~1e-6"
+    )
+    data: DataSpec
+    data_mixing: DataMixing | None = None
+    hyperparameters: Hyperparameters = Field(default_factory=Hyperparameters)
+    rft: RFTSpec | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _folder_name(cls, value: str | None) -> str | None:
+        if value is not None and (not value or any(c in value for c in "/\\:") or value.startswith(".")):
+            raise ValueError("stage name must be a plain folder name (no '/', '\\\\', ':' or leading '.')")
+        return value
+
+    @model_validator(mode="after")
+    def _technique_rules(self) -> Stage:
+        if self.technique == "rft" and (self.rft is None or self.rft.reward is None):
+            raise ValueError(
+                "an rft stage needs `rft.reward` (a verifier name, module:function or endpoint URL)"
+            )
+        if self.technique != "rft" and self.rft is not None:
+            raise ValueError(f"`rft` settings belong to rft stages, not to a {self.technique} stage")
+        if self.mode == "full" and self.hyperparameters.lora is not None:
+            raise ValueError("`hyperparameters.lora` is set but mode is full: remove it or use mode: lora")
+        if self.scale is not None and self.technique != "cpt":
+            raise ValueError("`scale` applies to cpt stages only")
+        return self
+
+
+class EvaluationSpec(Strict):
+    suites: list[Literal["general", "domain"]] = Field(
+        default_factory=lambda: ["general", "domain"],
+        description="always both: domain gain, general retention",
+    )
+    domain: str | None = Field(
+        None, description="gen_qa JSONL for the domain suite (e.g. builtin:brindle/eval)"
+    )
+    general_items_per_category: PositiveInt | None = Field(None, description="held-out items per category")
+
+
+class Recipe(Strict):
+    """A whole customization: starting model, ordered stages, evaluation."""
+
+    name: str = Field(..., description="run name: outputs go to <output_dir>/<name>/")
+    model: ModelSpec
+    stages: Annotated[list[Stage], Field(min_length=1)]
+    evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
+    seed: int = Field(0, description="fixes data order, mixing and initialization")
+    output_dir: str = Field("runs", description="folder that holds run folders")
+
+    @field_validator("name")
+    @classmethod
+    def _run_name(cls, value: str) -> str:
+        if not value or any(c in value for c in "/\\:") or value.startswith("."):
+            raise ValueError("run name must be a plain folder name (no '/', '\\\\', ':' or leading '.')")
+        return value
+
+    @model_validator(mode="after")
+    def _unique_stage_names(self) -> Recipe:
+        seen: set[str] = set()
+        for index, stage in enumerate(self.stages):
+            name = stage.name or stage.technique
+            if name in seen:
+                if stage.name is None:
+                    continue  # resolve() numbers unnamed repeats (sft, sft-2)
+                raise ValueError(f"stages[{index}]: stage name {name!r} is used twice")
+            seen.add(name)
+        return self
+
+
+assert set(CHECKPOINT_STAGES) == {"pre-trained", "mid-trained", "post-trained"}
