@@ -9,7 +9,7 @@ from typing import Any
 
 from tunesmith.recipe.loading import load_recipe
 from tunesmith.recipe.resolve import ResolvedRecipe, resolve
-from tunesmith.runs import atomic_write_yaml
+from tunesmith.runs import RunDir, atomic_write_json, atomic_write_yaml
 
 
 def plan(recipe_path: str | Path, overrides: list[str] | None = None) -> ResolvedRecipe:
@@ -66,6 +66,8 @@ def provenance_rows(resolved: ResolvedRecipe) -> list[tuple[str, str, str]]:
     _flatten(resolved.recipe.model_dump(mode="json", exclude_none=True), "", rows)
     out = []
     for path, value in rows:
+        if path.endswith(".general_sources") and not value:
+            continue  # nothing to show: no user-supplied general data
         origin = resolved.provenance.get(path)
         out.append((path, _fmt_value(value), str(origin) if origin else _schema_default(path)))
     return out
@@ -116,3 +118,15 @@ def render_plan(resolved: ResolvedRecipe) -> str:
         for note in sp.notes:
             lines.append(f"  {note}")
     return "\n".join(lines) + "\n"
+
+
+def prepare_run(resolved: ResolvedRecipe, runs_root: str | Path | None = None) -> RunDir:
+    """Create `runs/<name>/` with the resolved recipe, the plan (values, provenance, derived numbers) and
+    a manifest of package versions — all written atomically. Training stages add their folders later."""
+    run = RunDir.create(
+        runs_root if runs_root is not None else resolved.recipe.output_dir, resolved.recipe.name
+    )
+    atomic_write_yaml(run.resolved_recipe_path, resolved.to_dict())
+    atomic_write_json(run.plan_path, resolved.to_json())
+    run.write_manifest()
+    return run
