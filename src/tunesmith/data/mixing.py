@@ -402,22 +402,25 @@ class MixReport:
         return 100.0 * self.sources[name].amount(self.unit) / total if total else 0.0
 
     def render_table(self) -> str:
+        """Requested vs realized share per source (plus counts, passes, the quality tail and warnings)."""
+        has_tokens = any(stats.tokens for stats in self.sources.values())
         lines = [f"mixture (unit: {self.unit}, seed {self.seed}, {self.sampling})"]
-        header = (
+        lines.append(
             f"  {'source':<34}{'requested':>10}{'realized':>10}{'examples':>11}{'tokens':>12}{'passes':>8}"
         )
-        lines.append(header)
         for stats in self.sources.values():
+            tokens = str(stats.tokens) if has_tokens else "-"
             lines.append(
                 f"  {stats.name:<34}{stats.requested_percent:>9.2f}%{self.realized_percent(stats.name):>9.2f}%"
-                f"{stats.examples:>11}{stats.tokens:>12}{stats.passes:>8}"
+                f"{stats.examples:>11}{tokens:>12}{stats.passes:>8}"
             )
-        total_examples = sum(s.examples for s in self.sources.values())
-        total_tokens = sum(s.tokens for s in self.sources.values())
+        total_examples = sum(stats.examples for stats in self.sources.values())
+        total_tokens = str(sum(stats.tokens for stats in self.sources.values())) if has_tokens else "-"
+        realized_total = 100.0 if self.total() else 0.0
         lines.append(
-            f"  {'total':<34}{100:>9.2f}%{100 if self.total() else 0:>9.2f}%{total_examples:>11}{total_tokens:>12}"
+            f"  {'total':<34}{100:>9.2f}%{realized_total:>9.2f}%{total_examples:>11}{total_tokens:>12}"
         )
-        if self.quality_tail_percent:
+        if self.tail_examples:
             lines.append(
                 f"  quality tail: {self.high_quality_examples} high-quality example(s) in the final "
                 f"{self.tail_examples} customer slot(s) (~{self.quality_tail_percent:g}% of steps)"
