@@ -21,6 +21,12 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     return plan_command(args.recipe, overrides=args.overrides, out=args.out, fmt=args.format)
 
 
+def _cmd_train(args: argparse.Namespace) -> int:
+    from tunesmith.training.pipeline import train_command
+
+    return train_command(args.recipe, overrides=args.overrides, resume=args.resume, quiet=args.quiet)
+
+
 def _cmd_models_build(args: argparse.Namespace) -> int:
     from tunesmith.models.tiny import build_command
 
@@ -60,6 +66,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="write the resolved recipe as YAML to this file")
     p.add_argument("--format", choices=["text", "json"], default="text")
     p.set_defaults(func=_cmd_plan)
+
+    p = sub.add_parser(
+        "train", help="run the recipe's stages (cpt -> sft) and keep each stage's best checkpoint"
+    )
+    p.add_argument("recipe", nargs="?", help="recipe YAML file (omit with --resume)")
+    p.add_argument("overrides", nargs="*", metavar="key.path=value", help="override recipe values")
+    p.add_argument(
+        "--resume", metavar="RUN_DIR", help="continue runs/<name> from its last complete checkpoint"
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bars (CI logs): one line per validation")
+    p.set_defaults(func=_cmd_train)
 
     models = sub.add_parser("models", help="build and list model checkpoints")
     msub = models.add_subparsers(dest="models_command", metavar="ACTION", required=True)

@@ -262,6 +262,10 @@ class Recipe(Strict):
     evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
     seed: int = Field(0, description="fixes data order, mixing and initialization")
     output_dir: str = Field("runs", description="folder that holds run folders")
+    report_to: list[Literal["tensorboard", "mlflow", "wandb"]] = Field(
+        default_factory=list,
+        description="experiment trackers passed through to transformers (when installed)",
+    )
 
     @field_validator("name")
     @classmethod

@@ -1,0 +1,228 @@
+"""Trainer callbacks: per-step metrics, top-k checkpoints by validation loss, final validation, SIGTERM.
+
+Checkpoint safety: the trainer writes `checkpoints/checkpoint-N/`; only after it has finished (optimizer,
+scheduler, RNG and trainer state included) does `CheckpointKeeper.on_save` drop a `COMPLETE` marker into
+it (atomic write). Resume and selection only ever consider marked checkpoints, so a checkpoint half
+written when the process was killed is never picked (and is deleted on resume).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import shutil
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
+
+from tunesmith.runs import atomic_write_json
+
+COMPLETE_MARKER = "COMPLETE"
+CHECKPOINT_PREFIX = "checkpoint-"
+
+
+def checkpoint_step(path: Path) -> int:
+    return int(path.name[len(CHECKPOINT_PREFIX) :])
+
+
+def complete_checkpoints(folder: Path) -> list[Path]:
+    """Marked (fully written) checkpoints in `folder`, oldest first."""
+    if not folder.is_dir():
+        return []
+    found = [p for p in folder.glob(f"{CHECKPOINT_PREFIX}*") if p.is_dir() and (p / COMPLETE_MARKER).exists()]
+    return sorted(found, key=checkpoint_step)
+
+
+def remove_incomplete_checkpoints(folder: Path) -> list[str]:
+    """Delete checkpoint folders without the marker (left by a crash); returns their names."""
+    removed = []
+    if folder.is_dir():
+        for path in folder.glob(f"{CHECKPOINT_PREFIX}*"):
+            if path.is_dir() and not (path / COMPLETE_MARKER).exists():
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(path.name)
+    return sorted(removed)
+
+
+class MetricsLogger(TrainerCallback):
+    """Appends one JSON line per logged step to `metrics.jsonl`: loss, grad norm, LR, tokens/s, elapsed.
+
+    Validation results are logged as rows with `eval_loss`. On resume, rows past the resumed step are
+    dropped first, so the file always describes one consistent run.
+    """
+
+    def __init__(self, path: Path, resume_step: int = 0) -> None:
+        self.path = path
+        self._start = time.monotonic()
+        self._last_time = self._start
+        self._last_tokens = 0
+        self._elapsed_offset = 0.0
+        if path.exists():
+            kept = []
+            for line in path.read_text(encoding="utf-8").splitlines():
+                row = json.loads(line) if line.strip() else None
+                if row is not None and row.get("step", 0) <= resume_step:
+                    kept.append(line)
+                    self._elapsed_offset = max(self._elapsed_offset, row.get("elapsed_seconds", 0.0))
+            from tunesmith.runs import atomic_write_text
+
+            atomic_write_text(path, "".join(line + "\n" for line in kept))
+
+    def on_train_begin(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any
+    ) -> None:
+        self._last_tokens = state.num_input_tokens_seen or 0
+        self._last_time = time.monotonic()
+
+    def on_log(
+        self,
+        args: TrainingArguments,
+        state: TrainerState,
+        control: TrainerControl,
+        logs: dict[str, float] | None = None,
+        **kw: Any,
+    ) -> None:
+        if not state.is_world_process_zero or not logs:
+            return
+        now = time.monotonic()
+        row: dict[str, Any] = {"step": state.global_step}
+        if "loss" in logs:
+            tokens = state.num_input_tokens_seen or 0
+            seconds = max(now - self._last_time, 1e-9)
+            row.update(
+                loss=logs["loss"],
+                grad_norm=logs.get("grad_norm"),
+                lr=logs.get("learning_rate"),
+                tokens=tokens,
+                tokens_per_second=(tokens - self._last_tokens) / seconds,
+            )
+            self._last_tokens, self._last_time = tokens, now
+        for key, value in logs.items():
+            if key.startswith("eval_"):
+                row[key] = value
+        if len(row) == 1:
+            return
+        row["elapsed_seconds"] = round(self._elapsed_offset + now - self._start, 3)
+        with open(self.path, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(row) + "\n")
+
+
+class CheckpointKeeper(TrainerCallback):
+    """Marks finished checkpoints, keeps the `save_top_k` best by validation loss (plus the latest, for
+    resume) and maintains `best.json` -> the best checkpoint."""
+
+    def __init__(self, stage_dir: Path, checkpoints_dir: Path, save_top_k: int) -> None:
+        self.stage_dir, self.checkpoints_dir, self.save_top_k = stage_dir, checkpoints_dir, save_top_k
+        self.index_path = stage_dir / "checkpoints.json"
+        self.index: dict[str, dict[str, Any]] = (
+            json.loads(self.index_path.read_text()) if self.index_path.exists() else {}
+        )
+        self._eval_loss: dict[int, float] = {}
+
+    def on_evaluate(
+        self,
+        args: TrainingArguments,
+        state: TrainerState,
+        control: TrainerControl,
+        metrics: dict[str, float] | None = None,
+        **kw: Any,
+    ) -> None:
+        if metrics and "eval_loss" in metrics:
+            self._eval_loss[state.global_step] = float(metrics["eval_loss"])
+
+    def on_save(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any
+    ) -> None:
+        if not state.is_world_process_zero:
+            return
+        step = state.global_step
+        folder = self.checkpoints_dir / f"{CHECKPOINT_PREFIX}{step}"
+        if not folder.is_dir():
+            return
+        loss = self._eval_loss.get(step)
+        atomic_write_json(folder / COMPLETE_MARKER, {"step": step, "eval_loss": loss, "time": time.time()})
+        self.index[folder.name] = {"step": step, "eval_loss": loss}
+        self._prune(latest=folder.name)
+        atomic_write_json(self.index_path, self.index)
+        best = self.best()
+        if best is not None:
+            atomic_write_json(self.stage_dir / "best.json", best)
+
+    def best(self) -> dict[str, Any] | None:
+        """The checkpoint with the lowest validation loss (without validation: the latest)."""
+        scored = [
+            (v["eval_loss"], v["step"], k) for k, v in self.index.items() if _finite(v.get("eval_loss"))
+        ]
+        if scored:
+            loss, step, name = min(scored)
+            return {"checkpoint": name, "step": step, "eval_loss": loss, "selected_by": "validation loss"}
+        if self.index:
+            name, entry = max(self.index.items(), key=lambda kv: kv[1]["step"])
+            return {"checkpoint": name, "step": entry["step"], "eval_loss": None, "selected_by": "latest"}
+        return None
+
+    def _prune(self, latest: str) -> None:
+        scored = sorted(
+            ((v["eval_loss"], v["step"], k) for k, v in self.index.items() if _finite(v.get("eval_loss"))),
+        )
+        keep = {name for _, _, name in scored[: self.save_top_k]} | {latest}
+        if not scored:
+            keep = {latest}
+        for name in list(self.index):
+            if name not in keep:
+                shutil.rmtree(self.checkpoints_dir / name, ignore_errors=True)
+                del self.index[name]
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value)
+
+
+class FinalValidation(TrainerCallback):
+    """Validate and save at the last step too (the trainer only does so on multiples of the interval)."""
+
+    def __init__(self, has_validation: bool) -> None:
+        self.has_validation = has_validation
+
+    def on_step_end(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any
+    ) -> None:
+        if state.global_step >= state.max_steps:
+            control.should_save = True
+            control.should_evaluate = self.has_validation
+
+
+class StopOnSignal(TrainerCallback):
+    """On SIGTERM (or SIGINT), finish the current step, save a checkpoint and stop cleanly."""
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def install(self) -> StopOnSignal:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            # outside the main thread (some launchers) signals cannot be caught: leave them alone
+            with contextlib.suppress(ValueError):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def uninstall(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous.clear()
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.received is not None:  # a second signal: stop now
+            raise KeyboardInterrupt
+        self.received = signum
+
+    def on_step_end(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any
+    ) -> None:
+        if self.received is not None:
+            control.should_save = True
+            control.should_training_stop = True

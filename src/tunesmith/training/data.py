@@ -1,0 +1,121 @@
+"""A stage's training and validation data: the user's file blended with general data, materialized once.
+
+The mixture (`tunesmith.data.mixing`) is streamed into `<stage>/data/train.jsonl` in training order (the
+trainer reads it sequentially: the mix's interleaving and quality tail *are* the order), with exactly
+`total_steps x global_batch_size` examples, so a resumed run reads the very same file. The realized mix
+is stored as `<stage>/data/mix.json` and printed as a table.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tunesmith.data.formats import read_examples
+from tunesmith.data.mixing import CustomerData, MixReport, MixSpec, builtin_general_sources, file_source, mix
+from tunesmith.recipe.resolve import locate_data
+from tunesmith.recipe.schema import Stage
+
+DATA_KIND = {"cpt": "cpt", "sft": "sft", "rft": "rft"}
+
+
+@dataclass
+class StageData:
+    train_file: Path
+    validation_file: Path | None
+    train_examples: int
+    validation_examples: int
+    mix_report: dict[str, Any] | None
+
+
+def row_for_trainer(example: Any, kind: str) -> dict[str, Any]:
+    """CPT -> {"text"}; SFT -> {"messages"} (OpenAI chat form, system first when present)."""
+    if kind == "cpt":
+        return {"text": example.text if example.text is not None else example.render_text()}
+    messages = [{"role": m["role"], "content": m["content"]} for m in example.messages or []]
+    return {"messages": messages}
+
+
+def _write_rows(path: Path, rows: Any) -> int:
+    """Stream rows to a JSONL file, atomically (temp file + rename); returns the row count."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    count = 0
+    with open(tmp, "w", encoding="utf-8") as handle:
+        for row in rows:
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+            count += 1
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    return count
+
+
+def prepare_stage_data(
+    stage: Stage,
+    *,
+    stage_dir: Path,
+    total_examples: int,
+    seed: int,
+    base_dir: Path | None = None,
+    quiet: bool = False,
+) -> StageData:
+    """Build (or reuse, when resuming) the stage's mixed training file and its validation file."""
+    kind = DATA_KIND[stage.technique]
+    data_dir = stage_dir / "data"
+    train_file = data_dir / "train.jsonl"
+    validation_file = data_dir / "validation.jsonl" if stage.data.validation else None
+    mix_file = data_dir / "mix.json"
+    if train_file.exists() and (validation_file is None or validation_file.exists()):
+        report = json.loads(mix_file.read_text()) if mix_file.exists() else None
+        return StageData(
+            train_file,
+            validation_file,
+            _count_lines(train_file),
+            _count_lines(validation_file) if validation_file else 0,
+            report,
+        )
+
+    customer_path = locate_data(stage.data.train, base_dir)
+    mixing = stage.data_mixing
+    assert mixing is not None and mixing.customer_percent is not None, "resolve() fills data_mixing"
+    general = dict(mixing.general or {})
+    quality_file = str(locate_data(mixing.quality_file, base_dir)) if mixing.quality_file else None
+    customer = (
+        CustomerData(customer_path, kind, quality_file=quality_file) if mixing.customer_percent > 0 else None
+    )
+    builtin = [c for c in general if c not in mixing.general_sources]
+    sources = builtin_general_sources(builtin, kind, seed=seed) if builtin else {}
+    for category, ref in mixing.general_sources.items():
+        if category in general:
+            sources[category] = file_source(category, locate_data(ref, base_dir), kind, seed=seed)
+    spec = MixSpec(
+        customer_percent=mixing.customer_percent,
+        general=general,
+        unit=mixing.unit or "examples",
+        sampling=mixing.sampling or "with_replacement",
+        max_general_repeats=mixing.max_general_repeats or 4,
+        quality_tail_percent=mixing.quality_tail_percent or 0.0,
+    )
+    mixture = mix(customer, sources, spec, seed=seed, total=total_examples, kind=kind)
+    count = _write_rows(train_file, (row_for_trainer(example, kind) for example in mixture))
+    report: MixReport = mixture.report
+    report.save(mix_file)
+    if not quiet:
+        print(report.render_table())
+    validation_count = 0
+    if validation_file is not None:
+        rows = (
+            row_for_trainer(e, kind)
+            for e in read_examples(locate_data(stage.data.validation, base_dir), kind)
+        )
+        validation_count = _write_rows(validation_file, rows)
+    return StageData(train_file, validation_file, count, validation_count, report.to_dict())
+
+
+def _count_lines(path: Path) -> int:
+    with open(path, "rb") as handle:
+        return sum(1 for line in handle if line.strip())

@@ -1,0 +1,137 @@
+"""`tunesmith train RECIPE`: run the recipe's stages in order, each starting from the previous one's best.
+
+A run lives in `runs/<name>/` (see `tunesmith.runs`). Finished stages (with `result.json` and `best/`) are
+skipped on `--resume`; an interrupted stage continues from its last complete checkpoint.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from tunesmith.errors import UserError
+from tunesmith.recipe.loading import load_recipe
+from tunesmith.recipe.plan import plan, prepare_run
+from tunesmith.recipe.resolve import ResolvedRecipe, resolve
+from tunesmith.runs import RunDir, atomic_write_json
+from tunesmith.training import cpt, sft
+from tunesmith.training.data import prepare_stage_data
+from tunesmith.training.stage import StageResult, StageRun, is_main_process
+
+ENTRIES = {"cpt": cpt.run, "sft": sft.run}
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    stages: list[StageResult]
+    completed: bool
+
+
+def model_ref(resolved: ResolvedRecipe) -> str:
+    model = resolved.recipe.model
+    if model.path:
+        return f"{model.path}@{model.revision}" if model.revision else model.path
+    return f"{model.family}:{model.checkpoint}"
+
+
+def train(
+    resolved: ResolvedRecipe, *, runs_root: str | Path | None = None, quiet: bool = False
+) -> TrainResult:
+    """Run every stage of a resolved recipe (resuming where a previous attempt stopped)."""
+    recipe = resolved.recipe
+    run = (
+        prepare_run(resolved, runs_root)
+        if is_main_process()
+        else RunDir(Path(runs_root or recipe.output_dir) / recipe.name)
+    )
+    base_dir = Path(resolved.source).parent if resolved.source else None
+    input_ref: str | Path = model_ref(resolved)
+    results: list[StageResult] = []
+    for stage, stage_plan in zip(recipe.stages, resolved.stages, strict=True):
+        stage_dir = run.root / stage.name
+        if (stage_dir / "result.json").exists() and (stage_dir / "best").is_dir():
+            if not quiet and is_main_process():
+                print(f"{stage.name}: already finished — using {stage_dir / 'best'}")
+            input_ref = stage_dir / "best"
+            continue
+        if stage.technique not in ENTRIES:
+            raise UserError(
+                f"stage {stage.name}: {stage.technique} training is not available yet in this version "
+                "— remove the stage or run the earlier stages only"
+            )
+        stage_dir.mkdir(parents=True, exist_ok=True)
+        hp = stage.hyperparameters
+        data = prepare_stage_data(
+            stage,
+            stage_dir=stage_dir,
+            total_examples=stage_plan.numbers["total_steps"] * hp.global_batch_size,
+            seed=hp.seed,
+            base_dir=base_dir,
+            quiet=quiet or not is_main_process(),
+        )
+        if is_main_process():
+            atomic_write_json(
+                stage_dir / "config.json",
+                {
+                    "stage": stage.model_dump(mode="json", exclude_none=True),
+                    "derived": stage_plan.numbers,
+                    "input": str(input_ref),
+                },
+            )
+        result = ENTRIES[stage.technique](
+            StageRun(
+                recipe=recipe,
+                stage=stage,
+                plan=stage_plan,
+                stage_dir=stage_dir,
+                input_ref=input_ref,
+                data=data,
+                quiet=quiet,
+                report_to=list(recipe.report_to),
+            )
+        )
+        results.append(result)
+        if not result.completed:
+            return TrainResult(run.root, results, completed=False)
+        input_ref = result.best_dir
+    return TrainResult(run.root, results, completed=True)
+
+
+def train_command(
+    recipe_path: str | None,
+    *,
+    overrides: list[str] | None = None,
+    resume: str | None = None,
+    quiet: bool = False,
+    runs_root: str | None = None,
+) -> int:
+    if resume:
+        run_dir = Path(resume)
+        recipe_file = run_dir / "recipe.resolved.yaml"
+        if not recipe_file.exists():
+            raise UserError(f"{resume}: not a run folder (no recipe.resolved.yaml) — pass runs/<name>")
+        resolved = resolve(load_recipe(recipe_file, overrides), recipe_path=recipe_file)
+        runs_root = str(run_dir.parent)
+    else:
+        if recipe_path is None:
+            raise UserError("train needs a RECIPE file, or --resume runs/<name>")
+        resolved = plan(recipe_path, overrides)
+    result = train(resolved, runs_root=runs_root, quiet=quiet)
+    if is_main_process():
+        if result.completed:
+            print(
+                f"done: {result.run_dir} — best checkpoints: "
+                + ", ".join(f"{r.name}: {r.best_dir}" for r in result.stages)
+            )
+        else:
+            stopped = result.stages[-1]
+            print(
+                f"stopped at step {stopped.summary['steps']} of {stopped.summary['planned_steps']} in stage "
+                f"{stopped.name}; a checkpoint was saved — continue with: tunesmith train --resume {result.run_dir}",
+                file=sys.stderr,
+            )
+    if not result.completed:
+        return 128 + int(result.stages[-1].summary.get("stopped_by_signal") or 15)
+    return 0

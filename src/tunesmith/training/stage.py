@@ -1,0 +1,402 @@
+"""Run one CPT or SFT stage with TRL's SFTTrainer (+ PEFT for LoRA): the shared block behind `cpt.py`/`sft.py`.
+
+No hand-written loop: the trainer is TRL's, the optimizer transformers' AdamW, the adapters PEFT's. We add
+the playbook's schedule (`schedule.py`), metrics, top-k checkpoint selection by validation loss, atomic
+checkpoint publication, SIGTERM handling, and the export of the best checkpoint as the next stage's input
+(LoRA adapters merged into the weights).
+
+Stage folder (`runs/<name>/<stage>/`)::
+
+    config.json        the resolved stage config (recipe values + derived numbers)
+    data/              train.jsonl (mixed, in training order), validation.jsonl, mix.json (realized mix)
+    schedule.jsonl     the LR planned for every optimizer step
+    metrics.jsonl      per step: loss, grad_norm, lr, tokens/s, elapsed; eval_loss at validations
+    checkpoints/       checkpoint-N (COMPLETE marker once fully written); top-k by validation loss + latest
+    checkpoints.json   step and validation loss of each kept checkpoint
+    best.json          the best checkpoint
+    best/              the best model, ready to load (LoRA merged; adapter/ holds the adapter alone)
+    result.json        written last: the stage is done
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
+from transformers.trainer_callback import PrinterCallback, ProgressCallback
+from trl import SFTConfig, SFTTrainer
+
+from tunesmith.errors import UserError
+from tunesmith.models.loading import load_model, load_tokenizer
+from tunesmith.recipe.resolve import StagePlan
+from tunesmith.recipe.schema import Recipe, Stage
+from tunesmith.runs import atomic_directory, atomic_write_json, atomic_write_text
+from tunesmith.training.callbacks import (
+    CheckpointKeeper,
+    FinalValidation,
+    MetricsLogger,
+    StopOnSignal,
+    complete_checkpoints,
+    remove_incomplete_checkpoints,
+)
+from tunesmith.training.data import StageData
+from tunesmith.training.schedule import Schedule, make_scheduler
+
+GENERATION_MARKER = "{% generation %}"
+
+
+@dataclass
+class StageRun:
+    """Everything one stage needs, already resolved."""
+
+    recipe: Recipe
+    stage: Stage
+    plan: StagePlan
+    stage_dir: Path
+    input_ref: str | Path
+    data: StageData
+    quiet: bool = False
+    report_to: list[str] = field(default_factory=list)
+
+
+@dataclass
+class StageResult:
+    name: str
+    stage_dir: Path
+    best_dir: Path
+    completed: bool  # False when stopped by a signal (resume continues it)
+    summary: dict[str, Any]
+
+
+class _Trainer(SFTTrainer):
+    """SFTTrainer with the playbook's warmup -> constant -> ramp-down schedule."""
+
+    def __init__(self, *args: Any, schedule: Schedule, **kwargs: Any) -> None:
+        self._tunesmith_schedule = schedule
+        super().__init__(*args, **kwargs)
+
+    def create_scheduler(self, num_training_steps: int, optimizer: torch.optim.Optimizer | None = None):
+        if self.lr_scheduler is None:
+            self.lr_scheduler = make_scheduler(optimizer or self.optimizer, self._tunesmith_schedule)
+            self._created_lr_scheduler = True
+        return self.lr_scheduler
+
+
+class ProgressBar(TrainerCallback):
+    """A bar with ETA (tqdm) and the latest loss/LR; validation results as lines. `quiet`: lines only."""
+
+    def __init__(self, label: str, quiet: bool) -> None:
+        self.label, self.quiet, self.bar = label, quiet, None
+
+    def on_train_begin(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any
+    ) -> None:
+        if state.is_world_process_zero and not self.quiet:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(
+                total=state.max_steps,
+                initial=state.global_step,
+                desc=self.label,
+                unit="step",
+                dynamic_ncols=True,
+            )
+
+    def on_step_end(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any
+    ) -> None:
+        if self.bar is not None:
+            self.bar.update(state.global_step - self.bar.n)
+
+    def on_log(
+        self,
+        args: TrainingArguments,
+        state: TrainerState,
+        control: TrainerControl,
+        logs: dict[str, float] | None = None,
+        **kw: Any,
+    ) -> None:
+        if not state.is_world_process_zero or not logs:
+            return
+        if self.bar is not None and "loss" in logs:
+            self.bar.set_postfix(
+                loss=f"{logs['loss']:.4f}", lr=f"{logs.get('learning_rate', 0):.2e}", refresh=False
+            )
+        if "eval_loss" in logs:
+            line = f"{self.label}: step {state.global_step}/{state.max_steps} validation loss {logs['eval_loss']:.4f}"
+            if self.bar is not None:
+                self.bar.write(line)
+            else:
+                print(line, flush=True)
+
+    def on_train_end(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any
+    ) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def schedule_for(stage: Stage, plan: StagePlan) -> Schedule:
+    hp = stage.hyperparameters
+    return Schedule(
+        lr=hp.lr,
+        min_lr=hp.min_lr,
+        warmup_steps=hp.warmup_steps,
+        constant_steps=hp.constant_steps,
+        total_steps=plan.numbers["total_steps"],
+        decay=hp.decay,
+    )
+
+
+def supports_assistant_masks(tokenizer: Any) -> bool:
+    """Whether the chat template marks assistant turns (`{% generation %}`), as TRL's assistant_only_loss needs."""
+    return GENERATION_MARKER in (getattr(tokenizer, "chat_template", None) or "")
+
+
+def _to_prompt_completion(row: dict[str, Any]) -> dict[str, Any]:
+    """Conversation -> (prompt = everything before the last assistant turn, completion = that turn), for
+    chat templates without assistant markers: TRL then computes the loss on the completion only."""
+    messages = row["messages"]
+    last = max(i for i, m in enumerate(messages) if m["role"] == "assistant")
+    return {"prompt": messages[:last], "completion": [messages[last]]}
+
+
+def _load_datasets(run: StageRun, tokenizer: Any) -> tuple[Any, Any, dict[str, Any]]:
+    import datasets
+
+    if run.quiet:
+        datasets.disable_progress_bars()
+    files = {"train": str(run.data.train_file)}
+    if run.data.validation_file is not None:
+        files["validation"] = str(run.data.validation_file)
+    loaded = datasets.load_dataset(
+        "json", data_files=files, cache_dir=str(run.stage_dir / "data" / ".hf-cache")
+    )
+    train, validation = loaded["train"], loaded.get("validation")
+    loss_options: dict[str, Any] = {}
+    if run.stage.technique == "sft":
+        if supports_assistant_masks(tokenizer):
+            loss_options["assistant_only_loss"] = True
+        else:
+            train = train.map(_to_prompt_completion, remove_columns=["messages"])
+            if validation is not None:
+                validation = validation.map(_to_prompt_completion, remove_columns=["messages"])
+            loss_options["completion_only_loss"] = True
+    return train, validation, loss_options
+
+
+def world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def is_main_process() -> bool:
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def _training_args(run: StageRun, loss_options: dict[str, Any], has_validation: bool) -> SFTConfig:
+    hp = run.stage.hyperparameters
+    total_steps = run.plan.numbers["total_steps"]
+    processes = world_size()
+    per_step = hp.micro_batch_size * processes
+    if hp.global_batch_size % per_step:
+        raise UserError(
+            f"stage {run.stage.name}: global_batch_size {hp.global_batch_size} is not divisible by micro_batch_size "
+            f"{hp.micro_batch_size} x {processes} processes — change micro_batch_size or the process count"
+        )
+    cuda = torch.cuda.is_available()
+    bf16 = cuda and torch.cuda.is_bf16_supported()
+    interval = hp.val_check_interval
+    return SFTConfig(
+        output_dir=str(run.stage_dir / "checkpoints"),
+        max_steps=total_steps,
+        per_device_train_batch_size=hp.micro_batch_size,
+        per_device_eval_batch_size=hp.micro_batch_size,
+        gradient_accumulation_steps=hp.global_batch_size // per_step,
+        learning_rate=hp.lr,
+        weight_decay=hp.weight_decay,
+        adam_beta1=hp.adam_beta1,
+        adam_beta2=hp.adam_beta2,
+        max_grad_norm=hp.grad_clip,
+        lr_scheduler_type="constant",  # replaced by the playbook schedule in _Trainer.create_scheduler
+        seed=hp.seed,
+        data_seed=hp.seed,
+        train_sampling_strategy="sequential",  # the mixture's order is the training order (quality tail)
+        shuffle_dataset=False,
+        max_length=hp.max_length,
+        packing=False,
+        logging_steps=1,
+        logging_first_step=True,
+        include_num_input_tokens_seen="non_padding",
+        eval_strategy="steps" if has_validation else "no",
+        eval_steps=interval if has_validation else None,
+        save_strategy="steps",
+        save_steps=interval,
+        save_total_limit=None,  # CheckpointKeeper keeps the top-k by validation loss
+        report_to=run.report_to or "none",
+        disable_tqdm=True,
+        use_cpu=not cuda,
+        bf16=bf16,
+        ddp_backend=("nccl" if cuda else "gloo") if processes > 1 else None,
+        dataloader_num_workers=0,
+        save_only_model=False,
+        **loss_options,
+    )
+
+
+def _peft_config(stage: Stage) -> Any:
+    if stage.mode != "lora":
+        return None
+    from peft import LoraConfig
+
+    lora = stage.hyperparameters.lora
+    return LoraConfig(
+        r=lora.rank,
+        lora_alpha=lora.alpha,
+        lora_dropout=lora.dropout,
+        target_modules=lora.target_modules,
+        task_type="CAUSAL_LM",
+    )
+
+
+def count_parameters(model: Any) -> tuple[int, int]:
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
+    return trainable, total
+
+
+def run_stage(run: StageRun) -> StageResult:
+    """Train one stage (resuming from its last complete checkpoint if there is one) and export its best."""
+    stage, stage_dir = run.stage, run.stage_dir
+    if run.quiet:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        logging.getLogger("trl").setLevel(logging.ERROR)
+    checkpoints_dir = stage_dir / "checkpoints"
+    if is_main_process():
+        removed = remove_incomplete_checkpoints(checkpoints_dir)
+        if removed and not run.quiet:
+            print(f"{stage.name}: removed incomplete checkpoints left by a crash: {', '.join(removed)}")
+    resume_from = complete_checkpoints(checkpoints_dir)
+    resume_path = resume_from[-1] if resume_from else None
+    resume_step = int(resume_path.name.split("-")[-1]) if resume_path else 0
+
+    tokenizer = load_tokenizer(run.input_ref)
+    model = load_model(run.input_ref, dtype=torch.float32)
+    train, validation, loss_options = _load_datasets(run, tokenizer)
+    schedule = schedule_for(stage, run.plan)
+    if is_main_process():
+        atomic_write_text(
+            stage_dir / "schedule.jsonl",
+            "".join(
+                json.dumps({"step": s, "lr": schedule.lr_at(s)}) + "\n"
+                for s in range(schedule.total_steps + 1)
+            ),
+        )
+    args = _training_args(run, loss_options, validation is not None)
+    keeper = CheckpointKeeper(stage_dir, checkpoints_dir, stage.hyperparameters.save_top_k)
+    stopper = StopOnSignal().install()
+    callbacks = [
+        MetricsLogger(stage_dir / "metrics.jsonl", resume_step=resume_step) if is_main_process() else None,
+        keeper,
+        FinalValidation(validation is not None),
+        stopper,
+        ProgressBar(f"{stage.name} ({stage.technique}, {stage.mode})", run.quiet),
+    ]
+    trainer = _Trainer(
+        model=model,
+        args=args,
+        train_dataset=train,
+        eval_dataset=validation,
+        processing_class=tokenizer,
+        peft_config=_peft_config(stage),
+        callbacks=[c for c in callbacks if c is not None],
+        schedule=schedule,
+    )
+    trainer.remove_callback(ProgressCallback)  # replaced by ProgressBar (ETA + validation lines)
+    trainer.remove_callback(PrinterCallback)  # metrics go to metrics.jsonl, not the terminal
+    trainable, total = count_parameters(trainer.model)
+    if not run.quiet and is_main_process():
+        where = f", resuming from {resume_path.name}" if resume_path else ""
+        print(
+            f"{stage.name}: {stage.technique} {stage.mode} from {run.input_ref}: {trainable:,} of {total:,} "
+            f"parameters trainable ({100 * trainable / total:.1f}%), {schedule.total_steps} steps{where}",
+            flush=True,
+        )
+    started = time.monotonic()
+    try:
+        trainer.train(resume_from_checkpoint=str(resume_path) if resume_path else None)
+    finally:
+        stopper.uninstall()
+    seconds = time.monotonic() - started
+    completed = stopper.received is None and trainer.state.global_step >= schedule.total_steps
+    best_dir = stage_dir / "best"
+    summary: dict[str, Any] = {
+        "stage": stage.name,
+        "technique": stage.technique,
+        "mode": stage.mode,
+        "input": str(run.input_ref),
+        "steps": trainer.state.global_step,
+        "planned_steps": schedule.total_steps,
+        "trainable_parameters": trainable,
+        "total_parameters": total,
+        "train_seconds": round(seconds, 2),
+        "best": keeper.best(),
+        "final_train_loss": _last(stage_dir / "metrics.jsonl", "loss"),
+        "final_eval_loss": _last(stage_dir / "metrics.jsonl", "eval_loss"),
+        "stopped_by_signal": stopper.received,
+    }
+    if world_size() > 1:
+        torch.distributed.barrier()
+    if completed and is_main_process():
+        export_best(run, keeper.best(), tokenizer, best_dir)
+        atomic_write_json(stage_dir / "result.json", summary)
+    if world_size() > 1:
+        torch.distributed.barrier()
+    return StageResult(stage.name or stage.technique, stage_dir, best_dir, completed, summary)
+
+
+def _last(path: Path, key: str) -> float | None:
+    if not path.exists():
+        return None
+    value = None
+    for line in path.read_text(encoding="utf-8").splitlines():
+        row = json.loads(line)
+        if row.get(key) is not None:
+            value = row[key]
+    return value
+
+
+def export_best(run: StageRun, best: dict[str, Any] | None, tokenizer: Any, best_dir: Path) -> None:
+    """Publish the best checkpoint as a loadable model folder (LoRA merged into the weights)."""
+    assert best is not None, "a finished stage has at least one saved checkpoint"
+    checkpoint = run.stage_dir / "checkpoints" / best["checkpoint"]
+    with atomic_directory(best_dir) as tmp:
+        if run.stage.mode == "lora":
+            from peft import PeftModel
+
+            base = load_model(run.input_ref, dtype=torch.float32)
+            merged = PeftModel.from_pretrained(base, str(checkpoint)).merge_and_unload()
+            merged.save_pretrained(tmp)
+            adapter = tmp / "adapter"
+            adapter.mkdir()
+            for name in ("adapter_config.json", "adapter_model.safetensors"):
+                if (checkpoint / name).exists():
+                    shutil.copy2(checkpoint / name, adapter / name)
+        else:
+            from transformers import AutoModelForCausalLM
+
+            AutoModelForCausalLM.from_pretrained(checkpoint, dtype=torch.float32).save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        atomic_write_json(
+            tmp / "tunesmith_best.json", {**best, "stage": run.stage.name, "input": str(run.input_ref)}
+        )
