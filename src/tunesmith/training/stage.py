@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
+from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments, set_seed
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
 from trl import SFTConfig, SFTTrainer
 
@@ -290,6 +290,7 @@ def run_stage(run: StageRun) -> StageResult:
     resume_path = resume_from[-1] if resume_from else None
     resume_step = int(resume_path.name.split("-")[-1]) if resume_path else 0
 
+    set_seed(stage.hyperparameters.seed)  # LoRA initialization and everything after it are seeded
     tokenizer = load_tokenizer(run.input_ref)
     model = load_model(run.input_ref, dtype=torch.float32)
     train, validation, loss_options = _load_datasets(run, tokenizer)
