@@ -280,6 +280,7 @@ def run_stage(run: StageRun) -> StageResult:
         from transformers.utils import logging as hf_logging
 
         hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
         logging.getLogger("trl").setLevel(logging.ERROR)
     checkpoints_dir = stage_dir / "checkpoints"
     if is_main_process():
