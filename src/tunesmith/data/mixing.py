@@ -157,38 +157,38 @@ def weighted_interleave(
     counts are exact and token totals are within half an item); an exhausted source just stops early.
     """
     rng = random.Random(f"interleave:{seed}")
+    draw, heappush, heappop = rng.random, heapq.heappush, heapq.heappop
     heap: list[tuple[float, int, str]] = []
-    state: dict[str, list[Any]] = {}  # name -> [emitted, pending item, pending amount]
-    size = amount or (lambda _item: 1.0)
-
-    def push(index: int, name: str) -> None:
-        emitted, _, pending_amount = state[name]
-        target = targets[name]
-        if emitted + pending_amount / 2 > target:
-            return
-        key = (emitted + rng.random() * pending_amount) / target
-        heapq.heappush(heap, (key, index, name))
+    state: dict[str, list[Any]] = {}  # name -> [emitted, pending item, pending amount, target]
 
     for index, (name, stream) in enumerate(streams.items()):
-        if targets.get(name, 0) <= 0:
+        target = float(targets.get(name, 0))
+        if target <= 0:
             continue
         item = next(stream, _END)
         if item is _END:
             continue
-        state[name] = [0.0, item, float(size(item))]
-        push(index, name)
+        size = float(amount(item)) if amount else 1.0
+        if size / 2 > target:
+            continue
+        state[name] = [0.0, item, size, target]
+        heappush(heap, (draw() * size / target, index, name))
     while heap:
-        _, index, name = heapq.heappop(heap)
+        _, index, name = heappop(heap)
         entry = state[name]
         yield name, entry[1]
-        entry[0] += entry[2]
-        if entry[0] >= targets[name]:
+        emitted = entry[0] = entry[0] + entry[2]
+        target = entry[3]
+        if emitted >= target:
             continue  # done: don't pull (and lose) one more item
         item = next(streams[name], _END)
         if item is _END:
             continue
-        entry[1], entry[2] = item, float(size(item))
-        push(index, name)
+        size = float(amount(item)) if amount else 1.0
+        if emitted + size / 2 > target:
+            continue
+        entry[1], entry[2] = item, size
+        heappush(heap, ((emitted + draw() * size) / target, index, name))
 
 
 _END: Any = object()
@@ -200,11 +200,15 @@ def buffered_shuffle(items: Iterable[T], buffer_size: int, rng: random.Random) -
         yield from items
         return
     buffer: list[T] = []
-    for item in items:
-        if len(buffer) < buffer_size:
-            buffer.append(item)
-            continue
-        index = rng.randrange(buffer_size)
+    fill = buffer.append
+    iterator = iter(items)
+    for item in iterator:
+        fill(item)
+        if len(buffer) == buffer_size:
+            break
+    draw = rng.random
+    for item in iterator:
+        index = int(draw() * buffer_size)
         buffer[index], item = item, buffer[index]
         yield item
     rng.shuffle(buffer)

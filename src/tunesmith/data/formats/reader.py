@@ -44,51 +44,56 @@ def read_examples(
     fmt: Format | None = None
     fmt_line = 0
     for record in iter_records(path, max_line_bytes=max_line_bytes):
-        report.lines = max(report.lines, record.line)
-        if record.blank:
-            report.blank_lines += 1
-            continue
-        problem = record.problem
-        example: Example | None = None
-        if problem is None and record.text is not None:  # a .txt document
-            if kind not in (None, "cpt"):
-                raise DataError(
-                    f"{record.file}:{record.line}: a .txt file holds CPT documents, not {kind.upper()} data "
-                    "— use JSONL for SFT/RFT/eval"
-                )
-            example = cpt.txt_example(record.text)
-            report.format, report.kind = cpt.TXT_FORMAT, "cpt"
-        elif problem is None:
-            row = record.row
-            assert row is not None
-            if fmt is None:
-                fmt = format_for_row(row, kind)
-                if fmt is None:
-                    problem = unrecognized_problem(row, kind)
-                else:
-                    fmt_line = record.line
-                    report.format, report.kind = fmt.name, fmt.kind
-            else:
-                family = row_family(row)
-                if family is not None and family != fmt.family:
-                    problem = Problem(
-                        f"mixed formats: this row is {FAMILY_NAMES[family]} but the file is {fmt.description} "
-                        f"(detected at line {fmt_line})",
-                        "use one format per file",
+        row = record.row
+        if fmt is not None and row is not None and not fmt.problems(row):  # the fast, common path
+            example = fmt.to_example(row)
+        else:
+            if record.blank:
+                report.lines = record.line
+                report.blank_lines += 1
+                continue
+            example, problem = None, record.problem
+            if problem is None and record.text is not None:  # a .txt document
+                if kind not in (None, "cpt"):
+                    raise DataError(
+                        f"{record.file}:{record.line}: a .txt file holds CPT documents, not {kind.upper()} data "
+                        "— use JSONL for SFT/RFT/eval"
                     )
-            if problem is None and fmt is not None:
-                problems = fmt.problems(row)
-                if problems:
-                    problem = problems[0]
+                example = cpt.txt_example(record.text)
+                report.format, report.kind = cpt.TXT_FORMAT, "cpt"
+            elif problem is None:
+                assert row is not None
+                if fmt is None:
+                    fmt = format_for_row(row, kind)
+                    if fmt is None:
+                        problem = unrecognized_problem(row, kind)
+                    else:
+                        fmt_line = record.line
+                        report.format, report.kind = fmt.name, fmt.kind
                 else:
-                    example = fmt.to_example(row)
-        if problem is not None or example is None:
-            assert problem is not None
-            issue = Issue(record.file, record.line, problem.what, problem.fix)
-            if not skip_invalid:
-                raise DataError(str(issue))
-            report.add_issue(issue)
-            continue
+                    # The row failed its validator: a row of another shape gets the clearer message.
+                    family = row_family(row)
+                    if family is not None and family != fmt.family:
+                        problem = Problem(
+                            f"mixed formats: this row is {FAMILY_NAMES[family]} but the file is "
+                            f"{fmt.description} (detected at line {fmt_line})",
+                            "use one format per file",
+                        )
+                if problem is None and fmt is not None:
+                    problems = fmt.problems(row)
+                    if problems:
+                        problem = problems[0]
+                    else:
+                        example = fmt.to_example(row)
+            if example is None:
+                assert problem is not None
+                issue = Issue(record.file, record.line, problem.what, problem.fix)
+                if not skip_invalid:
+                    raise DataError(str(issue))
+                report.lines = record.line
+                report.add_issue(issue)
+                continue
+        report.lines = record.line
         example.file, example.line = record.file, record.line
         report.valid += 1
         if example.quality:

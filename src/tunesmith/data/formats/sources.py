@@ -65,8 +65,8 @@ def _sniff(path: Path) -> None:
         raise DataError(f"{path}:1: file is parquet but not named .parquet — rename it to *.parquet")
 
 
-def _read_lines(path: Path, max_line_bytes: int) -> Iterator[tuple[int, bytes | None, bool]]:
-    """(line number, raw bytes without BOM or None when too long, has a final newline)."""
+def _read_lines(path: Path, max_line_bytes: int) -> Iterator[tuple[int, bytes | None]]:
+    """(line number, raw bytes without the BOM, or None when the line is too long)."""
     with open(path, "rb") as handle:
         number = 0
         while True:
@@ -79,11 +79,11 @@ def _read_lines(path: Path, max_line_bytes: int) -> Iterator[tuple[int, bytes | 
                     chunk = handle.readline(_CHUNK)
                     if not chunk or chunk.endswith(b"\n"):
                         break
-                yield number, None, True
+                yield number, None
                 continue
             if number == 1 and raw.startswith(codecs.BOM_UTF8):
                 raw = raw[len(codecs.BOM_UTF8) :]
-            yield number, raw, raw.endswith(b"\n")
+            yield number, raw
 
 
 def _too_long(max_line_bytes: int) -> Problem:
@@ -97,41 +97,35 @@ def _decode(raw: bytes) -> tuple[str | None, Problem | None]:
     try:
         return raw.decode("utf-8"), None
     except UnicodeDecodeError as err:
-        return None, Problem(f"invalid UTF-8 at byte {err.start} of the line", "re-save the file as UTF-8")
+        return None, _bad_utf8(err)
 
 
 def _iter_jsonl(path: Path, max_line_bytes: int) -> Iterator[Record]:
     _sniff(path)
     file = str(path)
-    for number, raw, has_newline in _read_lines(path, max_line_bytes):
+    loads = json.loads
+    for number, raw in _read_lines(path, max_line_bytes):
         if raw is None:
             yield Record(file, number, problem=_too_long(max_line_bytes))
             continue
-        text, problem = _decode(raw)
-        if problem or text is None:
-            yield Record(file, number, problem=problem)
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as err:
+            yield Record(file, number, problem=_bad_utf8(err))
             continue
-        text = text.strip()
-        if not text:
+        if not text or text.isspace():
             yield Record(file, number, blank=True)
             continue
-        if number == 1 and text.startswith("[") and not text.endswith("]"):
-            raise DataError(f"{file}:1: file is a JSON array, not JSONL — write one JSON object per line")
         try:
-            row = json.loads(text)
+            row = loads(text)
         except json.JSONDecodeError as err:
-            if not has_newline:
-                problem = Problem(
-                    f"last line is truncated (invalid JSON at column {err.colno} and no final newline)",
-                    "the file was probably cut off while writing; re-export it or delete the line",
-                )
-            else:
-                problem = Problem(
-                    f"invalid JSON: {err.msg} at column {err.colno}", "fix the JSON on this line"
-                )
-            yield Record(file, number, problem=problem)
+            if number == 1 and text.lstrip().startswith("["):
+                raise DataError(
+                    f"{file}:1: file is a JSON array, not JSONL — write one JSON object per line"
+                ) from None
+            yield Record(file, number, problem=_json_problem(err, raw.endswith(b"\n")))
             continue
-        if not isinstance(row, dict):
+        if type(row) is not dict:
             yield Record(
                 file,
                 number,
@@ -140,7 +134,20 @@ def _iter_jsonl(path: Path, max_line_bytes: int) -> Iterator[Record]:
                 ),
             )
             continue
-        yield Record(file, number, row=row)
+        yield Record(file, number, row)
+
+
+def _bad_utf8(err: UnicodeDecodeError) -> Problem:
+    return Problem(f"invalid UTF-8 at byte {err.start} of the line", "re-save the file as UTF-8")
+
+
+def _json_problem(err: json.JSONDecodeError, has_newline: bool) -> Problem:
+    if not has_newline:
+        return Problem(
+            f"last line is truncated (invalid JSON at column {err.colno} and no final newline)",
+            "the file was probably cut off while writing; re-export it or delete the line",
+        )
+    return Problem(f"invalid JSON: {err.msg} at column {err.colno}", "fix the JSON on this line")
 
 
 def _iter_txt(path: Path, max_line_bytes: int) -> Iterator[Record]:
@@ -150,7 +157,7 @@ def _iter_txt(path: Path, max_line_bytes: int) -> Iterator[Record]:
     lines: list[str] = []
     start = 0
     problem: Problem | None = None
-    for number, raw, _ in _read_lines(path, max_line_bytes):
+    for number, raw in _read_lines(path, max_line_bytes):
         text, line_problem = (None, _too_long(max_line_bytes)) if raw is None else _decode(raw)
         if line_problem or text is None:
             if not lines and problem is None:
