@@ -27,6 +27,35 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return train_command(args.recipe, overrides=args.overrides, resume=args.resume, quiet=args.quiet)
 
 
+def _cmd_lint(args: argparse.Namespace) -> int:
+    from tunesmith.advisor.lint import lint_command
+
+    return lint_command(
+        args.recipe,
+        overrides=args.overrides,
+        strict=args.strict,
+        fmt=args.format,
+        probe_positive_rate=args.probe_positive_rate,
+    )
+
+
+def _cmd_advise(args: argparse.Namespace) -> int:
+    from tunesmith.advisor.workflow import Inventory, advise_command
+
+    inventory = Inventory(
+        family=args.family,
+        domain_text=args.domain_text,
+        domain_tokens=args.domain_tokens,
+        demonstrations=args.demonstrations,
+        prompts=args.prompts,
+        reward=args.reward,
+        probe_positive_rate=args.probe_positive_rate,
+        target=args.target,
+        vocabulary=args.vocabulary,
+    )
+    return advise_command(inventory, out=args.out, name=args.name, fmt=args.format)
+
+
 def _cmd_models_build(args: argparse.Namespace) -> int:
     from tunesmith.models.tiny import build_command
 
@@ -66,6 +95,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="write the resolved recipe as YAML to this file")
     p.add_argument("--format", choices=["text", "json"], default="text")
     p.set_defaults(func=_cmd_plan)
+
+    p = sub.add_parser("lint", help="check a recipe for the playbook's known pitfalls (exit 1 on errors)")
+    p.add_argument("recipe", help="recipe YAML file")
+    p.add_argument("overrides", nargs="*", metavar="key.path=value", help="override recipe values")
+    p.add_argument("--strict", action="store_true", help="warnings fail too (exit 1)")
+    p.add_argument("--probe-positive-rate", type=float, metavar="X", help="RFT probe result, 0-1")
+    p.add_argument("--format", choices=["text", "json"], default="text")
+    p.set_defaults(func=_cmd_lint)
+
+    p = sub.add_parser("advise", help="recommend the stage sequence for your data and write the recipe")
+    p.add_argument("--family", default="tiny", help="model family (see `tunesmith models list`)")
+    p.add_argument("--domain-text", metavar="FILE", help="unlabeled domain text (CPT candidate)")
+    p.add_argument(
+        "--domain-tokens", type=int, metavar="N", help="token count of the domain text (else measured)"
+    )
+    p.add_argument("--demonstrations", metavar="FILE", help="SFT demonstrations")
+    p.add_argument("--prompts", metavar="FILE", help="RFT prompts (with --reward)")
+    p.add_argument("--reward", metavar="SPEC", help="verifier name, module:function or endpoint")
+    p.add_argument("--probe-positive-rate", type=float, metavar="X", help="share (0-1) of positive reward")
+    p.add_argument("--target", choices=["domain", "domain+general"], default="domain+general")
+    p.add_argument(
+        "--vocabulary",
+        choices=["auto", "known", "unknown"],
+        default="auto",
+        help="does the base know the domain's words? auto = measure the domain text",
+    )
+    p.add_argument("--name", help="run name of the written recipe (default: the --out file's stem)")
+    p.add_argument("--out", metavar="RECIPE.yaml", help="write the recommended recipe")
+    p.add_argument("--format", choices=["text", "json"], default="text")
+    p.set_defaults(func=_cmd_advise)
 
     p = sub.add_parser(
         "train", help="run the recipe's stages (cpt -> sft) and keep each stage's best checkpoint"

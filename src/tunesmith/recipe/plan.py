@@ -21,17 +21,41 @@ def plan(recipe_path: str | Path, overrides: list[str] | None = None) -> Resolve
 def plan_command(
     recipe_path: str, *, overrides: list[str] | None = None, out: str | None = None, fmt: str = "text"
 ) -> int:
+    from tunesmith.advisor.lint import lint, render_findings, summary
+
     resolved = plan(recipe_path, overrides)
+    add_parameter_counts(resolved)
+    findings = lint(resolved)
     if out:
         atomic_write_yaml(out, resolved.to_dict())
     if fmt == "json":
-        json.dump(resolved.to_json(), sys.stdout, indent=2, default=str)
+        json.dump(
+            {**resolved.to_json(), "lint": [f.to_json() for f in findings]}, sys.stdout, indent=2, default=str
+        )
         sys.stdout.write("\n")
     else:
         sys.stdout.write(render_plan(resolved))
+        sys.stdout.write("\n== lint ==\n" + render_findings(findings) + summary(findings) + "\n")
         if out:
             sys.stdout.write(f"\nresolved recipe written to {out}\n")
     return 0
+
+
+def add_parameter_counts(resolved: ResolvedRecipe) -> None:
+    """Add trainable / total parameters to each stage's derived numbers when the model config is local."""
+    from tunesmith.models.parameters import parameter_counts
+
+    model = resolved.recipe.model
+    ref = model.path if model.path else f"{model.family}:{model.checkpoint}"
+    for stage, stage_plan in zip(resolved.recipe.stages, resolved.stages, strict=True):
+        lora = stage.hyperparameters.lora
+        counts = parameter_counts(ref, stage.mode or "lora", lora)
+        if counts is None:
+            stage_plan.notes.append(f"trainable parameters: unknown until {ref} is available locally")
+            continue
+        trainable, total = counts
+        how = f"lora rank {lora.rank} on {lora.target_modules}" if stage.mode == "lora" else "full rank"
+        stage_plan.set("trainable_parameters", trainable, f"{100 * trainable / total:.1f}% of {total:,}, {how}")
 
 
 def _flatten(node: Any, path: str, rows: list[tuple[str, Any]]) -> None:

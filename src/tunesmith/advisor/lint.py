@@ -1,0 +1,116 @@
+"""Run the pitfall rules on a resolved recipe and render the findings (`tunesmith lint`; `plan` and
+`train` call `lint()` too: `train` refuses when `has_errors(findings)` unless `--force`).
+
+A recipe may acknowledge a finding with a stated reason — `acknowledge: {rule-id: reason}` or
+`{rule-id@stage-name: reason}` — once the schema has that field (read getattr-safe here); an acknowledged
+finding is shown as info with its reason.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from tunesmith.advisor.findings import SEVERITIES, Finding, exit_code, has_errors, sort_key
+from tunesmith.advisor.rules import RULES, LintFacts, setting
+from tunesmith.advisor.stats import DEFAULT_MAX_EXAMPLES, StageData, measure_file, tokenizer_for
+from tunesmith.recipe.resolve import ResolvedRecipe
+
+__all__ = ["Finding", "has_errors", "lint", "lint_command", "measure_stages", "render_findings", "run_rules"]
+
+
+def run_rules(resolved: ResolvedRecipe, facts: LintFacts, rule_ids: list[str] | None = None) -> list[Finding]:
+    """Every rule's findings (pure: no IO), acknowledgments applied, most severe first."""
+    findings: list[Finding] = []
+    for rule_id, registered in RULES.items():
+        if rule_ids is None or rule_id in rule_ids:
+            findings.extend(registered.check(resolved, facts))
+    acknowledged = acknowledgments(resolved)
+    out = []
+    for finding in findings:
+        stage_name = finding.where.split("(")[-1].rstrip(")") if "(" in finding.where else ""
+        reason = acknowledged.get(f"{finding.rule}@{stage_name}") or acknowledged.get(finding.rule)
+        out.append(finding.downgraded(reason) if reason else finding)
+    return sorted(out, key=sort_key)
+
+
+def acknowledgments(resolved: ResolvedRecipe) -> dict[str, str]:
+    """`acknowledge` of the recipe (rule id or rule-id@stage-name -> stated reason), if the schema has it."""
+    value = setting(resolved.recipe, ("acknowledge",))
+    return {str(k): str(v) for k, v in value.items() if v} if isinstance(value, dict) else {}
+
+
+def measure_stages(
+    resolved: ResolvedRecipe, *, max_examples: int = DEFAULT_MAX_EXAMPLES
+) -> dict[int, StageData]:
+    """Sample each stage's training file with the family tokenizer (lengths, reasoning traces)."""
+    from tunesmith.errors import UserError
+    from tunesmith.recipe.resolve import locate_data
+
+    recipe = resolved.recipe
+    tokenizer, why = tokenizer_for(recipe.model.family, recipe.model.checkpoint, recipe.model.path)
+    base_dir = Path(resolved.source).parent if resolved.source else None
+    out: dict[int, StageData] = {}
+    for i, stage in enumerate(recipe.stages):
+        if tokenizer is None:
+            out[i] = StageData(unavailable=why)
+            continue
+        try:
+            path = locate_data(stage.data.train, base_dir)
+            out[i] = measure_file(path, stage.technique, tokenizer, max_examples=max_examples)
+        except UserError as err:
+            out[i] = StageData(unavailable=str(err))
+    return out
+
+
+def lint(
+    resolved: ResolvedRecipe,
+    *,
+    probe_positive_rate: float | None = None,
+    measure_data: bool = True,
+    max_examples: int = DEFAULT_MAX_EXAMPLES,
+) -> list[Finding]:
+    """The findings for a resolved recipe. `measure_data` samples the training files (lengths, reasoning
+    traces; a few thousand lines each); `probe_positive_rate` (0-1) is the RFT readiness probe's result."""
+    stage_data = measure_stages(resolved, max_examples=max_examples) if measure_data else {}
+    return run_rules(resolved, LintFacts(stage_data=stage_data, probe_positive_rate=probe_positive_rate))
+
+
+def summary(findings: list[Finding]) -> str:
+    counts = {s: sum(1 for f in findings if f.severity == s) for s in SEVERITIES}
+    return "lint: " + ", ".join(f"{n} {s}{'s' if n != 1 and s != 'info' else ''}" for s, n in counts.items())
+
+
+def render_findings(findings: list[Finding]) -> str:
+    """One line per finding: `SEVERITY id: where: message — fix (source)`."""
+    return "".join(f"{finding}\n" for finding in findings)
+
+
+def findings_json(findings: list[Finding]) -> list[dict[str, Any]]:
+    return [f.to_json() for f in findings]
+
+
+def lint_command(
+    recipe_path: str,
+    *,
+    overrides: list[str] | None = None,
+    strict: bool = False,
+    fmt: str = "text",
+    probe_positive_rate: float | None = None,
+) -> int:
+    """`tunesmith lint`: exit 0 when clean (warnings allowed unless `strict`), 1 on errors."""
+    from tunesmith.recipe.plan import plan
+
+    resolved = plan(recipe_path, overrides)
+    findings = lint(resolved, probe_positive_rate=probe_positive_rate)
+    if fmt == "json":
+        payload = {"recipe": recipe_path, "findings": findings_json(findings), "exit_code": 0}
+        payload["exit_code"] = exit_code(findings, strict=strict)
+        json.dump(payload, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(render_findings(findings))
+        print(summary(findings) + (" (--strict: warnings fail)" if strict else ""), file=sys.stderr)
+    return exit_code(findings, strict=strict)

@@ -1,0 +1,665 @@
+"""The pitfall rules: one registry of small pure functions over a resolved recipe.
+
+Each rule is `check(resolved, facts) -> list[Finding]`, registered with `@rule(id, severity, summary)`.
+`resolved` is `tunesmith.recipe.resolve.ResolvedRecipe` (every value filled, derived numbers per stage);
+`facts` holds the plain values a rule cannot read from the recipe (data statistics, a probe result).
+Adding a rule is one function here and one test in tests/unit/test_advisor_rules.py.
+
+Sources: BLOG-HPO = "The art and science of hyperparameter optimization on Amazon Nova Forge"
+(reference/seed-article.txt, Japanese translation + original; digest in reference/managed-service-facts.md
+section 5: 5.1 workflow, 5.3 pitfalls). LRs are compared with the family's own default from the defaults
+table (`tunesmith.recipe.defaults.lookup`), so the tiny family is judged by its measured values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from tunesmith.advisor.findings import Finding, Severity
+from tunesmith.advisor.stats import StageData
+from tunesmith.recipe import defaults as table
+from tunesmith.recipe.resolve import ResolvedRecipe
+
+FACTS = table.FACTS
+TINY = table.TINY
+SEED = "reference/seed-article.txt"
+RIF = "reasoning-instruction-following"
+
+RFT_PROBE_THRESHOLD = 0.05
+"""'Proceed with RFT directly if the base model achieves more than approximately 5 percent positive
+reward' (BLOG-HPO recommended workflow, managed-service-facts.md 5.1)."""
+
+
+@dataclass(frozen=True)
+class LintFacts:
+    """Plain values the rules need beyond the recipe: per-stage data statistics (by stage index) and the
+    RFT readiness probe's positive-reward rate (0-1) when it was run."""
+
+    stage_data: dict[int, StageData] = field(default_factory=dict)
+    probe_positive_rate: float | None = None
+
+
+Check = Callable[[ResolvedRecipe, LintFacts], list[Finding]]
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    severity: Severity  # the most severe level the rule reports
+    summary: str
+    check: Check
+
+
+RULES: dict[str, Rule] = {}
+
+
+def rule(rule_id: str, severity: Severity, summary: str) -> Callable[[Check], Check]:
+    """Register a rule under a stable id."""
+
+    def register(check: Check) -> Check:
+        assert rule_id not in RULES, rule_id
+        RULES[rule_id] = Rule(rule_id, severity, summary, check)
+        return check
+
+    return register
+
+
+# ------------------------------------------------------------------------------------------- helpers
+
+
+def input_checkpoints(resolved: ResolvedRecipe) -> list[str | None]:
+    """The kind of checkpoint each stage starts from: the recipe's model for the first stage; a CPT stage
+    keeps its input's kind, an SFT/RFT stage makes it post-trained (the rule `resolve()` applies)."""
+    kinds: list[str | None] = []
+    kind = resolved.recipe.model.checkpoint
+    for stage in resolved.recipe.stages:
+        kinds.append(kind)
+        if stage.technique in ("sft", "rft"):
+            kind = "post-trained"
+    return kinds
+
+
+def default_for(resolved: ResolvedRecipe, index: int, key: str, *, scale: str | None = None) -> Any:
+    """The family's default `key` for stage `index` (None if the table has none or it is derived)."""
+    stage = resolved.recipe.stages[index]
+    context = {
+        "size_class": resolved.size_class,
+        "technique": stage.technique,
+        "mode": stage.mode,
+        "checkpoint": input_checkpoints(resolved)[index],
+        "scale": scale or stage.scale or "standard",
+    }
+    entry = table.lookup(key, context)
+    return None if entry is None or isinstance(entry.value, table.Derived) else entry.value
+
+
+def mixing_on(stage: Any) -> bool:
+    """True when general data is mixed into the stage."""
+    mix = stage.data_mixing
+    return (
+        mix is not None
+        and (mix.customer_percent or 0) < 100
+        and any(share > 0 for share in (mix.general or {}).values())
+    )
+
+
+def where(resolved: ResolvedRecipe, index: int) -> str:
+    return f"stages[{index}] ({resolved.stages[index].name})"
+
+
+def setting(obj: Any, names: tuple[str, ...]) -> Any:
+    """The first of `names` that `obj` has and that is set (getattr-safe: fields the schema may add)."""
+    for name in names:
+        value = getattr(obj, name, None)
+        if value is not None:
+            return value
+    return None
+
+
+REASONING_FIELDS = ("reasoning_enabled", "reasoning", "thinking", "reasoning_effort")
+
+
+def reasoning_setting(*objs: Any) -> bool | None:
+    """On/off of a reasoning/thinking setting found on any of `objs` (None when none has one).
+    `reasoning_effort` counts as on unless it is empty, 'none' or 'off'."""
+    for obj in objs:
+        value = setting(obj, REASONING_FIELDS) if obj is not None else None
+        if value is None:
+            continue
+        if isinstance(value, str):
+            return value.strip().lower() not in ("", "none", "off", "false", "no", "disabled")
+        return bool(value)
+    return None
+
+
+def _lr_phrase(resolved: ResolvedRecipe, index: int) -> str:
+    stage = resolved.recipe.stages[index]
+    return f"the {resolved.size_class}-class {stage.technique} {stage.mode} default"
+
+
+# -------------------------------------------------------------------------------------------- rules
+
+
+@rule("lr-deviates-while-mixing", "error", "LR changed from the family default while data mixing is on")
+def lr_deviates_while_mixing(resolved: ResolvedRecipe, facts: LintFacts) -> list[Finding]:
+    """'Deviating from the default learning rate when mixing Nova data with your own data is the most common
+    source of training instability' (BLOG-HPO; managed-service-facts.md 2.3, 5.3). Error beyond the
+    service's own one-at-a-time sweep grid (default x0.5 .. x2, DOC-FORGE-SFT, facts 1.3), else warning."""
+    out = []
+    for i, stage in enumerate(resolved.recipe.stages):
+        default = default_for(resolved, i, "hyperparameters.lr")
+        if not mixing_on(stage) or default is None:
+            continue
+        lr = stage.hyperparameters.lr
+        ratio = lr / default
+        if abs(ratio - 1) <= 0.01:
+            continue
+        general_percent = 100 - stage.data_mixing.customer_percent
+        out.append(
+            Finding(
+                "lr-deviates-while-mixing",
+                "error" if not 0.5 <= ratio <= 2 else "warning",
+                f"lr {lr:g} is {ratio:.3g}x {_lr_phrase(resolved, i)} {default:g} while {general_percent:g}% "
+                "general data is mixed in (the most common cause of instability)",
+                f"use lr {default:g} (drop hyperparameters.lr) and tune the mix instead",
+                f"BLOG-HPO pitfalls; {FACTS} 2.3, 5.3",
+                where(resolved, i),
+            )
+        )
+    return out
+
+
+@rule("sft-mix-without-rif", "warning", f"SFT general mix without '{RIF}'")
+def sft_mix_without_rif(resolved: ResolvedRecipe, facts: LintFacts) -> list[Finding]:
+    """'For SFT, always include the reasoning-instruction-following category ... Skipping this category is a
+    common cause of degraded reasoning performance' (BLOG-HPO; managed-service-facts.md 2.3)."""
+    out = []
+    for i, stage in enumerate(resolved.recipe.stages):
+        if stage.technique != "sft" or not mixing_on(stage):
+            continue
+        general = stage.data_mixing.general or {}
+        if general.get(RIF, 0) > 0:
+            continue
+        out.append(
+            Finding(
+                "sft-mix-without-rif",
+                "warning",
+                f"the general mix ({', '.join(f'{k} {v:g}%' for k, v in general.items())}) has no '{RIF}'",
+                f"add data_mixing.general.{RIF} (e.g. 30) and rebalance the shares to 100",
+                f"BLOG-HPO data mixing strategy; {FACTS} 2.3",
+                where(resolved, i),
+            )
+        )
+    return out
+
+
+@rule("customer-share-far-from-50", "warning", "customer share far from ~50% without a stated reason")
+def customer_share_far_from_50(resolved: ResolvedRecipe, facts: LintFacts) -> list[Finding]:
+    """'balance your customer data around 50 percent of the total mix for most use cases' (BLOG-HPO;
+    managed-service-facts.md 2.3). Far = outside 25-75%, the range the service's own mixing experiments
+    span (10-75% general data, DOC-FORGE-SFT). State a reason with `acknowledge` to silence it."""
+    out = []
+    for i, stage in enumerate(resolved.recipe.stages):
+        mix = stage.data_mixing
+        if stage.technique == "rft" and not mixing_on(stage):
+            continue  # RFT trains on prompts + reward; the service mixes CPT and SFT only (facts 2.2)
+        percent = mix.customer_percent
+        if abs(percent - 50) <= 25:
+            continue
+        detail = (
+            "no general data is mixed in: domain-only runs lost 45-100 points of general accuracy on the "
+            f"tiny family ({TINY})"
+            if percent >= 100
+            else f"{100 - percent:g}% of every batch is general data"
+        )
+        out.append(
+            Finding(
+                "customer-share-far-from-50",
+                "warning",
+                f"customer_percent is {percent:g} (recommended ~50): {detail}",
+                "set data_mixing.customer_percent: 50, or state why under "
+                f"acknowledge: {{customer-share-far-from-50@{resolved.stages[i].name}: <reason>}}",
+                f"BLOG-HPO data mixing strategy; {FACTS} 2.3",
+                where(resolved, i),
+            )
+        )
+    return out
+
+
+@rule("cpt-pretrained-without-sft", "error", "CPT on a pre-trained checkpoint not followed by SFT")
+def cpt_pretrained_without_sft(resolved: ResolvedRecipe, facts: LintFacts) -> list[Finding]:
+    """'pre-trained checkpoints have no instructions for tuning. After CPT, you must run SFT to make the
+    model useful' (BLOG-HPO checkpoint selection; managed-service-facts.md 4)."""
+    stages = resolved.recipe.stages
+    kinds = input_checkpoints(resolved)
+    out = []
+    for i, stage in enumerate(stages):
+        if stage.technique != "cpt" or kinds[i] != "pre-trained":
+            continue
+        if any(later.technique == "sft" for later in stages[i + 1 :]):
+            continue
+        out.append(
+            Finding(
+                "cpt-pretrained-without-sft",
+                "error",
+                "CPT starts from a pre-trained checkpoint (no instruction tuning) and no SFT stage follows",
+                "add an sft stage after it (demonstrations, LoRA, mixing with reasoning-instruction-following)",
+                f"BLOG-HPO checkpoint selection; {FACTS} 4",
+                where(resolved, i),
+            )
+        )
+    return out
+
+
+@rule("lora-from-pretrained", "warning", "LoRA starting from a pre-trained checkpoint")
+def lora_from_pretrained(resolved: ResolvedRecipe, facts: LintFacts) -> list[Finding]:
+    """'Use post-trained checkpoints as your starting point for LoRA training' (BLOG-HPO training mode;
+    managed-service-facts.md 4: Demonstrations | PEFT | Post-Trained)."""
+    kinds = input_checkpoints(resolved)
+    out = []
+    for i, stage in enumerate(resolved.recipe.stages):
+        if stage.mode != "lora" or kinds[i] != "pre-trained":
+            continue
+        out.append(
+            Finding(
+                "lora-from-pretrained",
+                "warning",
+                f"{stage.technique} with LoRA starts from a pre-trained checkpoint (still no instruction "
+                "tuning); LoRA's frozen base keeps what is there, not what is missing",
+                "start LoRA from model.checkpoint: post-trained, or train this stage at mode: full",
+                f"BLOG-HPO training mode; {FACTS} 4",
+                where(resolved, i),
+            )
+        )
+    return out
+
+
+@rule("full-rank-without-lora", "warning", "full rank without a prior LoRA stage")
+def full_rank_without_lora(resolved: ResolvedRecipe, facts: LintFacts) -> list[Finding]:
+    """'Start with LoRA to validate your pipeline, data quality, and reward function ... Graduate to Full
+    Rank when you have confirmed the approach works' (BLOG-HPO; managed-service-facts.md 5.1). CPT stages
+    are exempt: CPT on pre-/mid-trained checkpoints is full rank by default (facts 4)."""
+    out = []
+    stages = resolved.recipe.stages
+    for i, stage in enumerate(stages):
+        if stage.technique == "cpt" or stage.mode != "full":
+            continue
+        if any(prior.mode == "lora" for prior in stages[:i]):
+            continue
+        out.append(
+            Finding(
+                "full-rank-without-lora",
+                "warning",
+                f"{stage.technique} trains at full rank with no LoRA stage validating the pipeline first",
+                "run it with mode: lora first; once validated, acknowledge: "
+                f"{{full-rank-without-lora@{resolved.stages[i].name}: <the LoRA run>}}",
+                f"BLOG-HPO recommended workflow; {FACTS} 5.1",
+                where(resolved, i),
+            )
+        )
+    return out
+
+
+@rule("cpt-multiple-epochs", "error", "more than one epoch of CPT")
+def cpt_multiple_epochs(resolved: ResolvedRecipe, facts: LintFacts) -> list[Finding]:
+    """'For CPT, process at most one epoch of your dataset' (BLOG-HPO); multiple epochs on limited CPT data
+    cause overfitting and memorisation (pitfalls table, managed-service-facts.md 5.1, 5.3). Error from two
+    epochs, warning between 1.05 and 2 (rounding of max_steps)."""
+    out = []
+    for i, stage in enumerate(resolved.recipe.stages):
+        epochs = resolved.stages[i].numbers.get("epochs")
+        if stage.technique != "cpt" or epochs is None or epochs <= 1.05:
+            continue
+        out.append(
+            Finding(
+                "cpt-multiple-epochs",
+                "error" if epochs >= 2 else "warning",
+                f"CPT makes {epochs:g} passes over {resolved.stages[i].numbers.get('customer_examples')} "
+                "documents (at most 1)",
+                "set hyperparameters.max_epochs: 1 (or lower max_steps); add data rather than repeat it",
+                f"BLOG-HPO pitfalls; {FACTS} 5.1, 5.3",
+                where(resolved, i),
+            )
+        )
+    return out
+
+
+@rule("sft-full-multi-epoch", "warning", "SFT full rank with several epochs")
+def sft_full_multi_epoch(resolved: ResolvedRecipe, facts: LintFacts) -> list[Finding]:
+    """'For SFT, Full Rank training typically needs fewer epochs than LoRA' (BLOG-HPO); full-rank
+    guidance is 1 epoch (DOC-SFT2), and doubling to 2 epochs dropped MedReason 63.54% -> 61.42%
+    (managed-service-facts.md 1.3, 5.1, 5.2)."""
+    out = []
+    for i, stage in enumerate(resolved.recipe.stages):
+        epochs = resolved.stages[i].numbers.get("epochs")
+        if stage.technique != "sft" or stage.mode != "full" or epochs is None or epochs < 2:
+            continue
+        out.append(
+            Finding(
+                "sft-full-multi-epoch",
+                "warning",
+                f"full-rank SFT makes {epochs:g} passes over your demonstrations "
+                f"({resolved.stages[i].numbers.get('total_steps')} steps); full rank needs ~1",
+                "set hyperparameters.max_epochs: 1 and pick the best checkpoint by validation loss",
+                f"BLOG-HPO batch size and training duration; {FACTS} 1.3, 5.1, 5.2",
+                where(resolved, i),
+            )
+        )
+    return out
+
+
+@rule("warmup-far-from-15", "warning", "warmup far from ~15% of the steps")
+def warmup_far_from_15(resolved: ResolvedRecipe, facts: LintFacts) -> list[Finding]:
+    """'Configure warmup steps to approximately 15 percent of your total training steps' (BLOG-HPO;
+    managed-service-facts.md 5.1). Compared with the defaults table's ratio (15%; 1% for large-scale CPT);
+    far = more than 10 points away. Runs under 10 steps are skipped (warmup rounds to whole steps)."""
+    out = []
+    for i in range(len(resolved.recipe.stages)):
+        numbers = resolved.stages[i].numbers
+        total, warmup = numbers.get("total_steps"), numbers.get("warmup_steps")
+        default = default_for(resolved, i, "hyperparameters.warmup_ratio")
+        if not total or warmup is None or default is None or total < 10:
+            continue
+        ratio = warmup / total
+        if abs(ratio - default) <= 0.10:
+            continue
+        out.append(
+            Finding(
+                "warmup-far-from-15",
+                "warning",
+                f"warmup is {warmup} of {total} steps ({ratio:.0%}); the default is {default:.0%}",
+                f"drop warmup_steps/warmup_ratio (default {round(default * total)} steps) or set warmup_ratio: "
+                f"{default:g}",
+                f"BLOG-HPO learning rate configuration; {FACTS} 5.1",
+                where(resolved, i),
+            )
+        )
+    return out
+
+
+def probe_rate(stage: Any, facts: LintFacts) -> float | None:
+    """The RFT probe's positive-reward rate (0-1): from `facts`, else a recipe field if the schema has one."""
+    if facts.probe_positive_rate is not None:
+        return facts.probe_positive_rate
+    return setting(stage.rft, ("probe_positive_rate",)) if stage.rft is not None else None
+
+
+@rule("rft-without-sft-or-probe", "error", "RFT with no SFT before it and no (or a failing) probe result")
+def rft_without_sft_or_probe(resolved: ResolvedRecipe, facts: LintFacts) -> list[Finding]:
+    """Pitfall 1, 'Skipping SFT before RFT' -> no improvement or degradation. RFT-only is right 'if the base
+    model achieves more than approximately 5 percent positive reward'; 'Fall back to SFT if reward scores
+    are consistently near zero' (BLOG-HPO; managed-service-facts.md 5.1, 5.3). Warning without a probe,
+    error when the probe is at or below 5%, info above 95% (RFT may be unnecessary, facts 2.4)."""
+    out = []
+    stages = resolved.recipe.stages
+    for i, stage in enumerate(stages):
+        if stage.technique != "rft" or any(prior.technique == "sft" for prior in stages[:i]):
+            continue
+        rate = probe_rate(stage, facts)
+        source = f"BLOG-HPO recommended workflow, pitfalls; {FACTS} 5.1, 5.3"
+        if rate is None:
+            out.append(
+                Finding(
+                    "rft-without-sft-or-probe",
+                    "warning",
+                    "RFT runs with no SFT stage before it and no probe of the base model's positive-reward rate",
+                    "probe the base on a sample of your prompts (RFT directly only above ~5% positive reward; "
+                    "pass --probe-positive-rate), or add an sft stage first",
+                    source,
+                    where(resolved, i),
+                )
+            )
+        elif rate <= RFT_PROBE_THRESHOLD:
+            out.append(
+                Finding(
+                    "rft-without-sft-or-probe",
+                    "error",
+                    f"the probe found {rate:.1%} positive reward (needs > {RFT_PROBE_THRESHOLD:.0%}) and no SFT "
+                    "stage comes first: RFT has nothing to reinforce",
+                    "add an sft stage on demonstrations before the rft stage",
+                    source,
+                    where(resolved, i),
+                )
+            )
+        elif rate > 0.95:
+            out.append(
+                Finding(
+                    "rft-without-sft-or-probe",
+                    "info",
+                    f"the probe found {rate:.1%} positive reward: RFT may be unnecessary (little to improve)",
+                    "check the reward discriminates across quality levels before spending compute",
+                    f"{FACTS} 2.4 (evaluation-first rule), 5.3",
+                    where(resolved, i),
+                )
+            )
+    return out
+
+
+@rule("rft-lr-raised", "error", "RFT LR raised by more than a small multiplier")
+def rft_lr_raised(resolved: ResolvedRecipe, facts: LintFacts) -> list[Finding]:
+    """RFT: 'Adjust in small multiplier increments only if needed ... Even a small multiplier increase can
+    drop performance below baseline' (BLOG-HPO; managed-service-facts.md 5.1). Warning above 2x the
+    family default, error above 10x."""
+    out = []
+    for i, stage in enumerate(resolved.recipe.stages):
+        default = default_for(resolved, i, "hyperparameters.lr")
+        if stage.technique != "rft" or default is None:
+            continue
+        ratio = stage.hyperparameters.lr / default
+        if ratio <= 2:
+            continue
+        out.append(
+            Finding(
+                "rft-lr-raised",
+                "error" if ratio > 10 else "warning",
+                f"RFT lr {stage.hyperparameters.lr:g} is {ratio:.3g}x {_lr_phrase(resolved, i)} {default:g}",
+                f"start at {default:g} and raise in small steps (<= 2x) only if reward stalls",
+                f"BLOG-HPO learning rate configuration; {FACTS} 1.6, 5.1",
+                where(resolved, i),
+            )
+        )
+    return out
+
+
+def task_count(stage: Any) -> int:
+    """How many tasks the SFT data covers (a `data.tasks` field if the schema has one; else 1)."""
+    value = setting(stage.data, ("tasks", "num_tasks"))
+    return int(value) if value else 1
+
+
+@rule("sft-data-count", "warning", "SFT data outside 1,000-10,000 demonstrations per task")
+def sft_data_count(resolved: ResolvedRecipe, facts: LintFacts) -> list[Finding]:
+    """SFT needs '1,000-10,000 high-quality demonstrations per task. Quality, consistency, and diversity
+    matter more than volume' (BLOG-HPO technique table; reference/seed-article.txt). Warning below, info
+    above."""
+    out = []
+    for i, stage in enumerate(resolved.recipe.stages):
+        count = resolved.stages[i].numbers.get("customer_examples")
+        if stage.technique != "sft" or count is None:
+            continue
+        tasks = task_count(stage)
+        per_task = count / tasks
+        if 1000 <= per_task <= 10000:
+            continue
+        low = per_task < 1000
+        per = f" ({per_task:.0f} per task over {tasks} tasks)" if tasks > 1 else ""
+        out.append(
+            Finding(
+                "sft-data-count",
+                "warning" if low else "info",
+                f"{count} demonstrations{per}: the playbook asks for 1,000-10,000 per task",
+                "collect more high-quality demonstrations (or distil them from reward-passing samples)"
+                if low
+                else "more is not better past ~10,000 per task: favour quality and diversity, deduplicate",
+                f"BLOG-HPO customization techniques; {SEED}",
+                where(resolved, i),
+            )
+        )
+    return out
+
+
+@rule("max-length-mismatch", "warning", "max_length far from the data's length distribution")
+def max_length_mismatch(resolved: ResolvedRecipe, facts: LintFacts) -> list[Finding]:
+    """'Match your max sequence length to your data distribution' (BLOG-HPO; managed-service-facts.md 5.1).
+    SFT/RFT: > 1% of sampled examples (RFT: prompt + max_new_tokens) over max_length are truncated ->
+    warning. Any stage: max_length over 8x the 99th-percentile length -> info. CPT splits long documents
+    (tunesmith.data.packing), so only the second check applies. No tokenizer -> info."""
+    out = []
+    for i, stage in enumerate(resolved.recipe.stages):
+        data = facts.stage_data.get(i)
+        if data is None:
+            continue
+        source = f"BLOG-HPO batch size and training duration; {FACTS} 5.1"
+        if data.lengths is None:
+            out.append(
+                Finding(
+                    "max-length-mismatch",
+                    "info",
+                    f"lengths not measured: {data.unavailable}",
+                    "run `tunesmith data inspect FILE --tokenizer MODEL --max-length N` where the model is",
+                    source,
+                    where(resolved, i),
+                )
+            )
+            continue
+        max_length = stage.hyperparameters.max_length
+        stats = data.lengths
+        extra = stage.rft.max_new_tokens if stage.technique == "rft" and stage.rft else 0
+        p50, p99, longest = stats.quantile(0.5), stats.quantile(0.99), stats.lengths[-1]
+        sample = f"{len(stats.lengths)}{'+' if stats.capped else ''} sampled examples"
+        if stage.technique in ("sft", "rft"):
+            over = stats.share_over(max_length - extra)
+            if over > 0.01:
+                what = "prompt + max_new_tokens" if extra else "examples"
+                out.append(
+                    Finding(
+                        "max-length-mismatch",
+                        "warning",
+                        f"{over:.1%} of {sample} exceed max_length {max_length} ({what}; p50 {p50}, p99 "
+                        f"{p99 + extra}, longest {longest + extra} tokens): they are truncated",
+                        f"set hyperparameters.max_length to about {_round_up(p99 + extra)} or shorten them",
+                        source,
+                        where(resolved, i),
+                    )
+                )
+                continue
+        if max_length > 8 * max(p99 + extra, 1) and max_length > 64:
+            out.append(
+                Finding(
+                    "max-length-mismatch",
+                    "info",
+                    f"max_length {max_length} is {max_length / max(p99 + extra, 1):.0f}x the data's p99 length "
+                    f"({p99 + extra} tokens over {sample})",
+                    f"a max_length near {_round_up(p99 + extra)} matches the data (less memory per step)",
+                    source,
+                    where(resolved, i),
+                )
+            )
+    return out
+
+
+def _round_up(tokens: int) -> int:
+    """Next multiple of 64 (at least 64)."""
+    return max(64, -(-tokens // 64) * 64)
+
+
+@rule("reasoning-mismatch", "warning", "reasoning/thinking setting differs between training and evaluation")
+def reasoning_mismatch(resolved: ResolvedRecipe, facts: LintFacts) -> list[Finding]:
+    """Pitfall 5, mismatched reasoning settings: 'match reasoning_enabled between training and inference'
+    (BLOG-HPO; DOC-SFT2; managed-service-facts.md 2.4, 5.3). Reads a reasoning setting from the stage, its
+    hyperparameters / rft block and the evaluation block when the schema has one (`reasoning_enabled`,
+    `reasoning`, `thinking`, `reasoning_effort`); without a stage setting, SFT data with reasoning traces
+    (>= 50% of sampled examples) counts as on and data without any as off."""
+    evaluation = reasoning_setting(resolved.recipe.evaluation)
+    if evaluation is None:
+        return []
+    out = []
+    for i, stage in enumerate(resolved.recipe.stages):
+        if stage.technique == "cpt":
+            continue
+        trained = reasoning_setting(stage, stage.hyperparameters, stage.rft)
+        basis = "the stage's reasoning setting"
+        data = facts.stage_data.get(i)
+        if trained is None and data is not None and data.reasoning_share is not None:
+            if data.reasoning_share >= 0.5:
+                trained, basis = (
+                    True,
+                    f"{data.reasoning_share:.0%} of the demonstrations carry reasoning traces",
+                )
+            elif data.reasoning_share == 0:
+                trained, basis = False, "no demonstration carries a reasoning trace"
+        if trained is None or trained == evaluation:
+            continue
+        out.append(
+            Finding(
+                "reasoning-mismatch",
+                "warning",
+                f"reasoning is {'on' if trained else 'off'} in training ({basis}) but "
+                f"{'on' if evaluation else 'off'} in evaluation",
+                "use the same reasoning/thinking setting for training, evaluation and serving",
+                f"BLOG-HPO pitfalls; {FACTS} 2.4, 5.3",
+                where(resolved, i),
+            )
+        )
+    return out
+
+
+@rule("no-validation-set", "warning", "a validation set missing (no way to pick the best checkpoint)")
+def no_validation_set(resolved: ResolvedRecipe, facts: LintFacts) -> list[Finding]:
+    """'Monitor validation loss to select the best SFT checkpoint' (BLOG-HPO recommended workflow); checkpoints
+    are kept by validation metric (save_top_k, managed-service-facts.md 1.8, 5.1)."""
+    out = []
+    for i, stage in enumerate(resolved.recipe.stages):
+        if stage.data.validation:
+            continue
+        metric = "reward" if stage.technique == "rft" else "loss"
+        out.append(
+            Finding(
+                "no-validation-set",
+                "warning",
+                f"no validation data: save_top_k {stage.hyperparameters.save_top_k} cannot rank checkpoints by "
+                f"validation {metric}, and overfitting goes unseen",
+                "set data.validation to a held-out file (a few hundred examples, not in train)",
+                f"BLOG-HPO recommended workflow; {FACTS} 1.8, 5.1",
+                where(resolved, i),
+            )
+        )
+    return out
+
+
+@rule(
+    "pretrained-high-lr-no-rampdown", "warning", "pre-trained checkpoint, large LR, no ramp-down before SFT"
+)
+def pretrained_high_lr_no_rampdown(resolved: ResolvedRecipe, facts: LintFacts) -> list[Finding]:
+    """With a pre-trained checkpoint and a higher LR (such as 1e-4), 'gradually reduce the learning rate back
+    to approximately 1e-6 ... before running SFT' (BLOG-HPO checkpoint selection; managed-service-facts.md
+    4, 5.1). Large = over 2x the family's standard default; ramped down = decay steps > 0 and min_lr within
+    2x of the family's floor (standard default / 10: 1e-6 for billion-class CPT)."""
+    kinds = input_checkpoints(resolved)
+    out = []
+    for i, stage in enumerate(resolved.recipe.stages):
+        standard = default_for(resolved, i, "hyperparameters.lr", scale="standard")
+        if kinds[i] != "pre-trained" or standard is None:
+            continue
+        hp = stage.hyperparameters
+        if hp.lr <= 2 * standard:
+            continue
+        floor = standard / 10
+        decay_steps = resolved.stages[i].numbers.get("decay_steps", 0)
+        if decay_steps > 0 and hp.min_lr <= 2 * floor:
+            continue
+        out.append(
+            Finding(
+                "pretrained-high-lr-no-rampdown",
+                "warning",
+                f"lr {hp.lr:g} ({hp.lr / standard:.3g}x the default {standard:g}) on a pre-trained checkpoint "
+                f"ends at min_lr {hp.min_lr:g} after {decay_steps} decay steps, not ramped down to ~{floor:g}",
+                f"set min_lr: {floor:g} with decay steps (or scale: large for CPT), so the model settles "
+                "before SFT",
+                f"BLOG-HPO checkpoint selection; {FACTS} 4, 5.1",
+                where(resolved, i),
+            )
+        )
+    return out
