@@ -83,6 +83,11 @@ def test_stage_writes_outputs_follows_schedule_and_keeps_top_k(tmp_path, micro_m
         assert (run / name).exists()
     result = json.loads((stage / "result.json").read_text())
     assert result["steps"] == 8 and result["planned_steps"] == 8
+    from tunesmith.recipe.plan import add_parameter_counts, plan
+
+    planned = plan(recipe)
+    add_parameter_counts(planned)
+    assert planned.stages[0].numbers["trainable_parameters"] == result["trainable_parameters"]
     if mode == "lora":
         assert result["trainable_parameters"] < result["total_parameters"]
         assert (stage / "best" / "adapter" / "adapter_config.json").exists()

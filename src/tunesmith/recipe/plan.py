@@ -55,7 +55,9 @@ def add_parameter_counts(resolved: ResolvedRecipe) -> None:
             continue
         trainable, total = counts
         how = f"lora rank {lora.rank} on {lora.target_modules}" if stage.mode == "lora" else "full rank"
-        stage_plan.set("trainable_parameters", trainable, f"{100 * trainable / total:.1f}% of {total:,}, {how}")
+        stage_plan.set(
+            "trainable_parameters", trainable, f"{100 * trainable / total:.1f}% of {total:,}, {how}"
+        )
 
 
 def _flatten(node: Any, path: str, rows: list[tuple[str, Any]]) -> None:
