@@ -8,8 +8,9 @@ nothing is dropped silently. A file with no valid example is always an error.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 from tunesmith.data.formats import cpt
 from tunesmith.data.formats.core import KINDS, Example, Issue, Problem, ValidationReport
@@ -43,10 +44,12 @@ def read_examples(
     report = report if report is not None else ValidationReport(file=str(path))
     fmt: Format | None = None
     fmt_line = 0
+    row_problems: Callable[[dict[str, Any]], list[Problem]] = _no_format
+    to_example: Callable[[dict[str, Any]], Example] = _no_format  # type: ignore[assignment]
     for record in iter_records(path, max_line_bytes=max_line_bytes):
         row = record.row
-        if fmt is not None and row is not None and not fmt.problems(row):  # the fast, common path
-            example = fmt.to_example(row)
+        if row is not None and fmt is not None and not row_problems(row):  # the fast, common path
+            example = to_example(row)
         else:
             if record.blank:
                 report.lines = record.line
@@ -70,6 +73,7 @@ def read_examples(
                     else:
                         fmt_line = record.line
                         report.format, report.kind = fmt.name, fmt.kind
+                        row_problems, to_example = fmt.problems, fmt.to_example
                 else:
                     # The row failed its validator: a row of another shape gets the clearer message.
                     family = row_family(row)
@@ -107,6 +111,10 @@ def read_examples(
             f"{path}:{first}: no valid examples ({report.invalid} invalid line(s)) — fix the lines that "
             f"`tunesmith data inspect {path} --skip-invalid` lists"
         )
+
+
+def _no_format(row: dict[str, Any]) -> Any:
+    raise AssertionError("no format fixed yet")
 
 
 def validate_file(

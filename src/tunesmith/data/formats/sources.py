@@ -103,7 +103,7 @@ def _decode(raw: bytes) -> tuple[str | None, Problem | None]:
 def _iter_jsonl(path: Path, max_line_bytes: int) -> Iterator[Record]:
     _sniff(path)
     file = str(path)
-    loads = json.loads
+    loads = _loads
     for number, raw in _read_lines(path, max_line_bytes):
         if raw is None:
             yield Record(file, number, problem=_too_long(max_line_bytes))
@@ -135,6 +135,21 @@ def _iter_jsonl(path: Path, max_line_bytes: int) -> Iterator[Record]:
             )
             continue
         yield Record(file, number, row)
+
+
+_raw_decode = json.JSONDecoder().raw_decode
+
+
+def _loads(text: str) -> Any:
+    """`json.loads`, faster on the common line (no leading whitespace): `raw_decode` then a check that
+    only whitespace follows; anything unusual goes through `json.loads` for its exact error."""
+    try:
+        value, end = _raw_decode(text)
+    except json.JSONDecodeError:
+        return json.loads(text)
+    if end != len(text) and not text[end:].isspace():
+        return json.loads(text)  # raises "Extra data" with the position
+    return value
 
 
 def _bad_utf8(err: UnicodeDecodeError) -> Problem:
