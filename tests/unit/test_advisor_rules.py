@@ -15,7 +15,7 @@ from tunesmith.advisor.rules import RULES, LintFacts
 from tunesmith.advisor.stats import LengthStats, StageData
 from tunesmith.recipe.loading import validate_recipe
 from tunesmith.recipe.resolve import ResolvedRecipe, resolve
-from tunesmith.recipe.schema import DataSpec, EvaluationSpec, Hyperparameters, Recipe, RFTSpec
+from tunesmith.recipe.schema import Recipe
 
 SFT = {
     "technique": "sft",
@@ -135,12 +135,6 @@ def test_customer_share_far_from_50() -> None:
     assert check(resolved(SFT, RFT), "customer-share-far-from-50") == []  # RFT: 100% by default, no mixing
 
 
-class RecipeWithAcknowledge(Recipe):
-    """Stand-in for the proposed `acknowledge: {rule-id[@stage]: reason}` recipe field."""
-
-    acknowledge: dict[str, str] = {}
-
-
 def test_a_stated_reason_downgrades_a_finding_to_info() -> None:
     data = {
         "name": "t",
@@ -148,7 +142,7 @@ def test_a_stated_reason_downgrades_a_finding_to_info() -> None:
         "stages": [stage(SFT, data_mixing={"customer_percent": 90})],
         "acknowledge": {"customer-share-far-from-50@sft": "general data is scarce in this language"},
     }
-    res = resolve(RecipeWithAcknowledge.model_validate(data))
+    res = resolve(Recipe.model_validate(data))
     (finding,) = check(res, "customer-share-far-from-50")
     assert finding.severity == "info" and "acknowledged: general data is scarce" in finding.message
 
@@ -216,12 +210,6 @@ def test_warmup_far_from_15() -> None:
     assert check(resolved(SFT), "warmup-far-from-15") == []
 
 
-class RFTWithProbe(RFTSpec):
-    """Stand-in for the proposed `rft.probe_positive_rate` field."""
-
-    probe_positive_rate: float | None = None
-
-
 def test_rft_without_sft_or_probe() -> None:
     alone = resolved(RFT)
     (no_probe,) = check(alone, "rft-without-sft-or-probe")
@@ -232,10 +220,8 @@ def test_rft_without_sft_or_probe() -> None:
     (high,) = check(alone, "rft-without-sft-or-probe", LintFacts(probe_positive_rate=0.99))
     assert high.severity == "info" and "unnecessary" in high.message
     assert check(resolved(SFT, RFT), "rft-without-sft-or-probe") == []
-    # the probe result read from the recipe, once the schema has the field
-    alone.recipe.stages[0].rft = RFTWithProbe(
-        **alone.recipe.stages[0].rft.model_dump(), probe_positive_rate=0.03
-    )
+    # the probe result read from the recipe
+    alone.recipe.stages[0].rft.probe_positive_rate = 0.03
     (from_recipe,) = check(alone, "rft-without-sft-or-probe")
     assert from_recipe.severity == "error" and "3.0%" in from_recipe.message
 
@@ -249,12 +235,6 @@ def test_rft_lr_raised() -> None:
     assert check(resolved(SFT, RFT), "rft-lr-raised") == []
 
 
-class DataWithTasks(DataSpec):
-    """Stand-in for the proposed `data.tasks` field (how many tasks the demonstrations cover)."""
-
-    tasks: int | None = None
-
-
 def test_sft_data_count(tmp_path: Path) -> None:
     small = tmp_path / "small.jsonl"
     rows = [
@@ -266,7 +246,7 @@ def test_sft_data_count(tmp_path: Path) -> None:
     assert finding.severity == "warning" and "50 demonstrations" in finding.message
     plenty = resolved(SFT)
     assert check(plenty, "sft-data-count") == []  # 3000 in 1,000-10,000
-    plenty.recipe.stages[0].data = DataWithTasks(**plenty.recipe.stages[0].data.model_dump(), tasks=5)
+    plenty.recipe.stages[0].data.tasks = 5
     (per_task,) = check(plenty, "sft-data-count")
     assert "600 per task over 5 tasks" in per_task.message
 
@@ -308,25 +288,10 @@ def test_max_length_measured_with_the_tiny_tokenizer() -> None:
     assert finding.severity == "warning" and "exceed max_length 16" in finding.message
 
 
-class EvaluationWithReasoning(EvaluationSpec):
-    """Stand-in for the proposed `evaluation.reasoning_enabled` field."""
-
-    reasoning_enabled: bool | None = None
-
-
-class HyperparametersWithReasoning(Hyperparameters):
-    """Stand-in for the proposed `hyperparameters.reasoning_enabled` field."""
-
-    reasoning_enabled: bool | None = None
-
-
 def with_reasoning(res: ResolvedRecipe, *, train: bool | None, evaluate: bool | None) -> ResolvedRecipe:
     recipe = res.recipe
-    recipe.evaluation = EvaluationWithReasoning(**recipe.evaluation.model_dump(), reasoning_enabled=evaluate)
-    hp = recipe.stages[0].hyperparameters
-    recipe.stages[0].hyperparameters = HyperparametersWithReasoning.model_construct(
-        **{k: getattr(hp, k) for k in Hyperparameters.model_fields}, reasoning_enabled=train
-    )
+    recipe.evaluation.reasoning_enabled = evaluate
+    recipe.stages[0].hyperparameters.reasoning_enabled = train
     return res
 
 

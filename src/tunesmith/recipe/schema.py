@@ -74,6 +74,9 @@ class DataSpec(Strict):
         ..., description="training data: a file, a datasets folder, or e.g. builtin:brindle/sft"
     )
     validation: str | None = Field(None, description="validation data used to pick the best checkpoint")
+    tasks: PositiveInt | None = Field(
+        None, description="how many distinct tasks the SFT data covers (lint: 1k-10k each)"
+    )
 
 
 class DataMixing(Strict):
@@ -170,6 +173,9 @@ class Hyperparameters(Strict):
     val_check_interval: PositiveInt | None = Field(None, description="validate every N optimizer steps")
     save_top_k: PositiveInt | None = Field(None, description="keep the K best checkpoints by validation loss")
     seed: int | None = Field(None, description="stage seed (defaults to the recipe seed)")
+    reasoning_enabled: bool | None = Field(
+        None, description="the data carries reasoning traces; must match evaluation.reasoning_enabled"
+    )
 
     @model_validator(mode="after")
     def _exclusive(self) -> Hyperparameters:
@@ -204,6 +210,9 @@ class RFTSpec(Strict):
     max_new_tokens: PositiveInt | None = None
     temperature: Annotated[float, Field(gt=0, le=2)] | None = None
     kl_coef: Annotated[float, Field(ge=0, le=10)] | None = Field(None, description="KL penalty coefficient")
+    probe_positive_rate: Annotated[float, Field(ge=0, le=1)] | None = Field(
+        None, description="share (0-1) of probe samples with positive reward on the starting checkpoint"
+    )
 
 
 class Stage(Strict):
@@ -251,6 +260,7 @@ class EvaluationSpec(Strict):
         None, description="gen_qa JSONL for the domain suite (e.g. builtin:brindle/eval)"
     )
     general_items_per_category: PositiveInt | None = Field(None, description="held-out items per category")
+    reasoning_enabled: bool | None = Field(None, description="evaluate with reasoning on (match training)")
 
 
 class Recipe(Strict):
@@ -262,6 +272,10 @@ class Recipe(Strict):
     evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
     seed: int = Field(0, description="fixes data order, mixing and initialization")
     output_dir: str = Field("runs", description="folder that holds run folders")
+    acknowledge: dict[str, str] = Field(
+        default_factory=dict,
+        description="lint finding id (or id@stage) -> your stated reason; the finding becomes info",
+    )
     report_to: list[Literal["tensorboard", "mlflow", "wandb"]] = Field(
         default_factory=list,
         description="experiment trackers passed through to transformers (when installed)",
