@@ -223,16 +223,6 @@ def _resolve_stage(
                 )
     for attr in ("unit", "sampling", "max_general_repeats", "quality_tail_percent"):
         _fill(mix, attr, f"{mp}.{attr}", f"data_mixing.{attr}", context, provenance)
-    if (
-        stage.technique == "sft"
-        and mix.customer_percent < 100
-        and "reasoning-instruction-following" not in (mix.general or {})
-    ):
-        plan.notes.append(
-            "warning: SFT general mix without 'reasoning-instruction-following' — 'For SFT, always include the "
-            "reasoning-instruction-following category' (BLOG-HPO)"
-        )
-
     # -- optimizer and schedule values that do not depend on the step count --
     lr = fill_hp("lr")
     fill_hp("min_lr", derive=lambda: lr / 10)
@@ -279,10 +269,6 @@ def _resolve_stage(
             "validation_examples",
             count_examples(stage.data.validation, base_dir),
             f"examples in {stage.data.validation}",
-        )
-    else:
-        plan.notes.append(
-            "warning: no validation data — the best checkpoint cannot be picked by validation loss"
         )
     share = mix.customer_percent / 100
     examples_per_epoch = math.ceil(customer_examples / share) if share > 0 else None
