@@ -230,6 +230,21 @@ def test_warns_when_general_data_would_repeat_too_often(tmp_path: Path) -> None:
     assert mixture.report.sources["math"].passes == 9
 
 
+def test_file_source_as_a_finite_general_category(tmp_path: Path) -> None:
+    from tunesmith.data.mixing import file_source
+
+    general_path = customer_file(tmp_path / "general.jsonl", 50)
+    path = customer_file(tmp_path / "c.jsonl", 100)
+    spec = MixSpec(
+        customer_percent=50, general={"mine": 100}, sampling="with_replacement", max_general_repeats=1
+    )
+    mixture = mix(CustomerData(path), {"mine": file_source("mine", general_path, "sft")}, spec)
+    examples = list(mixture)
+    assert Counter(e.source for e in examples) == {CUSTOMER: 100, "mine": 100}
+    assert mixture.report.sources["mine"].passes == 2
+    assert any("'mine' would repeat 2.00 times" in w for w in mixture.report.warnings)
+
+
 def test_general_only_needs_a_total() -> None:
     with pytest.raises(MixingRuleError, match="needs an explicit mix size"):
         mix(None, fake_general({"math": 1}), MixSpec(customer_percent=0, general={"math": 100}))

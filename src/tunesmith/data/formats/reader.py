@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 from tunesmith.data.formats import cpt
@@ -126,11 +125,3 @@ def validate_file(
     for _ in read_examples(path, kind, skip_invalid=True, report=report, max_line_bytes=max_line_bytes):
         pass
     return report
-
-
-def data_files(path: str | os.PathLike[str]) -> list[Path]:
-    """The files `path` stands for (itself, or the data files of a folder)."""
-    path = Path(path)
-    if path.is_dir():
-        return sorted(p for p in path.rglob("*") if p.is_file())
-    return [path]
