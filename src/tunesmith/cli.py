@@ -24,7 +24,9 @@ def _cmd_plan(args: argparse.Namespace) -> int:
 def _cmd_train(args: argparse.Namespace) -> int:
     from tunesmith.training.pipeline import train_command
 
-    return train_command(args.recipe, overrides=args.overrides, resume=args.resume, quiet=args.quiet)
+    return train_command(
+        args.recipe, overrides=args.overrides, resume=args.resume, quiet=args.quiet, force=args.force
+    )
 
 
 def _cmd_lint(args: argparse.Namespace) -> int:
@@ -135,6 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--resume", metavar="RUN_DIR", help="continue runs/<name> from its last complete checkpoint"
     )
     p.add_argument("--quiet", action="store_true", help="no progress bars (CI logs): one line per validation")
+    p.add_argument("--force", action="store_true", help="train even if lint finds errors")
     p.set_defaults(func=_cmd_train)
 
     models = sub.add_parser("models", help="build and list model checkpoints")

@@ -29,6 +29,7 @@ def _recipe(tmp_path: Path, model_dir: Path, name: str) -> Path:
         "name": name,
         "model": {"path": str(model_dir), "checkpoint": "post-trained"},
         "output_dir": str(tmp_path / "runs"),
+        "acknowledge": {"customer-share-far-from-50": "test", "no-validation-set": "test"},
         "stages": [
             {
                 "technique": "sft",

@@ -51,6 +51,8 @@ def _recipe(tmp_path: Path, model_dir: Path, *, mode: str = "full", steps: int =
         "name": "micro",
         "model": {"path": str(model_dir), "checkpoint": "post-trained"},
         "output_dir": str(tmp_path / "runs"),
+        # the micro model is not a billion-parameter model: its LR is far from the playbook's 1e-5
+        "acknowledge": {"lr-deviates-while-mixing": "micro test model", "customer-share-far-from-50": "test"},
         "stages": [
             {
                 "technique": "sft",
@@ -185,3 +187,16 @@ def test_sigterm_saves_a_checkpoint_and_exits_cleanly(tmp_path, micro_model_dir)
     assert "tunesmith train --resume" in output
     saved = [p for p in (stage / "checkpoints").glob("checkpoint-*") if (p / "COMPLETE").exists()]
     assert saved and not (stage / "result.json").exists()
+
+
+def test_train_refuses_a_recipe_with_lint_errors_unless_forced(tmp_path, micro_model_dir, capsys) -> None:
+    recipe = _recipe(tmp_path, micro_model_dir, steps=2)
+    data = yaml.safe_load(recipe.read_text())
+    del data["acknowledge"]
+    recipe.write_text(yaml.safe_dump(data))
+    assert main(["train", str(recipe), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "ERROR lr-deviates-while-mixing" in err and "pass --force" in err.splitlines()[-1]
+    assert not (tmp_path / "runs" / "micro" / "sft").exists()
+    assert main(["train", str(recipe), "--quiet", "--force"]) == 0
+    assert (tmp_path / "runs" / "micro" / "sft" / "result.json").exists()

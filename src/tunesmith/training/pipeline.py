@@ -99,12 +99,30 @@ def train(
     return TrainResult(run.root, results, completed=True)
 
 
+def check_recipe(resolved: ResolvedRecipe, *, force: bool, quiet: bool) -> None:
+    """Lint before any compute is spent: print the findings; refuse on errors unless forced."""
+    from tunesmith.advisor.lint import has_errors, lint, render_findings, summary
+
+    findings = lint(resolved)
+    shown = [f for f in findings if f.severity != "info" or not quiet]
+    if shown and is_main_process():
+        sys.stderr.write(render_findings(shown))
+    if has_errors(findings):
+        if not force:
+            raise UserError(
+                f"{summary(findings)} — the recipe has errors (listed above); fix them, or pass --force to train anyway"
+            )
+        if is_main_process():
+            print("--force: training despite lint errors", file=sys.stderr)
+
+
 def train_command(
     recipe_path: str | None,
     *,
     overrides: list[str] | None = None,
     resume: str | None = None,
     quiet: bool = False,
+    force: bool = False,
     runs_root: str | None = None,
 ) -> int:
     if resume:
@@ -118,6 +136,7 @@ def train_command(
         if recipe_path is None:
             raise UserError("train needs a RECIPE file, or --resume runs/<name>")
         resolved = plan(recipe_path, overrides)
+    check_recipe(resolved, force=force, quiet=quiet)
     result = train(resolved, runs_root=runs_root, quiet=quiet)
     if is_main_process():
         if result.completed:
