@@ -109,7 +109,8 @@ def test_stage_writes_outputs_follows_schedule_and_keeps_top_k(tmp_path, micro_m
         assert row["lr"] == pytest.approx(schedule[row["step"] - 1], rel=1e-6, abs=1e-12)
     # validation every 2 steps and at the end; top-2 kept (+ latest); best = lowest validation loss
     evals = {r["step"]: r["eval_loss"] for r in metrics if "eval_loss" in r}
-    assert sorted(evals) == [2, 4, 6, 8]
+    assert sorted(evals) == [0, 2, 4, 6, 8]  # 0: the starting point, for comparison
+    assert result["initial_eval_loss"] == pytest.approx(evals.pop(0))
     best = json.loads((stage / "best.json").read_text())
     assert best["eval_loss"] == pytest.approx(min(evals.values()))
     kept = sorted(p.name for p in (stage / "checkpoints").glob("checkpoint-*"))

@@ -41,6 +41,12 @@ def train(
 ) -> TrainResult:
     """Run every stage of a resolved recipe (resuming where a previous attempt stopped)."""
     recipe = resolved.recipe
+    for stage in recipe.stages:  # before any compute is spent
+        if stage.technique not in ENTRIES:
+            raise UserError(
+                f"stage {stage.name}: {stage.technique} training is not available in this version yet — "
+                "remove that stage from the recipe"
+            )
     run = (
         prepare_run(resolved, runs_root)
         if is_main_process()
@@ -56,11 +62,6 @@ def train(
                 print(f"{stage.name}: already finished — using {stage_dir / 'best'}")
             input_ref = stage_dir / "best"
             continue
-        if stage.technique not in ENTRIES:
-            raise UserError(
-                f"stage {stage.name}: {stage.technique} training is not available yet in this version "
-                "— remove the stage or run the earlier stages only"
-            )
         stage_dir.mkdir(parents=True, exist_ok=True)
         hp = stage.hyperparameters
         data = prepare_stage_data(

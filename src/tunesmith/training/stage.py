@@ -202,7 +202,9 @@ def is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
-def _training_args(run: StageRun, loss_options: dict[str, Any], has_validation: bool) -> SFTConfig:
+def _training_args(
+    run: StageRun, loss_options: dict[str, Any], has_validation: bool, resuming: bool = False
+) -> SFTConfig:
     hp = run.stage.hyperparameters
     total_steps = run.plan.numbers["total_steps"]
     processes = world_size()
@@ -237,6 +239,7 @@ def _training_args(run: StageRun, loss_options: dict[str, Any], has_validation: 
         logging_first_step=True,
         include_num_input_tokens_seen="non_padding",
         eval_strategy="steps" if has_validation else "no",
+        eval_on_start=has_validation and not resuming,  # the starting point's validation loss, for comparison
         eval_steps=interval if has_validation else None,
         save_strategy="steps",
         save_steps=interval,
@@ -304,7 +307,7 @@ def run_stage(run: StageRun) -> StageResult:
                 for s in range(schedule.total_steps + 1)
             ),
         )
-    args = _training_args(run, loss_options, validation is not None)
+    args = _training_args(run, loss_options, validation is not None, resuming=resume_path is not None)
     keeper = CheckpointKeeper(stage_dir, checkpoints_dir, stage.hyperparameters.save_top_k)
     stopper = StopOnSignal().install()
     callbacks = [
@@ -354,6 +357,7 @@ def run_stage(run: StageRun) -> StageResult:
         "train_seconds": round(seconds, 2),
         "best": keeper.best(),
         "final_train_loss": _last(stage_dir / "metrics.jsonl", "loss"),
+        "initial_eval_loss": _first(stage_dir / "metrics.jsonl", "eval_loss"),
         "final_eval_loss": _last(stage_dir / "metrics.jsonl", "eval_loss"),
         "stopped_by_signal": stopper.received,
     }
@@ -365,6 +369,16 @@ def run_stage(run: StageRun) -> StageResult:
     if world_size() > 1:
         torch.distributed.barrier()
     return StageResult(stage.name or stage.technique, stage_dir, best_dir, completed, summary)
+
+
+def _first(path: Path, key: str) -> float | None:
+    if not path.exists():
+        return None
+    for line in path.read_text(encoding="utf-8").splitlines():
+        row = json.loads(line)
+        if row.get(key) is not None:
+            return row[key]
+    return None
 
 
 def _last(path: Path, key: str) -> float | None:
