@@ -29,6 +29,7 @@ import random
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from itertools import islice
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -289,6 +290,10 @@ class CustomerData:
     ) -> Iterator[Example]:
         """One shuffled pass over all / normal-only / high-quality-only examples."""
 
+        rng = random.Random(f"customer:{seed}:{which}:{epoch}")
+        if which == "all" and self.quality_file is None:
+            return buffered_shuffle(self._read(self.path), self.shuffle_buffer, rng)
+
         def generate() -> Iterator[Example]:
             if which in ("all", "normal", "high"):
                 for example in self._read(self.path):
@@ -299,7 +304,6 @@ class CustomerData:
                     example.quality = True
                     yield example
 
-        rng = random.Random(f"customer:{seed}:{which}:{epoch}")
         return buffered_shuffle(generate(), self.shuffle_buffer, rng)
 
 
@@ -512,17 +516,28 @@ class Mixture:
         for name in self.targets:
             if name != CUSTOMER:
                 streams[name] = self._passes(name, self.general[name].open)
-        amount = None
+        sources, length = report.sources, self.length
         if self.spec.unit == "tokens":
-            assert self.length is not None
-            amount = self.length
-        for name, example in weighted_interleave(streams, self.targets, seed=self.seed, amount=amount):
-            example.source = name
-            stats = report.sources[name]
-            stats.examples += 1
-            if self.length is not None:
-                stats.tokens += self.length(example)
-            yield example
+            assert length is not None
+            # measure each example once: the interleave needs the length before the report does
+            measured = {
+                name: ((example, length(example)) for example in stream) for name, stream in streams.items()
+            }
+            pairs = weighted_interleave(measured, self.targets, seed=self.seed, amount=itemgetter(1))
+            for name, (example, tokens) in pairs:
+                example.source = name
+                stats = sources[name]
+                stats.examples += 1
+                stats.tokens += tokens
+                yield example
+        else:
+            for name, example in weighted_interleave(streams, self.targets, seed=self.seed):
+                example.source = name
+                stats = sources[name]
+                stats.examples += 1
+                if length is not None:
+                    stats.tokens += length(example)
+                yield example
         report.complete = True
 
     def _passes(
