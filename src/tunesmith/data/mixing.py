@@ -336,9 +336,11 @@ def builtin_general_sources(categories: Iterable[str], kind: str, *, seed: int =
     `kind` is the stage's data kind: cpt -> "text" rows, sft -> "sft" rows."""
     from tunesmith.data import general
 
-    row_kind = {"cpt": "text", "sft": "sft", "eval": "eval"}.get(kind)
+    row_kind = {"cpt": "text", "sft": "sft"}.get(kind)
     if row_kind is None:
-        raise DataError(f"data_mixing:1: mixing is for CPT and SFT data, not {kind} — remove data_mixing")
+        raise DataError(
+            f"data_mixing: mixing is for CPT and SFT data, not {kind} — remove the data_mixing block"
+        )
     unknown = sorted(set(categories) - set(general.CATEGORIES))
     if unknown:
         raise MixingRuleError(
