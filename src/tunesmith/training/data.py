@@ -32,10 +32,16 @@ class StageData:
 
 
 def row_for_trainer(example: Any, kind: str) -> dict[str, Any]:
-    """CPT -> {"text"}; SFT -> {"messages"} (OpenAI chat form, system first when present)."""
+    """CPT -> {"text"}; SFT -> {"messages"} (OpenAI chat form, system first when present). A message's
+    `reasoning_content` (Bedrock `reasoningContent`) is kept: chat templates that render reasoning use it."""
     if kind == "cpt":
         return {"text": example.text if example.text is not None else example.render_text()}
-    messages = [{"role": m["role"], "content": m["content"]} for m in example.messages or []]
+    messages = []
+    for m in example.messages or []:
+        message = {"role": m["role"], "content": m["content"]}
+        if m.get("reasoning_content"):
+            message["reasoning_content"] = m["reasoning_content"]
+        messages.append(message)
     return {"messages": messages}
 
 
@@ -62,8 +68,12 @@ def prepare_stage_data(
     seed: int,
     base_dir: Path | None = None,
     quiet: bool = False,
+    tokenizer: Any = None,
 ) -> StageData:
-    """Build (or reuse, when resuming) the stage's mixed training file and its validation file."""
+    """Build (or reuse, when resuming) the stage's mixed training file and its validation file.
+
+    With `data_mixing.unit: tokens` the shares count tokens (measured with `tokenizer`); the mix then holds
+    about `total_examples x mean tokens per customer example` tokens."""
     kind = DATA_KIND[stage.technique]
     data_dir = stage_dir / "data"
     train_file = data_dir / "train.jsonl"
@@ -100,7 +110,17 @@ def prepare_stage_data(
         max_general_repeats=mixing.max_general_repeats or 4,
         quality_tail_percent=mixing.quality_tail_percent or 0.0,
     )
-    mixture = mix(customer, sources, spec, seed=seed, total=total_examples, kind=kind)
+    length = None
+    total = total_examples
+    if spec.unit == "tokens":
+        from tunesmith.data.inspect import example_length_fn
+
+        assert tokenizer is not None, "a token-unit mix needs the stage's tokenizer"
+        length = example_length_fn(tokenizer)
+        if customer is not None:
+            customer.scan(length)
+            total = round(total_examples * customer.tokens / max(1, customer.count))
+    mixture = mix(customer, sources, spec, seed=seed, total=total, length=length, kind=kind)
     count = _write_rows(train_file, (row_for_trainer(example, kind) for example in mixture))
     report: MixReport = mixture.report
     report.save(mix_file)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tunesmith.errors import UserError
+from tunesmith.models.loading import load_tokenizer
 from tunesmith.recipe.loading import load_recipe
 from tunesmith.recipe.plan import plan, prepare_run
 from tunesmith.recipe.resolve import ResolvedRecipe, resolve
@@ -71,6 +72,9 @@ def train(
             seed=hp.seed,
             base_dir=base_dir,
             quiet=quiet or not is_main_process(),
+            tokenizer=load_tokenizer(input_ref)
+            if (stage.data_mixing and stage.data_mixing.unit == "tokens")
+            else None,
         )
         if is_main_process():
             atomic_write_json(
