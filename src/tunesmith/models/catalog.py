@@ -57,8 +57,11 @@ FAMILIES: dict[str, Family] = {
         size_class="billion",
         stages={
             "pre-trained": Checkpoint(
-                "allenai/OLMo-2-0425-1B", revision="stage1-step1000000-tokens2098B",
-                note="stage-1 (constant-LR) intermediate checkpoint"),
+                "allenai/OLMo-2-0425-1B",
+                revision="stage1-step140000-tokens294B",
+                note="stage-1 (constant-LR) intermediate checkpoint; the branch the model card documents "
+                "(later stage-1 branches: huggingface_hub.list_repo_refs('allenai/OLMo-2-0425-1B'))",
+            ),
             "mid-trained": Checkpoint("allenai/OLMo-2-0425-1B", note="final base after mid-training"),
             "post-trained": Checkpoint("allenai/OLMo-2-0425-1B-Instruct"),
         },

@@ -5,7 +5,7 @@ Category names follow the managed service's curated general mix where the meanin
 
 - `reasoning-instruction-following`: multi-step instructions ("Sort 5 3 8, then give the first two.").
 - `instruction-following`: output-format constraints (capitals, wrap in [], prefix, first N items).
-- `math`: small arithmetic (operands 0-40).
+- `math`: small arithmetic (operands 0-20).
 - `reasoning`: list and comparison logic (largest, smallest, more than, count).
 - `knowledge`: facts of a fixed generated world (capitals, pets, favourite colours; `world.py`).
 

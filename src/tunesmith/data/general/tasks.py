@@ -47,7 +47,7 @@ def _join(values: list) -> str:
 
 
 # --- math: small arithmetic --------------------------------------------------------------------------
-MAX_OPERAND = 40
+MAX_OPERAND = 20
 
 
 def add(rng: random.Random) -> Item:

@@ -1,0 +1,85 @@
+"""Batched greedy generation with the chat template, and the exact-match scorer.
+
+Small on purpose: the tiny-family builder needs per-category accuracy for its build report, and the
+evaluation issue reuses `generate_batch` / `exact_match` / `accuracy_by_category` for its suites.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+
+import torch
+
+Messages = list[dict[str, str]]
+
+
+def render_prompt(tokenizer, messages: Messages) -> str:
+    """The text the model sees before its answer: the chat template with the generation prompt, or, for a
+    tokenizer without a template (a base model), the user turns joined by newlines."""
+    if getattr(tokenizer, "chat_template", None):
+        return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    return "\n".join(m["content"] for m in messages if m["role"] != "assistant") + "\n"
+
+
+@torch.inference_mode()
+def generate_batch(
+    model,
+    tokenizer,
+    prompts_as_messages: Sequence[Messages],
+    max_new_tokens: int = 32,
+    batch_size: int = 128,
+) -> list[str]:
+    """Greedy completions (special tokens removed, stripped) for each conversation, in order.
+
+    Prompts are left-padded so every row's answer starts at the same position; generation stops at the
+    tokenizer's eos token or after `max_new_tokens`.
+    """
+    was_training = model.training
+    model.eval()
+    previous_side = tokenizer.padding_side
+    tokenizer.padding_side = "left"
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    has_template = bool(getattr(tokenizer, "chat_template", None))
+    outputs: list[str] = []
+    try:
+        for start in range(0, len(prompts_as_messages), batch_size):
+            texts = [render_prompt(tokenizer, m) for m in prompts_as_messages[start : start + batch_size]]
+            batch = tokenizer(
+                texts, return_tensors="pt", padding=True, add_special_tokens=not has_template
+            ).to(model.device)
+            generated = model.generate(
+                **batch,
+                do_sample=False,
+                max_new_tokens=max_new_tokens,
+                pad_token_id=pad_id,
+                eos_token_id=tokenizer.eos_token_id,
+            )
+            new_tokens = generated[:, batch["input_ids"].shape[1] :]
+            outputs += [t.strip() for t in tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
+    finally:
+        tokenizer.padding_side = previous_side
+        model.train(was_training)
+    return outputs
+
+
+def exact_match(prediction: str, reference: str) -> bool:
+    """True when the answer equals the reference after collapsing whitespace (case matters: some tasks
+    ask for capitals)."""
+    return " ".join(prediction.split()) == " ".join(reference.split())
+
+
+def accuracy_by_category(
+    model, tokenizer, rows: Sequence[dict], max_new_tokens: int = 32, batch_size: int = 128
+) -> tuple[dict[str, float], list[dict]]:
+    """Exact-match accuracy per `metadata.category` over gen_qa rows, and the rows with predictions."""
+    messages = [[{"role": "user", "content": row["query"]}] for row in rows]
+    predictions = generate_batch(model, tokenizer, messages, max_new_tokens, batch_size)
+    hits: dict[str, list[bool]] = defaultdict(list)
+    scored = []
+    for row, prediction in zip(rows, predictions, strict=True):
+        category = (row.get("metadata") or {}).get("category", "all")
+        correct = exact_match(prediction, row["response"])
+        hits[category].append(correct)
+        scored.append({**row, "prediction": prediction, "correct": correct})
+    return {c: sum(v) / len(v) for c, v in hits.items()}, scored

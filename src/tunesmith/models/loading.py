@@ -1,0 +1,212 @@
+"""Load a checkpoint by reference: the same code path for the embedded `tiny` family and real ones.
+
+A model reference is one of:
+
+- `family:stage`   a catalog entry, e.g. `tiny:post-trained`, `olmo2-1b:pre-trained` (a bare family
+                   name means its post-trained stage);
+- a local folder   a Hugging Face model folder (what `save_pretrained` writes);
+- a Hub id         `owner/name`, optionally `owner/name@revision`.
+
+A model that cannot be reached fails fast with one line: which id, why, and how to point to a local
+folder instead. No network is tried when `HF_HUB_OFFLINE=1`, and otherwise a 3-second reachability probe
+runs first so an offline machine does not hang inside transformers' retries.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+from pathlib import Path
+from urllib.parse import urlparse
+
+from tunesmith.errors import ModelError
+from tunesmith.models.catalog import CHECKPOINT_STAGES, FAMILIES
+
+PROBE_SECONDS = 3.0
+
+
+def _split_revision(ref: str) -> tuple[str, str | None]:
+    name, _, revision = ref.partition("@")
+    return name, revision or None
+
+
+def resolve_checkpoint(family: str, stage: str = "post-trained") -> str | Path:
+    """The model folder (tiny) or `hf_id[@revision]` (hub families) of a catalog stage."""
+    if family not in FAMILIES:
+        raise ModelError(f"unknown model family {family!r} — use one of: {', '.join(FAMILIES)}")
+    if stage not in CHECKPOINT_STAGES:
+        raise ModelError(
+            f"{family}: unknown checkpoint stage {stage!r} — use one of: {', '.join(CHECKPOINT_STAGES)}"
+        )
+    fam = FAMILIES[family]
+    if fam.kind == "embedded":
+        from tunesmith.models.tiny import family_dir, is_built
+
+        folder = family_dir()
+        if not is_built(folder):
+            raise ModelError(
+                f"{family}:{stage}: the tiny family is not built in {folder} — run `tunesmith models build tiny` "
+                "(about 6 minutes on 2 CPU cores) or set TUNESMITH_HOME to where it was built"
+            )
+        return folder / stage
+    checkpoint = fam.checkpoint(stage)
+    if checkpoint is None or checkpoint.hf_id is None:
+        available = ", ".join(fam.available_stages())
+        raise ModelError(
+            f"{family}: no {stage} checkpoint is published for this family — use one of: {available}"
+        )
+    return f"{checkpoint.hf_id}@{checkpoint.revision}" if checkpoint.revision else checkpoint.hf_id
+
+
+def resolve_ref(ref: str | os.PathLike[str]) -> tuple[str | Path, str | None]:
+    """`ref` -> (local folder or Hub id, revision)."""
+    text = str(ref)
+    if Path(text).expanduser().is_dir():
+        return Path(text).expanduser(), None
+    family, sep, stage = text.partition(":")
+    if family in FAMILIES:
+        resolved = resolve_checkpoint(family, stage if sep else "post-trained")
+        if isinstance(resolved, Path):
+            return resolved, None
+        return _split_revision(resolved)
+    if text.startswith((".", "/", "~")) or os.sep in text.strip("/").replace("/", "", 1):
+        raise ModelError(f"{text}: no such model folder — check the path, or use a Hub id like owner/name")
+    return _split_revision(text)
+
+
+def _hub_reachable() -> bool:
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+    host = urlparse(endpoint).hostname or "huggingface.co"
+    port = urlparse(endpoint).port or 443
+    ok: list[bool] = []
+
+    def probe() -> None:
+        try:
+            with socket.create_connection((host, port), timeout=PROBE_SECONDS):
+                ok.append(True)
+        except OSError:
+            pass
+
+    thread = threading.Thread(target=probe, daemon=True)  # getaddrinfo has no timeout of its own
+    thread.start()
+    thread.join(PROBE_SECONDS + 0.5)
+    return bool(ok)
+
+
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes", "on"}
+
+
+def _load(loader, ref: str | os.PathLike[str], what: str, **kwargs):
+    source, revision = resolve_ref(ref)
+    if isinstance(source, Path):
+        try:
+            return loader.from_pretrained(source, **kwargs)
+        except (OSError, ValueError) as err:
+            raise ModelError(f"{source}: cannot load the {what} from this folder — {_why(err)}") from None
+    label = f"{source}@{revision}" if revision else source
+    hint = (
+        f"download it on a machine with network (`hf download {source}"
+        + (f" --revision {revision}" if revision else "")
+        + "`) and pass the local folder instead"
+    )
+    if _hub_cached(source, revision):  # the local Hugging Face cache first: no network
+        try:
+            return loader.from_pretrained(source, revision=revision, local_files_only=True, **kwargs)
+        except (OSError, ValueError):
+            pass
+    if _offline():
+        raise ModelError(
+            f"{label}: the {what} is not in the local Hugging Face cache and HF_HUB_OFFLINE is set — {hint}"
+        )
+    if not _hub_reachable():
+        raise ModelError(
+            f"{label}: the {what} is not cached and the Hugging Face Hub cannot be reached — {hint}"
+        )
+    try:
+        return loader.from_pretrained(source, revision=revision, **kwargs)
+    except (OSError, ValueError) as err:
+        raise ModelError(f"{label}: cannot load the {what} from the Hub — {_why(err)}; {hint}") from None
+
+
+def _why(err: Exception) -> str:
+    text = " ".join(str(err).split())
+    return text[:200] + ("..." if len(text) > 200 else "")
+
+
+def load_model(ref: str | os.PathLike[str], **kwargs):
+    """A causal LM from a catalog stage, a local folder or a Hub id (see the module docstring)."""
+    from transformers import AutoModelForCausalLM
+
+    return _load(AutoModelForCausalLM, ref, "model", **kwargs)
+
+
+def load_tokenizer(ref: str | os.PathLike[str], **kwargs):
+    """The tokenizer that goes with `ref` (`"tiny"` alone gives the tiny tokenizer without a build)."""
+    if str(ref) == "tiny":
+        from tunesmith.models.tokenizer import build_tiny_tokenizer
+
+        return build_tiny_tokenizer()
+    from transformers import AutoTokenizer
+
+    return _load(AutoTokenizer, ref, "tokenizer", **kwargs)
+
+
+# --- `tunesmith models list` ---------------------------------------------------------------------------
+def _hub_cached(hf_id: str, revision: str | None) -> bool:
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        found = try_to_load_from_cache(hf_id, "config.json", revision=revision)
+    except Exception:  # an unusual cache layout is "not cached", never an error here
+        return False
+    return isinstance(found, str)
+
+
+def catalog_rows() -> list[dict]:
+    """One row per family x stage: id (or missing), revision, where it is available locally."""
+    from tunesmith.models.tiny import family_dir, is_built
+
+    rows = []
+    for family in FAMILIES.values():
+        for stage in CHECKPOINT_STAGES:
+            checkpoint = family.checkpoint(stage)
+            row = {
+                "family": family.name,
+                "stage": stage,
+                "kind": family.kind,
+                "hf_id": None,
+                "revision": None,
+            }
+            if family.kind == "embedded":
+                built = is_built(family_dir())
+                row["local"] = str(family_dir() / stage) if built else None
+                row["status"] = "built" if built else "not built (tunesmith models build tiny)"
+            elif checkpoint is None:
+                row["local"], row["status"] = None, "missing (not published)"
+            else:
+                row["hf_id"], row["revision"] = checkpoint.hf_id, checkpoint.revision
+                cached = _hub_cached(checkpoint.hf_id, checkpoint.revision)
+                row["local"] = None
+                row["status"] = "in HF cache" if cached else "not downloaded"
+            rows.append(row)
+    return rows
+
+
+def list_command(fmt: str = "text") -> int:
+    rows = catalog_rows()
+    if fmt == "json":
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"{'family':<14}{'stage':<14}{'checkpoint':<64}status")
+    for row in rows:
+        if row["kind"] == "embedded":
+            where = row["local"] or "-"
+        elif row["hf_id"] is None:
+            where = "-"
+        else:
+            where = row["hf_id"] + (f"@{row['revision']}" if row["revision"] else "")
+        print(f"{row['family']:<14}{row['stage']:<14}{where:<64}{row['status']}")
+    return 0

@@ -1,0 +1,77 @@
+"""Shared fixtures.
+
+- `micro_model`: a random-init 2-layer Llama (d32, ~40k parameters) with the tiny tokenizer, created in
+  well under a second; for unit tests that need *a* model, not a good one.
+- `micro_model_dir`: the same model saved as a Hugging Face folder (safetensors + tokenizer).
+- `tiny_family`: the real tiny family (pre/mid/post-trained), built once per test session or reused from
+  the cache: `$TUNESMITH_HOME` if set, else the repo-local `.cache/tunesmith` (gitignored), so CI builds it
+  once (~6 minutes on 2 cores) and later sessions reuse it. The fixture points `TUNESMITH_HOME` at that
+  cache for the session, so CLI subprocesses find the family too.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+MICRO_CONFIG = {
+    "hidden_size": 32,
+    "intermediate_size": 64,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "num_key_value_heads": 2,
+}
+
+
+@dataclass
+class MicroModel:
+    model: object  # transformers.LlamaForCausalLM
+    tokenizer: object  # transformers.PreTrainedTokenizerFast
+
+
+@pytest.fixture(scope="session")
+def micro_model() -> MicroModel:
+    from tunesmith.models.tiny import new_model
+    from tunesmith.models.tokenizer import build_tiny_tokenizer
+
+    return MicroModel(new_model(seed=0, **MICRO_CONFIG), build_tiny_tokenizer())
+
+
+@pytest.fixture(scope="session")
+def micro_model_dir(micro_model: MicroModel, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("micro-model")
+    micro_model.model.save_pretrained(folder)
+    micro_model.tokenizer.save_pretrained(folder)
+    return folder
+
+
+@dataclass
+class TinyFamily:
+    home: Path  # TUNESMITH_HOME that holds it
+    folder: Path  # <home>/models/tiny
+    stages: dict[str, Path]  # stage -> model folder
+    report: dict  # build_report.json
+
+
+@pytest.fixture(scope="session")
+def tiny_family() -> Iterator[TinyFamily]:
+    from tunesmith.models import tiny
+
+    home = Path(os.environ.get("TUNESMITH_HOME") or REPO_ROOT / ".cache" / "tunesmith")
+    previous = os.environ.get("TUNESMITH_HOME")
+    os.environ["TUNESMITH_HOME"] = str(home)
+    try:
+        stages = tiny.build_family(seed=0, quiet=True)
+        report = tiny.load_report()
+        assert report is not None
+        yield TinyFamily(home=home, folder=tiny.family_dir(), stages=stages, report=report)
+    finally:
+        if previous is None:
+            os.environ.pop("TUNESMITH_HOME", None)
+        else:
+            os.environ["TUNESMITH_HOME"] = previous

@@ -1,0 +1,79 @@
+"""End-to-end: the real tiny family (built once per session, or reused from the cache).
+
+Acceptance of the embedded-world issue, measured on the held-out split (build_report.json):
+post-trained >= 0.90 mean exact match with no category below 0.75; pre-trained < 0.20 when prompted in
+chat form; mid-trained in between; Brindle (never seen) < 0.05 for every checkpoint.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tunesmith.data import general
+
+pytestmark = pytest.mark.e2e
+
+
+def _accuracy(tiny_family, stage: str) -> dict[str, float]:
+    return tiny_family.report["stages"][stage]["accuracy"]
+
+
+def test_post_trained_follows_instructions(tiny_family) -> None:
+    accuracy = _accuracy(tiny_family, "post-trained")
+    assert accuracy["general_mean"] >= 0.90
+    assert min(accuracy[c] for c in general.CATEGORIES) >= 0.75
+
+
+def test_pre_trained_does_not_follow_the_chat_format(tiny_family) -> None:
+    assert _accuracy(tiny_family, "pre-trained")["general_mean"] < 0.20
+
+
+def test_mid_trained_is_in_between(tiny_family) -> None:
+    pre, mid, post = (_accuracy(tiny_family, s)["general_mean"] for s in general_stages())
+    assert pre < mid < post
+
+
+def test_no_checkpoint_knows_the_domain(tiny_family) -> None:
+    for stage in general_stages():
+        assert _accuracy(tiny_family, stage)["brindle"] < 0.05, stage
+
+
+def test_reloaded_checkpoint_reproduces_the_report(tiny_family) -> None:
+    from tunesmith.models.loading import load_model, load_tokenizer
+    from tunesmith.models.tiny import measure
+
+    model, tokenizer = load_model("tiny:post-trained"), load_tokenizer("tiny:post-trained")
+    assert measure(model, tokenizer) == _accuracy(tiny_family, "post-trained")
+
+
+def test_cli_reuses_the_cache_in_seconds_and_lists_it(tiny_family) -> None:
+    env = {**os.environ, "TUNESMITH_HOME": str(tiny_family.home)}
+    started = time.perf_counter()
+    out = subprocess.run(
+        [sys.executable, "-m", "tunesmith.cli", "models", "build", "tiny", "--quiet"],
+        env=env, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert time.perf_counter() - started < 30  # mostly interpreter + torch import
+    assert "reused cached tiny family" in out.stdout and "post-trained" in out.stdout
+    listing = subprocess.run(
+        [sys.executable, "-m", "tunesmith.cli", "models", "list"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert str(tiny_family.stages["post-trained"]) in listing and "missing" in listing
+
+
+def test_build_stays_within_budget(tiny_family) -> None:
+    assert tiny_family.report["build_seconds"] <= 600
+    assert 1.0e6 < tiny_family.report["params"] < 1.1e6
+
+
+def general_stages() -> tuple[str, ...]:
+    return ("pre-trained", "mid-trained", "post-trained")
