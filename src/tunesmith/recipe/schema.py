@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from tunesmith.data.general import CATEGORIES
 from tunesmith.models.catalog import CHECKPOINT_STAGES, FAMILIES
+from tunesmith.monitoring.policies import DETECTORS, threshold_names
 from tunesmith.recipe.suggest import did_you_mean
 
 Technique = Literal["cpt", "sft", "rft"]
@@ -215,6 +216,56 @@ class RFTSpec(Strict):
     )
 
 
+class MonitoringSpec(Strict):
+    """Run monitoring for one stage: per-detector policy and thresholds (unset: the defaults, each with its
+    source, in `tunesmith.monitoring.policies` / `tunesmith.monitoring.detectors`)."""
+
+    enabled: bool | None = Field(None, description="false turns every detector off (default on)")
+    policies: dict[str, Literal["warn", "stop", "rollback", "off"]] = Field(
+        default_factory=dict,
+        description="detector -> warn | stop | rollback | off (e.g. {divergence: stop, plateau: off})",
+    )
+    thresholds: dict[str, dict[str, float]] = Field(
+        default_factory=dict,
+        description="detector -> {threshold name: value} (e.g. {forgetting: {max_drop: 0.2}})",
+    )
+    probe_interval: PositiveInt | None = Field(
+        None, description="optimizer steps between forgetting probes (default: val_check_interval)"
+    )
+    probe_items_per_category: PositiveInt | None = Field(
+        None, description="held-out general items per category in the forgetting probe (default 8)"
+    )
+    max_rollbacks: Annotated[int, Field(ge=0, le=10)] | None = Field(
+        None, description="rollbacks allowed in the stage before a rollback becomes a stop (default 2)"
+    )
+    rollback_lr_scale: Annotated[float, Field(gt=0, lt=1)] | None = Field(
+        None, description="factor (0-1) applied to the LR at each rollback (default 0.5)"
+    )
+
+    @field_validator("policies", "thresholds")
+    @classmethod
+    def _known_detectors(cls, value: dict) -> dict:
+        for name in value:
+            if name not in DETECTORS:
+                raise ValueError(
+                    f"unknown detector {name!r}{did_you_mean(name, DETECTORS)}; detectors: {', '.join(DETECTORS)}"
+                )
+        return value
+
+    @field_validator("thresholds")
+    @classmethod
+    def _known_thresholds(cls, value: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+        for detector, values in value.items():
+            known = threshold_names(detector)
+            for key in values:
+                if key not in known:
+                    raise ValueError(
+                        f"{detector} has no threshold {key!r}{did_you_mean(key, known)}; "
+                        f"thresholds: {', '.join(known) or 'none'}"
+                    )
+        return value
+
+
 class Stage(Strict):
     """One training stage: CPT (unlabeled text), SFT (demonstrations) or RFT (prompts + reward)."""
 
@@ -228,6 +279,9 @@ class Stage(Strict):
     data_mixing: DataMixing | None = None
     hyperparameters: Hyperparameters = Field(default_factory=Hyperparameters)
     rft: RFTSpec | None = None
+    monitoring: MonitoringSpec | None = Field(
+        None, description="detectors, policies (warn/stop/rollback/off) and thresholds for this stage"
+    )
 
     @field_validator("name")
     @classmethod

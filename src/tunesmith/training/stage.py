@@ -15,7 +15,10 @@ Stage folder (`runs/<name>/<stage>/`)::
     checkpoints.json   step and validation loss of each kept checkpoint
     best.json          the best checkpoint
     best/              the best model, ready to load (LoRA merged; adapter/ holds the adapter alone)
-    result.json        written last: the stage is done
+    events.jsonl       monitoring events (detector, step, action, likely causes); see training/monitor.py
+    probes.jsonl       the forgetting probe: general accuracy and KL to the start model, every K steps
+    monitor.json       attempts and rollbacks (a rollback restores the last good checkpoint, lower LR)
+    result.json        written last: the stage is done (or stopped by the monitor), with an events summary
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import json
 import logging
 import os
 import shutil
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +40,7 @@ from trl import SFTConfig, SFTTrainer
 
 from tunesmith.errors import UserError
 from tunesmith.models.loading import load_model, load_tokenizer
+from tunesmith.monitoring import Monitor, MonitorSettings, RunContext
 from tunesmith.recipe.resolve import StagePlan
 from tunesmith.recipe.schema import Recipe, Stage
 from tunesmith.runs import atomic_directory, atomic_write_json, atomic_write_text
@@ -44,11 +49,22 @@ from tunesmith.training.callbacks import (
     FinalValidation,
     MetricsLogger,
     StopOnSignal,
+    checkpoint_step,
     complete_checkpoints,
     remove_incomplete_checkpoints,
 )
 from tunesmith.training.data import StageData
-from tunesmith.training.schedule import Schedule, make_scheduler
+from tunesmith.training.monitor import (
+    EVENTS_FILE,
+    ForgettingProbe,
+    MonitorCallback,
+    load_state,
+    lr_scale_at,
+    read_rows,
+    rewrite_rows,
+    save_state,
+)
+from tunesmith.training.schedule import Schedule, lr_multiplier
 
 GENERATION_MARKER = "{% generation %}"
 
@@ -76,18 +92,57 @@ class StageResult:
     summary: dict[str, Any]
 
 
-class _Trainer(SFTTrainer):
-    """SFTTrainer with the playbook's warmup -> constant -> ramp-down schedule."""
+class LRFactor:
+    """The LR multiplier at optimizer step `step`: the playbook schedule's shape x the rollback scale of
+    that step (1 until a rollback; `rollback_lr_scale`^n after the n-th). The scheduler gets it wrapped in a
+    plain function: LambdaLR's state_dict stores (and on resume restores) the attributes of callable
+    objects, which would bring back the segments saved in the checkpoint; it skips functions."""
 
-    def __init__(self, *args: Any, schedule: Schedule, **kwargs: Any) -> None:
+    def __init__(self, schedule: Schedule, segments: list[list[float]] | None = None) -> None:
+        self.schedule, self.segments = schedule, [list(s) for s in segments or []]
+
+    def __call__(self, step: int) -> float:
+        return lr_scale_at(step, self.segments) * lr_multiplier(step, schedule=self.schedule)
+
+    def lr_at(self, step: int) -> float:
+        return self.schedule.lr * self(step)
+
+
+class _Trainer(SFTTrainer):
+    """SFTTrainer with the playbook's warmup -> constant -> ramp-down schedule (scaled after rollbacks)."""
+
+    def __init__(
+        self, *args: Any, schedule: Schedule, lr_factor: LRFactor | None = None, **kwargs: Any
+    ) -> None:
         self._tunesmith_schedule = schedule
+        self._tunesmith_factor = lr_factor or LRFactor(schedule)
         super().__init__(*args, **kwargs)
 
     def create_scheduler(self, num_training_steps: int, optimizer: torch.optim.Optimizer | None = None):
         if self.lr_scheduler is None:
-            self.lr_scheduler = make_scheduler(optimizer or self.optimizer, self._tunesmith_schedule)
+            from torch.optim.lr_scheduler import LambdaLR
+
+            factor = self._tunesmith_factor
+            self.lr_scheduler = LambdaLR(optimizer or self.optimizer, lambda step: factor(step))
             self._created_lr_scheduler = True
         return self.lr_scheduler
+
+
+class _ApplyLRFactor(TrainerCallback):
+    """After a resume the optimizer's param groups hold the LR saved in the checkpoint; set them from the
+    scheduler so the first resumed step already uses the (rollback-scaled) schedule."""
+
+    def on_train_begin(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any
+    ) -> None:
+        optimizer, scheduler = kw.get("optimizer"), kw.get("lr_scheduler")
+        if optimizer is None or scheduler is None or not hasattr(scheduler, "lr_lambdas"):
+            return
+        for group, base, factor in zip(
+            optimizer.param_groups, scheduler.base_lrs, scheduler.lr_lambdas, strict=False
+        ):
+            group["lr"] = base * factor(scheduler.last_epoch)
+        scheduler._last_lr = [group["lr"] for group in optimizer.param_groups]  # what the trainer logs
 
 
 class ProgressBar(TrainerCallback):
@@ -276,8 +331,92 @@ def count_parameters(model: Any) -> tuple[int, int]:
     return trainable, total
 
 
+def run_context(run: StageRun, schedule: Schedule) -> RunContext:
+    """The plain facts the monitor's diagnosis refers to; the LR deviation is computed as the lint rule
+    `lr-deviates-while-mixing` does (lr / the family default for technique x mode x checkpoint)."""
+    from tunesmith.advisor.rules import default_for, input_checkpoints, mixing_on
+    from tunesmith.models.catalog import FAMILIES
+    from tunesmith.recipe.resolve import ResolvedRecipe
+
+    recipe, stage, hp = run.recipe, run.stage, run.stage.hyperparameters
+    family = FAMILIES.get(recipe.model.family) if recipe.model.family else None
+    resolved = ResolvedRecipe(recipe, {}, [], family.size_class if family else "billion")
+    index = next((i for i, s in enumerate(recipe.stages) if s is stage), 0)
+    try:
+        default_lr = default_for(resolved, index, "hyperparameters.lr")
+        checkpoint = input_checkpoints(resolved)[index]
+    except Exception:  # a stage outside its recipe (tests): no default to compare with
+        default_lr, checkpoint = None, None
+    general_percent = 100 - (stage.data_mixing.customer_percent or 0) if mixing_on(stage) else 0.0
+    try:
+        train_file = str(run.data.train_file.relative_to(run.stage_dir))
+    except ValueError:
+        train_file = str(run.data.train_file)
+    return RunContext(
+        stage=stage.name,
+        technique=stage.technique,
+        mode=stage.mode,
+        lr=hp.lr,
+        default_lr=default_lr,
+        general_percent=general_percent,
+        checkpoint=checkpoint,
+        warmup_steps=hp.warmup_steps,
+        total_steps=schedule.total_steps,
+        grad_clip=hp.grad_clip,
+        global_batch_size=hp.global_batch_size,
+        train_file=train_file,
+        lora_alpha=hp.lora.alpha if hp.lora is not None else None,
+        kl_coef=stage.rft.kl_coef if stage.rft is not None else None,
+    )
+
+
+def _write_schedule(stage_dir: Path, factor: LRFactor) -> None:
+    atomic_write_text(
+        stage_dir / "schedule.jsonl",
+        "".join(
+            json.dumps({"step": s, "lr": factor.lr_at(s)}) + "\n"
+            for s in range(factor.schedule.total_steps + 1)
+        ),
+    )
+
+
+def rollback_to(stage_dir: Path, step: int, attempt: int) -> None:
+    """Discard everything after optimizer step `step`: later checkpoints (also from the index and best.json),
+    and metrics/probe rows (kept as `metrics.attempt-<attempt>.jsonl` for the record)."""
+    checkpoints_dir = stage_dir / "checkpoints"
+    for path in complete_checkpoints(checkpoints_dir):
+        if checkpoint_step(path) > step:
+            shutil.rmtree(path, ignore_errors=True)
+    index_path = stage_dir / "checkpoints.json"
+    if index_path.exists():
+        index = {k: v for k, v in json.loads(index_path.read_text()).items() if v["step"] <= step}
+        atomic_write_json(index_path, index)
+    keeper = CheckpointKeeper(stage_dir, checkpoints_dir, 1)
+    best = keeper.best()
+    if best is not None:
+        atomic_write_json(stage_dir / "best.json", best)
+    elif (stage_dir / "best.json").exists():
+        (stage_dir / "best.json").unlink()
+    metrics = stage_dir / "metrics.jsonl"
+    if metrics.exists():
+        shutil.copy2(metrics, stage_dir / f"metrics.attempt-{attempt}.jsonl")
+        rows = read_rows(metrics)
+        # from scratch, the start's validation is run again (eval_on_start): drop its old row too
+        rewrite_rows(metrics, [r for r in rows if r.get("step", 0) <= step and (step > 0 or "loss" in r)])
+
+
+def _monitor_settings(stage: Stage) -> MonitorSettings:
+    return MonitorSettings.from_spec(getattr(stage, "monitoring", None))
+
+
 def run_stage(run: StageRun) -> StageResult:
-    """Train one stage (resuming from its last complete checkpoint if there is one) and export its best."""
+    """Train one stage (resuming from its last complete checkpoint if there is one) and export its best.
+
+    The monitor watches every step (`tunesmith.training.monitor`): a `stop` event ends the stage after saving
+    a checkpoint; a `rollback` event restores the last complete checkpoint at or before the event's onset and
+    trains on from there with the LR scaled by `rollback_lr_scale` (at most `max_rollbacks` times; the
+    attempts and scales are kept in monitor.json, so a resume after a crash continues the scaled run).
+    """
     stage, stage_dir = run.stage, run.stage_dir
     if run.quiet:
         from transformers.utils import logging as hf_logging
@@ -286,65 +425,118 @@ def run_stage(run: StageRun) -> StageResult:
         hf_logging.disable_progress_bar()
         logging.getLogger("trl").setLevel(logging.ERROR)
     checkpoints_dir = stage_dir / "checkpoints"
+    settings = _monitor_settings(stage)
+    state = load_state(stage_dir)
     if is_main_process():
+        if state.get("pending_rollback_to") is not None:  # a crash in the middle of a rollback: finish it
+            rollback_to(stage_dir, state["pending_rollback_to"], state["attempt"] - 1)
+            state["pending_rollback_to"] = None
+            save_state(stage_dir, state)
         removed = remove_incomplete_checkpoints(checkpoints_dir)
         if removed and not run.quiet:
             print(f"{stage.name}: removed incomplete checkpoints left by a crash: {', '.join(removed)}")
-    resume_from = complete_checkpoints(checkpoints_dir)
-    resume_path = resume_from[-1] if resume_from else None
-    resume_step = int(resume_path.name.split("-")[-1]) if resume_path else 0
-
-    set_seed(stage.hyperparameters.seed)  # LoRA initialization and everything after it are seeded
     tokenizer = load_tokenizer(run.input_ref)
-    model = load_model(run.input_ref, dtype=torch.float32)
     train, validation, loss_options = _load_datasets(run, tokenizer)
     schedule = schedule_for(stage, run.plan)
-    if is_main_process():
-        atomic_write_text(
-            stage_dir / "schedule.jsonl",
-            "".join(
-                json.dumps({"step": s, "lr": schedule.lr_at(s)}) + "\n"
-                for s in range(schedule.total_steps + 1)
-            ),
+    context = run_context(run, schedule)
+    total_seconds = 0.0
+    while True:
+        resume_from = complete_checkpoints(checkpoints_dir)
+        resume_path = resume_from[-1] if resume_from else None
+        resume_step = int(resume_path.name.split("-")[-1]) if resume_path else 0
+        factor = LRFactor(schedule, state["lr_segments"])
+        if is_main_process():
+            _write_schedule(stage_dir, factor)
+        set_seed(stage.hyperparameters.seed)  # LoRA initialization and everything after it are seeded
+        model = load_model(run.input_ref, dtype=torch.float32)
+        args = _training_args(run, loss_options, validation is not None, resuming=resume_path is not None)
+        keeper = CheckpointKeeper(stage_dir, checkpoints_dir, stage.hyperparameters.save_top_k)
+        stopper = StopOnSignal().install()
+        watcher = _monitor_callback(run, settings, context, state, tokenizer, resume_step)
+        callbacks = [
+            MetricsLogger(stage_dir / "metrics.jsonl", resume_step=resume_step)
+            if is_main_process()
+            else None,
+            keeper,
+            FinalValidation(validation is not None),
+            stopper,
+            ProgressBar(f"{stage.name} ({stage.technique}, {stage.mode})", run.quiet),
+            _ApplyLRFactor(),
+            watcher,
+        ]
+        trainer = _Trainer(
+            model=model,
+            args=args,
+            train_dataset=train,
+            eval_dataset=validation,
+            processing_class=tokenizer,
+            peft_config=_peft_config(stage),
+            callbacks=[c for c in callbacks if c is not None],
+            schedule=schedule,
+            lr_factor=factor,
         )
-    args = _training_args(run, loss_options, validation is not None, resuming=resume_path is not None)
-    keeper = CheckpointKeeper(stage_dir, checkpoints_dir, stage.hyperparameters.save_top_k)
-    stopper = StopOnSignal().install()
-    callbacks = [
-        MetricsLogger(stage_dir / "metrics.jsonl", resume_step=resume_step) if is_main_process() else None,
-        keeper,
-        FinalValidation(validation is not None),
-        stopper,
-        ProgressBar(f"{stage.name} ({stage.technique}, {stage.mode})", run.quiet),
-    ]
-    trainer = _Trainer(
-        model=model,
-        args=args,
-        train_dataset=train,
-        eval_dataset=validation,
-        processing_class=tokenizer,
-        peft_config=_peft_config(stage),
-        callbacks=[c for c in callbacks if c is not None],
-        schedule=schedule,
+        trainer.remove_callback(ProgressCallback)  # replaced by ProgressBar (ETA + validation lines)
+        trainer.remove_callback(PrinterCallback)  # metrics go to metrics.jsonl, not the terminal
+        trainable, total = count_parameters(trainer.model)
+        if not run.quiet and is_main_process():
+            where = f", resuming from {resume_path.name}" if resume_path else ""
+            scale = factor(resume_step) / max(lr_multiplier(resume_step, schedule=schedule), 1e-12)
+            scaled = (
+                f", LR x{scale:.3g} after {len(state['rollbacks'])} rollback(s)" if state["rollbacks"] else ""
+            )
+            print(
+                f"{stage.name}: {stage.technique} {stage.mode} from {run.input_ref}: {trainable:,} of {total:,} "
+                f"parameters trainable ({100 * trainable / total:.1f}%), {schedule.total_steps} steps{where}{scaled}",
+                flush=True,
+            )
+        started = time.monotonic()
+        try:
+            trainer.train(resume_from_checkpoint=str(resume_path) if resume_path else None)
+        finally:
+            stopper.uninstall()
+        total_seconds += time.monotonic() - started
+        request = watcher.request
+        if request is None or request.action != "rollback" or stopper.received is not None:
+            break
+        # rollback: the last complete checkpoint at or before the onset (none: the stage's start)
+        onset = request.onset_step if request.onset_step is not None else request.step - 1
+        good = [
+            checkpoint_step(p) for p in complete_checkpoints(checkpoints_dir) if checkpoint_step(p) <= onset
+        ]
+        to_step = max(good) if good else 0
+        scale = settings.rollback_lr_scale ** (len(state["rollbacks"]) + 1)
+        state["rollbacks"].append(
+            {
+                "attempt": state["attempt"],
+                "detector": request.detector,
+                "detected_step": request.step,
+                "onset_step": request.onset_step,
+                "to_step": to_step,
+                "lr_scale": scale,
+            }
+        )
+        state["lr_segments"] = [s for s in state["lr_segments"] if s[0] < to_step] + [[to_step, scale]]
+        state["attempt"] += 1
+        state["pending_rollback_to"] = to_step
+        if is_main_process():
+            save_state(stage_dir, state)
+            rollback_to(stage_dir, to_step, state["attempt"] - 1)
+            state["pending_rollback_to"] = None
+            save_state(stage_dir, state)
+            message = (
+                f"{stage.name}: rollback {len(state['rollbacks'])}/{settings.max_rollbacks} after {request.detector} "
+                f"at step {request.step}: restoring step {to_step}, LR x{scale:g}"
+            )
+            print(message, file=sys.stderr, flush=True)
+        if world_size() > 1:
+            torch.distributed.barrier()
+    stopped = watcher.request if watcher.request is not None and watcher.request.action == "stop" else None
+    completed = (
+        stopper.received is None and stopped is None and trainer.state.global_step >= schedule.total_steps
     )
-    trainer.remove_callback(ProgressCallback)  # replaced by ProgressBar (ETA + validation lines)
-    trainer.remove_callback(PrinterCallback)  # metrics go to metrics.jsonl, not the terminal
-    trainable, total = count_parameters(trainer.model)
-    if not run.quiet and is_main_process():
-        where = f", resuming from {resume_path.name}" if resume_path else ""
-        print(
-            f"{stage.name}: {stage.technique} {stage.mode} from {run.input_ref}: {trainable:,} of {total:,} "
-            f"parameters trainable ({100 * trainable / total:.1f}%), {schedule.total_steps} steps{where}",
-            flush=True,
-        )
-    started = time.monotonic()
-    try:
-        trainer.train(resume_from_checkpoint=str(resume_path) if resume_path else None)
-    finally:
-        stopper.uninstall()
-    seconds = time.monotonic() - started
-    completed = stopper.received is None and trainer.state.global_step >= schedule.total_steps
     best_dir = stage_dir / "best"
+    events = watcher.summary()
+    events["rollbacks"] = state["rollbacks"]
     summary: dict[str, Any] = {
         "stage": stage.name,
         "technique": stage.technique,
@@ -354,21 +546,85 @@ def run_stage(run: StageRun) -> StageResult:
         "planned_steps": schedule.total_steps,
         "trainable_parameters": trainable,
         "total_parameters": total,
-        "train_seconds": round(seconds, 2),
+        "train_seconds": round(total_seconds, 2),
         "best": keeper.best(),
         "final_train_loss": _last(stage_dir / "metrics.jsonl", "loss"),
         "initial_eval_loss": _first(stage_dir / "metrics.jsonl", "eval_loss"),
         "final_eval_loss": _last(stage_dir / "metrics.jsonl", "eval_loss"),
         "stopped_by_signal": stopper.received,
+        "stopped_by_monitor": (
+            {k: getattr(stopped, k) for k in ("detector", "step", "message")} if stopped is not None else None
+        ),
+        "events": events,
     }
     if world_size() > 1:
         torch.distributed.barrier()
-    if completed and is_main_process():
-        export_best(run, keeper.best(), tokenizer, best_dir)
-        atomic_write_json(stage_dir / "result.json", summary)
+    if is_main_process():
+        if not run.quiet or events["total"]:
+            print(_events_report(stage.name or stage.technique, events), file=sys.stderr, flush=True)
+        if completed or (stopped is not None and keeper.best() is not None):
+            export_best(run, keeper.best(), tokenizer, best_dir)
+            atomic_write_json(stage_dir / "result.json", summary)
     if world_size() > 1:
         torch.distributed.barrier()
     return StageResult(stage.name or stage.technique, stage_dir, best_dir, completed, summary)
+
+
+def _monitor_callback(
+    run: StageRun,
+    settings: MonitorSettings,
+    context: RunContext,
+    state: dict[str, Any],
+    tokenizer: Any,
+    resume_step: int,
+) -> MonitorCallback:
+    from dataclasses import replace
+
+    scale = lr_scale_at(resume_step, state["lr_segments"])
+    monitor = Monitor(
+        settings,
+        replace(context, lr_scale=scale),
+        rollbacks_done=len(state["rollbacks"]),
+        attempt=state["attempt"],
+    )
+    probe = None
+    interval = settings.probe_interval or run.stage.hyperparameters.val_check_interval
+    wants_probe = settings.enabled and any(
+        settings.policies.get(name) != "off" for name in ("forgetting", "kl_drift")
+    )
+    # multi-process: every rank must reach the same decisions, and the probe runs on one rank only
+    if wants_probe and world_size() == 1 and run.stage.technique in ("sft", "cpt"):
+        probe = ForgettingProbe(tokenizer, settings.probe_items_per_category, run.stage_dir)
+    return MonitorCallback(
+        monitor,
+        run.stage_dir,
+        probe=probe,
+        probe_interval=interval if probe is not None else None,
+        resume_step=resume_step,
+        main_process=is_main_process(),
+    )
+
+
+def _events_report(name: str, events: dict[str, Any]) -> str:
+    """The end-of-stage lines: events by detector and action, rollbacks, the decisive event."""
+    if not events["total"]:
+        return f"{name}: monitoring: no events"
+    parts = [
+        f"{detector} x{info['count']} (first at step {info['first_step']}; "
+        + ", ".join(f"{a} {n}" for a, n in info["actions"].items())
+        + ")"
+        for detector, info in events["by_detector"].items()
+    ]
+    lines = [f"{name}: monitoring: {events['total']} event(s): " + "; ".join(parts)]
+    for rb in events.get("rollbacks", []):
+        lines.append(
+            f"  rollback after {rb['detector']} at step {rb['detected_step']} -> step {rb['to_step']}, LR x{rb['lr_scale']:g}"
+        )
+    if events.get("first_intervention"):
+        first = events["first_intervention"]
+        lines.append(f"  first intervention: {first['action']} at step {first['step']} ({first['detector']})")
+    lines.append(f"  details: {EVENTS_FILE} in the stage folder")
+    return "\n".join(lines)
 
 
 def _first(path: Path, key: str) -> float | None:

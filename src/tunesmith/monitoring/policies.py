@@ -1,0 +1,155 @@
+"""Policies as data: what each detector does when it fires, by default, and why.
+
+`warn` records and prints the event; `stop` saves a checkpoint and ends the stage; `rollback` restores the
+last good complete checkpoint and continues with the LR scaled down (at most `max_rollbacks` times; after
+that a rollback becomes a stop); `off` disables the detector. A recipe overrides any of these per stage
+under `monitoring:` (`tunesmith.recipe.schema.MonitoringSpec`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any
+
+from tunesmith.monitoring import detectors as d
+
+DETECTOR_CLASSES: dict[str, type] = {
+    "non_finite": d.NonFinite,
+    "loss_spike": d.LossSpike,
+    "spike_frequency": d.LossSpike,  # the same detector reports both (thresholds under loss_spike)
+    "grad_norm_explosion": d.GradNormExplosion,
+    "divergence": d.Divergence,
+    "overfitting": d.Overfitting,
+    "plateau": d.Plateau,
+    "forgetting": d.Forgetting,
+    "kl_drift": d.KLDrift,
+    "reward_collapse": d.RewardCollapse,
+    "reward_stuck_low": d.RewardStuckLow,
+    "reward_saturated": d.RewardSaturated,
+    "kl_spike": d.KLSpike,
+}
+DETECTORS: tuple[str, ...] = tuple(DETECTOR_CLASSES)
+
+
+@dataclass(frozen=True)
+class PolicyDefault:
+    policy: str
+    source: str
+
+
+DEFAULT_POLICIES: dict[str, PolicyDefault] = {
+    "non_finite": PolicyDefault(
+        "rollback",
+        "a NaN/Inf step poisons the weights and optimizer state; PaLM restarts from a checkpoint before the "
+        "problem (papers 3, 'Spike remedy')",
+    ),
+    "loss_spike": PolicyDefault(
+        "warn",
+        "isolated spikes often resolve by themselves (PaLM: ~20 spikes in one run; LLM360 K2's second spike "
+        "lasted ~8 checkpoints; papers 3): record, and let spike_frequency / divergence decide",
+    ),
+    "spike_frequency": PolicyDefault(
+        "rollback",
+        "'add a persistence check (K consecutive steps) before rollback' and 'PaLM-style rollback' (papers 3, "
+        "practical takeaways)",
+    ),
+    "grad_norm_explosion": PolicyDefault(
+        "warn",
+        "gradient clipping (grad_clip 1.0) bounds the update; the loss detectors decide whether it hurt "
+        "(papers 3: track the clip rate)",
+    ),
+    "divergence": PolicyDefault(
+        "rollback",
+        "restart from a checkpoint before the divergence at a lower LR (PaLM; Wortsman et al.: instabilities "
+        "are an LR effect; papers 3)",
+    ),
+    "overfitting": PolicyDefault(
+        "warn",
+        "top-k checkpoint selection by validation loss already keeps the pre-overfitting checkpoint; the "
+        "playbook's advice is to change epochs/data next time (facts 5.4)",
+    ),
+    "plateau": PolicyDefault("warn", "a plateau wastes compute but does no harm (facts 5.4: 'when to stop')"),
+    "forgetting": PolicyDefault(
+        "rollback",
+        "the cures start with a lower LR (issue 7 playbook order: raise the general share, lower alpha or LR); "
+        "restoring the checkpoint before the drop and lowering the LR is the in-run version",
+    ),
+    "kl_drift": PolicyDefault(
+        "warn",
+        "a label-free proxy whose scale depends on model and prompts (RL's Razor, papers 1.3): informs, the "
+        "accuracy probe decides",
+    ),
+    "reward_collapse": PolicyDefault(
+        "rollback",
+        "a drop that does not recover (facts 5.4: possible reward hacking): go back to the peak at a lower LR",
+    ),
+    "reward_stuck_low": PolicyDefault(
+        "stop",
+        "without positive rewards RFT has nothing to reinforce: 'run SFT first' (facts 5.3 pitfall 1)",
+    ),
+    "reward_saturated": PolicyDefault(
+        "stop",
+        "'if everything scores high, RFT has no gradient to optimize' (facts 5.3): further steps are wasted",
+    ),
+    "kl_spike": PolicyDefault("warn", "'KL divergence spikes -> increase the KL coefficient' (facts 5.4)"),
+}
+
+MAX_ROLLBACKS = 2
+MAX_ROLLBACKS_SOURCE = (
+    "PaLM restarted many times (papers 3); two restarts at a halved LR each (x0.25) cover the x10-x100 LR "
+    "mistakes of the playbook's pitfall 2 within a run, after which the recipe, not the run, needs fixing"
+)
+ROLLBACK_LR_SCALE = 0.5
+ROLLBACK_LR_SCALE_SOURCE = (
+    "the service's one-at-a-time LR sweep grid is default x0.5 .. x2 (facts 1.3, the lint rule "
+    "lr-deviates-while-mixing): x0.5 is its nearest lower step"
+)
+
+
+def threshold_names(detector: str) -> list[str]:
+    """The tunable thresholds of `detector` (dataclass fields without a leading underscore)."""
+    cls = DETECTOR_CLASSES[detector]
+    return [f.name for f in fields(cls) if f.init and not f.name.startswith("_")]
+
+
+@dataclass(frozen=True)
+class MonitorSettings:
+    """Resolved monitoring settings for one stage (what `MonitoringSpec` overrides)."""
+
+    policies: dict[str, str]
+    thresholds: dict[str, dict[str, float]]
+    probe_interval: int | None = None  # steps between forgetting probes; None: the validation interval
+    probe_items_per_category: int = 8
+    max_rollbacks: int = MAX_ROLLBACKS
+    rollback_lr_scale: float = ROLLBACK_LR_SCALE
+    enabled: bool = True
+
+    @classmethod
+    def from_spec(cls, spec: Any | None) -> MonitorSettings:
+        """Defaults, overridden by a `MonitoringSpec` (or any object with the same attributes)."""
+        policies = {name: default.policy for name, default in DEFAULT_POLICIES.items()}
+        thresholds: dict[str, dict[str, float]] = {}
+        if spec is None:
+            return cls(policies, thresholds)
+        policies.update(getattr(spec, "policies", None) or {})
+        for detector, values in (getattr(spec, "thresholds", None) or {}).items():
+            thresholds[detector] = dict(values)
+        kwargs: dict[str, Any] = {}
+        for name in (
+            "probe_interval",
+            "probe_items_per_category",
+            "max_rollbacks",
+            "rollback_lr_scale",
+            "enabled",
+        ):
+            value = getattr(spec, name, None)
+            if value is not None:
+                kwargs[name] = value
+        return cls(policies, thresholds, **kwargs)
+
+    def make(self, detector: str) -> Any:
+        """A fresh detector with this stage's threshold overrides."""
+        values = dict(self.thresholds.get(detector, {}))
+        if detector == "loss_spike":  # one detector reports both loss_spike and spike_frequency
+            values.update(self.thresholds.get("spike_frequency", {}))
+        return DETECTOR_CLASSES[detector](**values)

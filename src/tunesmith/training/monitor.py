@@ -1,0 +1,341 @@
+"""The trainer side of run monitoring: feeds the trainer's streams to `tunesmith.monitoring.Monitor`, writes
+and prints events, applies the policies, and runs the forgetting probe.
+
+Files in the stage folder:
+
+    events.jsonl     one line per event (append-only: a rollback's history stays; a resume after a crash
+                     drops the current attempt's events past the resumed step, which will be seen again)
+    probes.jsonl     the forgetting probe at each probe step: general accuracy (0-1), KL to the start model
+    probe_reference.pt   the start model's answers and top-k log-probs on the probe prompts (for the KL)
+    monitor.json     attempts, rollbacks done, the LR scale segments (read on resume)
+
+Policies act through the trainer's control flags: `stop` saves a checkpoint and ends training; `rollback`
+ends training *without* saving the bad step and leaves `request` set, and `run_stage` restores the last
+good complete checkpoint and continues with the LR scaled down (`tunesmith.training.stage`).
+
+The forgetting probe (every `probe_interval` steps and at the start): greedy exact-match accuracy on a small
+held-out general set (`tunesmith.data.general`, split "eval", a few items per category), and the forward
+KL(start || current) in nats per answer token on the same prompts, teacher-forced on the start model's own
+answers (label-free; RL's Razor uses forward KL to the start policy as the forgetting predictor,
+reference/papers.md 1.3). Only the start model's top-k log-probs are stored, so the KL ignores the tail mass
+outside them (exact for the tiny family's 100-token vocabulary).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
+
+from tunesmith.monitoring import Event, Monitor, summarize
+from tunesmith.runs import atomic_write_bytes, atomic_write_json
+
+EVENTS_FILE = "events.jsonl"
+PROBES_FILE = "probes.jsonl"
+STATE_FILE = "monitor.json"
+REFERENCE_FILE = "probe_reference.pt"
+KL_TOP_K = 256
+
+
+def append_line(path: Path, row: dict[str, Any]) -> None:
+    """Append one JSON line atomically: a single O_APPEND write of the whole line, then fsync."""
+    data = (json.dumps(row) + "\n").encode("utf-8")
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def read_rows(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:  # a torn last line after a crash
+            continue
+    return rows
+
+
+def rewrite_rows(path: Path, rows: list[dict[str, Any]]) -> None:
+    from tunesmith.runs import atomic_write_text
+
+    atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
+
+
+# --------------------------------------------------------------------------------------------- state
+
+
+def load_state(stage_dir: Path) -> dict[str, Any]:
+    path = stage_dir / STATE_FILE
+    if path.exists():
+        return json.loads(path.read_text())
+    return {"attempt": 0, "rollbacks": [], "lr_segments": [], "pending_rollback_to": None}
+
+
+def save_state(stage_dir: Path, state: dict[str, Any]) -> None:
+    atomic_write_json(stage_dir / STATE_FILE, state)
+
+
+def lr_scale_at(step: int, segments: list[list[float]]) -> float:
+    """The LR factor at optimizer step `step` (0-based): the last segment starting at or before it."""
+    scale = 1.0
+    for start, factor in segments:
+        if step >= start:
+            scale = factor
+    return scale
+
+
+# --------------------------------------------------------------------------------------------- probe
+
+
+class ForgettingProbe:
+    """General held-out accuracy and KL to the start model on a fixed prompt set."""
+
+    def __init__(self, tokenizer: Any, items_per_category: int, stage_dir: Path, max_new_tokens: int = 24):
+        from tunesmith.data import general
+
+        self.tokenizer = tokenizer
+        self.max_new_tokens = max_new_tokens
+        self.rows = [
+            row
+            for category in general.CATEGORIES
+            for row in general.sample(category, "eval", items_per_category, seed=0, split="eval")
+        ]
+        self.messages = [[{"role": "user", "content": r["query"]}] for r in self.rows]
+        self.reference_path = stage_dir / REFERENCE_FILE
+        self.reference: dict[str, Any] | None = None
+        if self.reference_path.exists():
+            self.reference = torch.load(self.reference_path, weights_only=True)
+
+    @torch.no_grad()
+    def measure(self, model: Any) -> dict[str, float]:
+        """{general_accuracy, kl, seconds}; the first call (no reference yet) stores the start model's."""
+        from tunesmith.models.generate import exact_match, generate_batch
+
+        started = time.perf_counter()
+        answers = generate_batch(model, self.tokenizer, self.messages, self.max_new_tokens)
+        accuracy = sum(exact_match(a, r["response"]) for a, r in zip(answers, self.rows, strict=True)) / len(
+            self.rows
+        )
+        if self.reference is None:
+            self.reference = self._reference(model, answers)
+            buffer = _to_bytes(self.reference)
+            atomic_write_bytes(self.reference_path, buffer)
+            kl = 0.0
+        else:
+            kl = self._kl(model)
+        return {
+            "general_accuracy": round(accuracy, 4),
+            "kl": round(kl, 5),
+            "seconds": round(time.perf_counter() - started, 3),
+        }
+
+    def _batch(self, answers: list[str]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        from tunesmith.models.generate import render_prompt
+
+        tok = self.tokenizer
+        has_template = bool(getattr(tok, "chat_template", None))
+        ids, masks = [], []
+        for messages, answer in zip(self.messages, answers, strict=True):
+            prompt = tok(render_prompt(tok, messages), add_special_tokens=not has_template)["input_ids"]
+            completion = tok(answer, add_special_tokens=False)["input_ids"]
+            if tok.eos_token_id is not None:
+                completion = completion + [tok.eos_token_id]
+            ids.append(prompt + completion)
+            masks.append([0] * len(prompt) + [1] * len(completion))
+        width = max(len(x) for x in ids)
+        pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+        input_ids = torch.tensor([x + [pad] * (width - len(x)) for x in ids])
+        attention = torch.tensor([[1] * len(x) + [0] * (width - len(x)) for x in ids])
+        scored = torch.tensor([m + [0] * (width - len(m)) for m in masks])
+        return input_ids, attention, scored
+
+    def _log_probs(self, model: Any, input_ids: torch.Tensor, attention: torch.Tensor) -> torch.Tensor:
+        was_training = model.training
+        model.eval()
+        try:
+            device = next(model.parameters()).device
+            logits = model(input_ids=input_ids.to(device), attention_mask=attention.to(device)).logits
+        finally:
+            model.train(was_training)
+        return torch.log_softmax(logits.float(), dim=-1).cpu()
+
+    def _reference(self, model: Any, answers: list[str]) -> dict[str, Any]:
+        input_ids, attention, scored = self._batch(answers)
+        log_probs = self._log_probs(model, input_ids, attention)
+        # position t predicts token t+1: score the positions whose next token is an answer token
+        positions = scored[:, 1:].bool()
+        picked = log_probs[:, :-1][positions]  # [n, vocab]
+        k = min(KL_TOP_K, picked.shape[-1])
+        top_logp, top_ids = picked.topk(k, dim=-1)
+        return {
+            "input_ids": input_ids,
+            "attention": attention,
+            "scored": scored,
+            "top_ids": top_ids,
+            "top_logp": top_logp,
+        }
+
+    def _kl(self, model: Any) -> float:
+        ref = self.reference
+        assert ref is not None
+        log_probs = self._log_probs(model, ref["input_ids"], ref["attention"])
+        picked = log_probs[:, :-1][ref["scored"][:, 1:].bool()]
+        current = picked.gather(-1, ref["top_ids"])
+        p0 = ref["top_logp"].exp()
+        kl = (p0 * (ref["top_logp"] - current)).sum(-1).mean().item()
+        return max(kl, 0.0) if math.isfinite(kl) else float("inf")
+
+
+def _to_bytes(obj: Any) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return buffer.getvalue()
+
+
+# --------------------------------------------------------------------------------------------- callback
+
+
+class MonitorCallback(TrainerCallback):
+    """Feeds loss, gradient norm, validation loss and the forgetting probe to the `Monitor`; writes, prints
+    and enforces the events. `request` is the stop/rollback event that ended training (None otherwise)."""
+
+    def __init__(
+        self,
+        monitor: Monitor,
+        stage_dir: Path,
+        *,
+        probe: ForgettingProbe | None = None,
+        probe_interval: int | None = None,
+        resume_step: int = 0,
+        main_process: bool = True,
+        print_events: bool = True,
+    ) -> None:
+        self.monitor = monitor
+        self.stage_dir = stage_dir
+        self.events_path = stage_dir / EVENTS_FILE
+        self.probes_path = stage_dir / PROBES_FILE
+        self.probe = probe
+        self.probe_interval = probe_interval
+        self.main_process = main_process
+        self.print_events = print_events
+        self.request: Event | None = None
+        self.probe_seconds = 0.0
+        self.monitor_seconds = 0.0
+        self.resume_step = resume_step
+        if main_process:
+            attempt = monitor.attempt
+            kept = [
+                e
+                for e in read_rows(self.events_path)
+                if e.get("attempt", 0) < attempt or e["step"] <= resume_step
+            ]
+            if self.events_path.exists():
+                rewrite_rows(self.events_path, kept)
+            probes = [p for p in read_rows(self.probes_path) if p["step"] <= resume_step]
+            if self.probes_path.exists():
+                rewrite_rows(self.probes_path, probes)
+            metrics = [r for r in read_rows(stage_dir / "metrics.jsonl") if r.get("step", 0) <= resume_step]
+            monitor.replay(metrics, probes)
+            self._probed_steps = {p["step"] for p in probes}
+        else:
+            self._probed_steps = set()
+
+    # -- streams ------------------------------------------------------------------------------------------
+    def on_train_begin(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any
+    ) -> None:
+        if state.global_step == 0:
+            self._run_probe(state.global_step, kw.get("model"), control)
+
+    def on_log(
+        self,
+        args: TrainingArguments,
+        state: TrainerState,
+        control: TrainerControl,
+        logs: dict[str, float] | None = None,
+        **kw: Any,
+    ) -> None:
+        if not logs:
+            return
+        started = time.perf_counter()
+        events: list[Event] = []
+        if "loss" in logs:
+            events += self.monitor.observe_step(state.global_step, logs["loss"], logs.get("grad_norm"))
+        if "eval_loss" in logs:
+            events += self.monitor.observe_eval(state.global_step, logs["eval_loss"])
+        self._handle(events, control)
+        self.monitor_seconds += time.perf_counter() - started
+
+    def on_step_end(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any
+    ) -> None:
+        step = state.global_step
+        if self.probe_interval and (step % self.probe_interval == 0 or step >= state.max_steps):
+            self._run_probe(step, kw.get("model"), control)
+        if self.request is not None:  # keep the decision if a later flag would undo it
+            self._enforce(self.request, control)
+
+    def _run_probe(self, step: int, model: Any, control: TrainerControl) -> None:
+        if self.probe is None or model is None or step in self._probed_steps:
+            return
+        self._probed_steps.add(step)
+        started = time.perf_counter()
+        result = self.probe.measure(model)
+        self.probe_seconds += time.perf_counter() - started
+        if self.main_process:
+            append_line(self.probes_path, {"step": step, "attempt": self.monitor.attempt, **result})
+        self._handle(self.monitor.observe_probe(step, result["general_accuracy"], result["kl"]), control)
+
+    # -- policy -------------------------------------------------------------------------------------------
+    def _handle(self, events: list[Event], control: TrainerControl) -> None:
+        for event in events:
+            if self.main_process:
+                append_line(self.events_path, event.to_json())
+                if self.print_events:
+                    _print(event.render())
+        decisive = self.monitor.decision(events)
+        if decisive is not None and self.request is None:
+            self.request = decisive
+        if self.request is not None:
+            self._enforce(self.request, control)
+
+    @staticmethod
+    def _enforce(event: Event, control: TrainerControl) -> None:
+        control.should_training_stop = True
+        if event.action == "stop":
+            control.should_save = True  # 'save and end the stage'
+        else:  # rollback: the current weights are bad; do not publish them as a checkpoint
+            control.should_save = False
+            control.should_evaluate = False
+
+    def summary(self) -> dict[str, Any]:
+        rows = (
+            read_rows(self.events_path) if self.main_process else [e.to_json() for e in self.monitor.events]
+        )
+        out = summarize(rows)
+        out["probe_seconds"] = round(self.probe_seconds, 3)
+        out["monitor_seconds"] = round(self.monitor_seconds, 3)
+        return out
+
+
+def _print(text: str) -> None:
+    try:
+        from tqdm.auto import tqdm
+
+        tqdm.write(text, file=sys.stderr)
+    except Exception:  # pragma: no cover - tqdm is a dependency; plain print as a fallback
+        print(text, file=sys.stderr, flush=True)

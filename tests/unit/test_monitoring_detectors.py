@@ -1,0 +1,198 @@
+"""Detectors on synthetic streams (spikes, slow drift, noise, NaN): exactly when each one fires."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+
+from tunesmith.monitoring import detectors as d
+
+
+def noisy(n: int, level: float = 2.0, sigma: float = 0.05, seed: int = 0) -> list[float]:
+    """A flat loss with multiplicative (log-normal) noise, like per-step loss on mixed batches."""
+    rng = random.Random(seed)
+    return [level * math.exp(rng.gauss(0, sigma)) for _ in range(n)]
+
+
+def fire_steps(detector, stream, **kw) -> list[int]:
+    """Steps (1-based) at which `detector` reported something."""
+    steps = []
+    for step, value in enumerate(stream, 1):
+        found = detector.update(step, value, **kw)
+        found = found if isinstance(found, list) else [found]
+        steps += [step for f in found if f is not None]
+    return steps
+
+
+def names_by_step(detector, stream) -> list[tuple[int, str]]:
+    out = []
+    for step, value in enumerate(stream, 1):
+        out += [(step, f.detector) for f in detector.update(step, value)]
+    return out
+
+
+# -- non-finite ---------------------------------------------------------------------------------------------
+def test_non_finite_fires_on_the_first_nan_or_inf() -> None:
+    det = d.NonFinite()
+    assert det.update(1, loss=1.0, grad_norm=2.0) is None
+    assert det.update(2, loss=None, grad_norm=None) is None  # not logged is not non-finite
+    nan = det.update(3, loss=float("nan"), grad_norm=1.0)
+    assert nan is not None and nan.step == 3 and nan.onset_step == 2 and "loss = nan" in nan.message
+    inf = det.update(4, loss=1.0, grad_norm=float("inf"))
+    assert inf is not None and "grad_norm = inf" in inf.message
+
+
+# -- loss spike and spike frequency -----------------------------------------------------------------------------
+def test_loss_spike_fires_exactly_at_the_spike_and_not_on_noise() -> None:
+    stream = noisy(120)
+    stream[59] *= 3.0  # step 60
+    det = d.LossSpike()
+    assert names_by_step(det, stream) == [(60, "loss_spike")]
+
+
+def test_loss_spike_ignores_noise_over_a_long_run_and_a_falling_warmup() -> None:
+    assert fire_steps(d.LossSpike(), noisy(2000, sigma=0.1, seed=1)) == []
+    rng = random.Random(2)  # warmup: the loss falls from 5 to ~1 fast, with noise
+    warm = [1 + 4 * math.exp(-t / 15) * math.exp(rng.gauss(0, 0.05)) for t in range(300)]
+    assert fire_steps(d.LossSpike(), warm) == []
+
+
+def test_loss_spike_needs_history_and_a_real_ratio() -> None:
+    stream = noisy(40)
+    stream[9] *= 5  # step 10: window not yet filled (min_history 20)
+    assert fire_steps(d.LossSpike(), stream) == []
+    flat = [1.0] * 40 + [1.2] + [1.0] * 10  # MAD ~ 0: a 20% bump is not a spike (min_ratio 1.25)
+    assert fire_steps(d.LossSpike(), flat) == []
+    flat[40] = 1.3
+    assert fire_steps(d.LossSpike(), flat) == [41]
+
+
+def test_spike_frequency_fires_on_the_third_spike_within_the_window() -> None:
+    stream = noisy(150)
+    for step in (40, 60, 80):
+        stream[step - 1] *= 4
+    events = names_by_step(d.LossSpike(), stream)
+    assert events == [(40, "loss_spike"), (60, "loss_spike"), (80, "loss_spike"), (80, "spike_frequency")]
+    sparse = noisy(200)
+    for step in (40, 100, 160):  # 60 steps apart: never 3 within 50
+        sparse[step - 1] *= 4
+    assert [n for _, n in names_by_step(d.LossSpike(), sparse)] == ["loss_spike"] * 3
+
+
+def test_a_level_shift_is_one_spike_episode_then_frequency() -> None:
+    stream = noisy(50) + noisy(30, level=6.0, seed=3)  # from step 51 the loss triples and stays
+    events = names_by_step(d.LossSpike(), stream)
+    assert events[:2] == [(51, "loss_spike"), (53, "spike_frequency")]
+    assert [n for _, n in events].count("loss_spike") == 1
+
+
+# -- gradient norm ---------------------------------------------------------------------------------------------
+def test_grad_norm_explosion_fires_at_10x_its_median_only() -> None:
+    stream = noisy(100, level=1.0, sigma=0.1)
+    stream[49] = 15.0  # step 50: 15x
+    stream[79] = 5.0  # step 80: 5x, below the ratio
+    det = d.GradNormExplosion()
+    found = [det.update(s, v) for s, v in enumerate(stream, 1)]
+    fired = [f for f in found if f is not None]
+    assert [f.step for f in fired] == [50]
+    assert fired[0].details["ratio"] == pytest.approx(15.0, rel=0.15)
+
+
+# -- divergence ----------------------------------------------------------------------------------------------------
+def test_divergence_fires_after_patience_steps_of_a_slow_drift() -> None:
+    # flat at 1.0 until step 50, then +3.5% per step; smoothed (median of 9) = loss 4 steps back.
+    stream = [1.0 if t <= 50 else 1.0 + 0.035 * (t - 50) for t in range(1, 120)]
+    # smoothed > 1.3 first at step 63 (loss(59) = 1.315); patience 5 -> fires at 67
+    det = d.Divergence()
+    found = [f for f in (det.update(s, v) for s, v in enumerate(stream, 1)) if f is not None]
+    assert [f.step for f in found] == [67]
+    assert found[0].onset_step == 9 and found[0].details["best"] == 1.0
+
+
+def test_divergence_ignores_noise_short_spikes_and_healthy_decay() -> None:
+    assert fire_steps(d.Divergence(), noisy(2000, sigma=0.1)) == []
+    spiky = noisy(100)
+    spiky[40] = spiky[41] = 20.0  # two huge steps: the median filter absorbs them
+    assert fire_steps(d.Divergence(), spiky) == []
+    rng = random.Random(4)
+    decay = [0.2 + 3 * math.exp(-t / 40) * math.exp(rng.gauss(0, 0.1)) for t in range(400)]
+    assert fire_steps(d.Divergence(), decay) == []
+
+
+def test_divergence_counts_nan_as_up() -> None:
+    stream = [1.0] * 20 + [float("nan")] * 10
+    assert fire_steps(d.Divergence(), stream) == [29]  # median of 9 is inf from step 25; patience 5
+
+
+# -- overfitting and plateau ----------------------------------------------------------------------------------
+def test_overfitting_needs_three_rising_evals_while_train_falls() -> None:
+    evals = [2.0, 1.5, 1.2, 1.1, 1.15, 1.2, 1.3]
+    trains = [2.0, 1.4, 1.0, 0.8, 0.7, 0.6, 0.5]
+    det = d.Overfitting()
+    found = [det.update(40 * i, e, t) for i, (e, t) in enumerate(zip(evals, trains, strict=True))]
+    fired = [f for f in found if f is not None]
+    assert [f.step for f in fired] == [240] and fired[0].onset_step == 120
+    rising_train = d.Overfitting()  # both rise: divergence, not overfitting
+    assert all(rising_train.update(40 * i, e, e) is None for i, e in enumerate(evals))
+    flat = d.Overfitting()  # eval noise of 0.05% on a flat curve does not count as rising
+    assert all(flat.update(i, 1.1 * (1 + 0.0005 * (i % 2)), 1.0 - i / 100) is None for i in range(20))
+
+
+def test_plateau_fires_after_five_evals_without_one_percent() -> None:
+    values = [2.0, 1.5, 1.2, 1.19, 1.195, 1.19, 1.188, 1.189, 1.18]
+    det = d.Plateau()
+    found = [f for f in (det.update(40 * i, v) for i, v in enumerate(values)) if f is not None]
+    assert [f.step for f in found] == [280] and found[0].onset_step == 80
+    improving = d.Plateau()
+    assert all(improving.update(i, 2.0 * 0.98**i) is None for i in range(30))
+
+
+# -- forgetting ------------------------------------------------------------------------------------------------
+def test_forgetting_fires_past_ten_points_below_the_start() -> None:
+    det = d.Forgetting()
+    accuracies = [0.99, 0.98, 0.95, 0.90, 0.85, 0.80]
+    found = [f for f in (det.update(40 * i, a) for i, a in enumerate(accuracies)) if f is not None]
+    assert [f.step for f in found] == [160]  # 0.85: 14 points down; 0.90 (9 points) is still fine
+    assert found[0].onset_step == 120 and found[0].details["baseline"] == 0.99
+    rng = random.Random(5)
+    steady = d.Forgetting()
+    assert all(steady.update(i, 0.97 + rng.uniform(-0.03, 0.03)) is None for i in range(50))
+
+
+def test_kl_drift_fires_above_the_limit_and_on_nan() -> None:
+    det = d.KLDrift()
+    found = [det.update(i, kl) for i, kl in enumerate([0.0, 0.1, 0.3, 0.6, 0.7])]
+    assert [f.step for f in found if f] == [3]
+    assert d.KLDrift().update(1, float("nan")) is not None
+
+
+# -- RFT ---------------------------------------------------------------------------------------------------------
+def test_reward_collapse_fires_when_the_drop_does_not_recover() -> None:
+    rewards = [min(0.8, t * 0.8 / 30) if t < 60 else 0.3 for t in range(1, 120)]
+    # rolling mean (10) < 0.7 x 0.8 = 0.56 from step 64; patience 10 -> step 73
+    det = d.RewardCollapse()
+    found = [f for f in (det.update(s, r) for s, r in enumerate(rewards, 1)) if f is not None]
+    assert [f.step for f in found] == [73] and found[0].onset_step == 39
+    recovering = [min(0.8, t * 0.8 / 30) if not 60 <= t < 65 else 0.3 for t in range(1, 120)]
+    assert fire_steps(d.RewardCollapse(), recovering) == []
+
+
+def test_reward_stuck_low_and_saturated_fire_when_the_window_fills() -> None:
+    assert fire_steps(d.RewardStuckLow(), [0.01] * 30) == [20]
+    assert fire_steps(d.RewardStuckLow(), [0.2] * 30) == []
+    assert fire_steps(d.RewardSaturated(), [0.99] * 30) == [20]
+    assert fire_steps(d.RewardSaturated(), [0.8] * 30) == []
+    # a -1..1 reward: 0.9 is 95% of the range
+    scaled = d.RewardSaturated(reward_min=-1.0)
+    assert fire_steps(scaled, [0.95] * 30) == [20]
+
+
+def test_kl_spike_fires_on_a_jump_not_on_a_small_start() -> None:
+    rng = random.Random(6)
+    stream = [0.02 * math.exp(rng.gauss(0, 0.1)) for _ in range(60)]
+    stream[29] = 0.5  # step 30
+    assert fire_steps(d.KLSpike(), stream) == [30]
+    tiny = [0.0] * 15 + [0.005] + [0.0] * 10  # below min_kl: not a spike
+    assert fire_steps(d.KLSpike(), tiny) == []
