@@ -25,7 +25,31 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from tunesmith.training.pipeline import train_command
 
     return train_command(
-        args.recipe, overrides=args.overrides, resume=args.resume, quiet=args.quiet, force=args.force
+        args.recipe,
+        overrides=args.overrides,
+        resume=args.resume,
+        quiet=args.quiet,
+        force=args.force,
+        evaluate=not args.no_eval,
+    )
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from tunesmith.evaluation.runner import eval_command
+
+    return eval_command(
+        args.model,
+        suites_arg=args.suites,
+        domain=args.domain,
+        baseline=args.baseline,
+        out=args.out,
+        fmt=args.format,
+        reward=args.reward,
+        items_per_category=args.items_per_category,
+        lm_eval_tasks=args.lm_eval,
+        lm_eval_include=args.lm_eval_include,
+        lm_eval_limit=args.lm_eval_limit,
+        no_cache=args.no_cache,
     )
 
 
@@ -138,7 +162,47 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--quiet", action="store_true", help="no progress bars (CI logs): one line per validation")
     p.add_argument("--force", action="store_true", help="train even if lint finds errors")
+    p.add_argument(
+        "--no-eval",
+        action="store_true",
+        help="skip the before/after evaluation at the end (runs/<name>/eval/)",
+    )
     p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser(
+        "eval", help="score a checkpoint on the general and domain suites; forgetting vs a baseline"
+    )
+    p.add_argument("--model", required=True, help="model folder, runs/<name>[/<stage>], or family:stage")
+    p.add_argument("--suites", default="general,domain", help="comma-separated: general, domain")
+    p.add_argument(
+        "--domain", metavar="FILE", help="gen_qa JSONL (or builtin:brindle/eval) for the domain suite"
+    )
+    p.add_argument(
+        "--baseline", metavar="REF", help="compare against this checkpoint (default for a run: its start)"
+    )
+    p.add_argument(
+        "--out", metavar="DIR", help="write evaluation.json + forgetting.csv here (default: the run's eval/)"
+    )
+    p.add_argument(
+        "--reward",
+        metavar="SPEC",
+        help="score the domain suite by a reward: builtin:brindle or module:function",
+    )
+    p.add_argument(
+        "--items-per-category",
+        type=int,
+        help="general held-out items per category (default: the run's, or 60)",
+    )
+    p.add_argument(
+        "--lm-eval",
+        metavar="TASKS",
+        help="lm-eval tasks (comma-separated, or none); default: mmlu,ifeval,gsm8k for models >= 100M parameters",
+    )
+    p.add_argument("--lm-eval-include", metavar="DIR", help="folder of your own lm-eval task YAMLs")
+    p.add_argument("--lm-eval-limit", type=int, metavar="N", help="at most N items per lm-eval task")
+    p.add_argument("--no-cache", action="store_true", help="recompute even if cached results exist")
+    p.add_argument("--format", choices=["text", "json"], default="text")
+    p.set_defaults(func=_cmd_eval)
 
     models = sub.add_parser("models", help="build and list model checkpoints")
     msub = models.add_subparsers(dest="models_command", metavar="ACTION", required=True)

@@ -129,6 +129,7 @@ def train_command(
     quiet: bool = False,
     force: bool = False,
     runs_root: str | None = None,
+    evaluate: bool = True,
 ) -> int:
     if resume:
         run_dir = Path(resume)
@@ -158,4 +159,11 @@ def train_command(
             )
     if not result.completed:
         return 128 + int(result.stages[-1].summary.get("stopped_by_signal") or 15)
+    # --- evaluation (issue 9): start vs each stage's best on the same items -> runs/<name>/eval/ ---------
+    if evaluate and is_main_process():
+        from tunesmith.evaluation.runner import evaluate_run
+
+        base_dir = Path(resolved.source).parent if resolved.source else None
+        evaluate_run(result.run_dir, model_ref(resolved), base_dir=base_dir, quiet=quiet)
+    # --- end evaluation ------------------------------------------------------------------------------------
     return 0

@@ -1,0 +1,547 @@
+"""Evaluate checkpoints, compare them, write the forgetting report: `tunesmith eval` and the end of `train`.
+
+Flow: resolve each checkpoint reference -> for every suite, look the result up in the cache (checkpoint
+content hash, suite, item-set hash, settings) or compute it (generation + scoring + perplexity) -> compare
+"before" and "after" item by item (`forgetting.forgetting_table`) -> one verdict line -> `evaluation.json`,
+`forgetting.csv` and `predictions.jsonl`, written atomically.
+
+Model references: a model folder, a stage folder (`runs/<name>/<stage>`: its `best/`), a run folder
+(`runs/<name>`: its last finished stage), or what `tunesmith.models.loading` accepts (`tiny:post-trained`,
+a Hub id). For a checkpoint inside a run, the default baseline is the run's starting checkpoint.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tunesmith.errors import ModelError, UserError
+from tunesmith.evaluation import cache, suites
+from tunesmith.evaluation.forgetting import ChangeRow, forgetting_table, verdict
+from tunesmith.evaluation.lm_eval_adapter import DEFAULT_TASKS, REAL_MODEL_PARAMETERS, run_tasks
+from tunesmith.evaluation.metrics import METRICS, resolve_reward
+from tunesmith.runs import atomic_write_json, atomic_write_jsonl, atomic_write_text
+
+SUITES: tuple[str, ...] = ("general", "domain")
+LM_EVAL_SUITE = "general/lm-eval"
+
+
+@dataclass
+class EvalConfig:
+    """What to evaluate and how (defaults match the recipe's `evaluation` block and the tiny setup)."""
+
+    suites: tuple[str, ...] = SUITES
+    general_items_per_category: int = 60
+    domain: str | None = None  # gen_qa file or builtin: reference
+    reward: str | None = None  # builtin:brindle or module:function ("rft_eval")
+    lm_eval_tasks: tuple[str, ...] | None = None  # None: DEFAULT_TASKS for real models, none for small
+    lm_eval_include: str | None = None
+    lm_eval_limit: int | None = None
+    max_new_tokens: int = 256  # cap; the per-suite value is derived from the references
+    batch_size: int = 128
+    use_cache: bool = True
+    base_dir: Path | None = None  # where relative data paths are also looked up (the recipe's folder)
+
+    def __post_init__(self) -> None:
+        unknown = [s for s in self.suites if s not in SUITES]
+        if unknown or not self.suites:
+            raise UserError(f"--suites {','.join(self.suites)}: unknown suite — use general, domain or both")
+        if "domain" in self.suites and not self.domain:
+            raise UserError(
+                "the domain suite needs a gen_qa file — pass --domain FILE (or set evaluation.domain in the recipe)"
+            )
+
+
+@dataclass
+class Checkpoint:
+    """A model reference, resolved: what to load, how to name it, and the run it belongs to (if any)."""
+
+    ref: str
+    load_ref: str | Path
+    label: str
+    run_dir: Path | None = None
+    stage: str | None = None
+
+
+@dataclass
+class Scores:
+    """One checkpoint's results, suite -> result dict (items, summary, perplexity, seconds, cached)."""
+
+    checkpoint: Checkpoint
+    content_hash: str
+    suites: dict[str, dict] = field(default_factory=dict)
+    messages: list[str] = field(default_factory=list)
+
+
+# --- model references ----------------------------------------------------------------------------------
+def _run_of(folder: Path) -> Path | None:
+    return folder if (folder / "recipe.resolved.yaml").is_file() else None
+
+
+def _finished_stages(run_dir: Path) -> list[str]:
+    recipe = yaml.safe_load((run_dir / "recipe.resolved.yaml").read_text()) or {}
+    names = [s.get("name") or s.get("technique") for s in recipe.get("stages", [])]
+    return [n for n in names if n and (run_dir / n / "best").is_dir()]
+
+
+def run_start_ref(run_dir: Path) -> str:
+    """The starting checkpoint of a run, from its resolved recipe (as `training.pipeline.model_ref`)."""
+    recipe = yaml.safe_load((run_dir / "recipe.resolved.yaml").read_text()) or {}
+    model = recipe.get("model", {})
+    if model.get("path"):
+        return f"{model['path']}@{model['revision']}" if model.get("revision") else model["path"]
+    return f"{model.get('family', 'tiny')}:{model.get('checkpoint', 'post-trained')}"
+
+
+def resolve_checkpoint(ref: str | Path) -> Checkpoint:
+    """A model reference -> `Checkpoint` (see the module docstring for the accepted forms)."""
+    text = str(ref)
+    folder = Path(text).expanduser()
+    if folder.is_dir():
+        if (folder / "best").is_dir():
+            run_dir = _run_of(folder.parent)
+            label = f"{run_dir.name}/{folder.name}" if run_dir else text
+            return Checkpoint(text, folder / "best", label, run_dir, folder.name if run_dir else None)
+        if (folder / "config.json").is_file():
+            run_dir = _run_of(folder.parent.parent) if folder.name == "best" else None
+            stage = folder.parent.name if run_dir else None
+            label = f"{run_dir.name}/{stage}" if run_dir else text
+            return Checkpoint(text, folder, label, run_dir, stage)
+        if _run_of(folder):
+            finished = _finished_stages(folder)
+            if not finished:
+                raise ModelError(
+                    f"{text}: this run has no finished stage yet — train it first, or pass a stage"
+                )
+            return Checkpoint(text, folder / finished[-1] / "best", f"{folder.name}/{finished[-1]}", folder,
+                              finished[-1])  # fmt: skip
+        raise ModelError(
+            f"{text}: not a model folder (no config.json), stage folder (no best/) or run folder — check the path"
+        )
+    from tunesmith.models.loading import resolve_ref
+
+    source, revision = resolve_ref(text)  # fails fast with one line for an unknown family/stage/path
+    return Checkpoint(text, source if isinstance(source, Path) else text, text)
+
+
+# --- evaluating one checkpoint ---------------------------------------------------------------------------
+def _is_real_model(load_ref: str | Path) -> bool:
+    folder = Path(str(load_ref))
+    if not folder.is_dir():
+        return True  # Hub models of the catalog are real models
+    weights = sum(p.stat().st_size for p in folder.glob("*.safetensors")) + sum(
+        p.stat().st_size for p in folder.glob("*.bin")
+    )
+    return weights >= 2 * REAL_MODEL_PARAMETERS  # bf16 bytes
+
+
+class _Lazy:
+    """Load the model and tokenizer only when a suite misses the cache."""
+
+    def __init__(self, load_ref: str | Path) -> None:
+        self.load_ref, self._pair = load_ref, None
+
+    def get(self):
+        if self._pair is None:
+            from transformers.utils import logging as hf_logging
+
+            from tunesmith.models.loading import load_model, load_tokenizer
+
+            hf_logging.disable_progress_bar()
+            self._pair = (load_model(self.load_ref), load_tokenizer(self.load_ref))
+        return self._pair
+
+
+def _general(lazy: _Lazy, config: EvalConfig, items: list[dict]) -> dict:
+    model, tokenizer = lazy.get()
+    max_new = suites.max_new_tokens_for(tokenizer, [i["reference"] for i in items], config.max_new_tokens)
+    answered = suites.answer_items(
+        model, tokenizer, items, max_new_tokens=max_new, batch_size=config.batch_size
+    )
+    return {
+        "items": answered,
+        "summary": suites.summarize(answered),
+        "perplexity": {"general_text": suites.general_perplexity(model, tokenizer)},
+        "max_new_tokens": max_new,
+    }
+
+
+def _domain(lazy: _Lazy, config: EvalConfig, items: list[dict]) -> dict:
+    model, tokenizer = lazy.get()
+    reward = resolve_reward(config.reward) if config.reward else None
+    max_new = suites.max_new_tokens_for(tokenizer, [i["reference"] for i in items], config.max_new_tokens)
+    answered = suites.answer_items(
+        model, tokenizer, items, max_new_tokens=max_new, batch_size=config.batch_size, reward=reward
+    )
+    return {
+        "items": answered,
+        "summary": suites.summarize(answered),
+        "perplexity": {"domain_answers": suites.answer_perplexity(model, tokenizer, items)},
+        "max_new_tokens": max_new,
+    }
+
+
+def _cached(
+    key_parts: tuple[str, str, str, dict], config: EvalConfig, compute, *, store: bool = True
+) -> dict:
+    key = cache.entry_key(*key_parts)
+    if config.use_cache:
+        hit = cache.load(key)
+        if hit is not None:
+            return {**hit, "cached": True}
+    started = time.perf_counter()
+    result = compute()
+    result["seconds"] = round(time.perf_counter() - started, 2)
+    if store:
+        cache.store(key, result)
+    return {**result, "cached": False}
+
+
+def evaluate_checkpoint(checkpoint: Checkpoint, config: EvalConfig, *, quiet: bool = False) -> Scores:
+    """Every configured suite on one checkpoint (cached results reused; `Scores.messages`: skip lines)."""
+    revision = None
+    if not isinstance(checkpoint.load_ref, Path) and "@" in str(checkpoint.load_ref):
+        revision = str(checkpoint.load_ref).partition("@")[2]
+    scores = Scores(checkpoint, cache.checkpoint_hash(checkpoint.load_ref, revision))
+    lazy = _Lazy(checkpoint.load_ref)
+    settings = {"max_new_tokens_cap": config.max_new_tokens, "metrics": sorted(METRICS)}
+    if "general" in config.suites:
+        items = suites.general_items(config.general_items_per_category)
+        key = (scores.content_hash, "general", suites.items_hash(items), settings)
+        scores.suites["general"] = _cached(key, config, lambda: _general(lazy, config, items))
+        tasks = config.lm_eval_tasks
+        if tasks is None:
+            tasks = DEFAULT_TASKS if _is_real_model(checkpoint.load_ref) else ()
+        if tasks:
+            lm_settings = {
+                "tasks": list(tasks),
+                "include": config.lm_eval_include,
+                "limit": config.lm_eval_limit,
+            }
+            result = _cached(
+                (scores.content_hash, LM_EVAL_SUITE, "", lm_settings),
+                config,
+                lambda: _lm_eval(lazy, config, tasks),
+                store=False,  # stored below only when no task was skipped
+            )
+            if not result.get("skipped") and not result["cached"] and config.use_cache:
+                cache.store(cache.entry_key(scores.content_hash, LM_EVAL_SUITE, "", lm_settings), result)
+            scores.messages += result.get("skipped", [])
+            if result["items"]:
+                scores.suites[LM_EVAL_SUITE] = result
+    if "domain" in config.suites:
+        assert config.domain is not None
+        path = suites.resolve_data(config.domain, config.base_dir)
+        items = suites.domain_items(path)
+        key = (scores.content_hash, "domain", suites.items_hash(items), {**settings, "reward": config.reward})
+        scores.suites["domain"] = _cached(key, config, lambda: _domain(lazy, config, items))
+    if not quiet:
+        for message in scores.messages:
+            print(f"{checkpoint.label}: {message}", file=sys.stderr)
+    return scores
+
+
+def _lm_eval(lazy: _Lazy, config: EvalConfig, tasks: tuple[str, ...]) -> dict:
+    model, tokenizer = lazy.get()
+    result = run_tasks(
+        model, tokenizer, tasks, include_path=config.lm_eval_include, limit=config.lm_eval_limit
+    )
+    return {"items": result.items, "summary": result.summary, "skipped": result.skipped}
+
+
+# --- comparing two ---------------------------------------------------------------------------------------
+def domain_metric(config: EvalConfig) -> str:
+    """The domain metric the verdict uses: the reward when one is configured, else exact match."""
+    return "reward" if config.reward else "exact_match"
+
+
+def compare(before: Scores, after: Scores, config: EvalConfig, *, seed: int = 0) -> dict:
+    """The forgetting report of `after` against `before` on the same items: rows, perplexities, verdict."""
+    rows: list[ChangeRow] = []
+    general_rows = domain_rows = None
+    if "general" in before.suites and "general" in after.suites:
+        general_rows = forgetting_table(
+            "general", before.suites["general"]["items"], after.suites["general"]["items"], seed=seed
+        )
+        rows += general_rows
+    if LM_EVAL_SUITE in before.suites and LM_EVAL_SUITE in after.suites:
+        shared = {i["id"] for i in before.suites[LM_EVAL_SUITE]["items"]} & {
+            i["id"] for i in after.suites[LM_EVAL_SUITE]["items"]
+        }
+        pick = [[i for i in s.suites[LM_EVAL_SUITE]["items"] if i["id"] in shared] for s in (before, after)]
+        if shared:
+            rows += forgetting_table(LM_EVAL_SUITE, pick[0], pick[1], "score", seed=seed)
+    if "domain" in before.suites and "domain" in after.suites:
+        primary = domain_metric(config)
+        metrics = [primary] + [m for m in before.suites["domain"]["items"][0]["scores"] if m != primary]
+        for metric in metrics:
+            table = forgetting_table(
+                "domain", before.suites["domain"]["items"], after.suites["domain"]["items"], metric, seed=seed
+            )
+            domain_rows = domain_rows or table
+            rows += table
+    perplexity = {}
+    for suite in ("general", "domain"):
+        for name, value in (before.suites.get(suite, {}).get("perplexity") or {}).items():
+            perplexity[name] = {
+                "before": value,
+                "after": (after.suites.get(suite, {}).get("perplexity") or {}).get(name),
+            }
+    return {
+        "before": before.checkpoint.label,
+        "after": after.checkpoint.label,
+        "verdict": verdict(general_rows, domain_rows),
+        "rows": [r.to_dict() for r in rows],
+        "perplexity": perplexity,
+    }
+
+
+# --- output ----------------------------------------------------------------------------------------------
+CSV_COLUMNS = (
+    "before", "after", "suite", "category", "metric", "items", "score_before", "score_after", "change",
+    "retention", "ci_low", "ci_high", "significant", "direction",
+)  # fmt: skip
+
+
+def forgetting_csv(comparisons: list[dict]) -> str:
+    """All comparisons' rows as CSV (scores 0-1)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for comparison in comparisons:
+        for row in comparison["rows"]:
+            writer.writerow(
+                [
+                    comparison["before"],
+                    comparison["after"],
+                    row["suite"],
+                    row["category"],
+                    row["metric"],
+                    row["items"],
+                    f"{row['before']:.4f}",
+                    f"{row['after']:.4f}",
+                    f"{row['change']:.4f}",
+                    "" if row["retention"] is None else f"{row['retention']:.4f}",
+                    f"{row['ci_low']:.4f}",
+                    f"{row['ci_high']:.4f}",
+                    row["significant"],
+                    row["direction"],
+                ]  # fmt: skip
+            )
+    return buffer.getvalue()
+
+
+def checkpoint_summary(scores: Scores) -> dict:
+    return {
+        "label": scores.checkpoint.label,
+        "ref": scores.checkpoint.ref,
+        "content_hash": scores.content_hash,
+        "suites": {
+            name: {
+                k: v
+                for k, v in result.items()
+                if k in {"summary", "perplexity", "seconds", "cached", "max_new_tokens"}
+            }
+            for name, result in scores.suites.items()
+        },
+        "messages": scores.messages,
+    }
+
+
+def write_report(out_dir: str | Path, checkpoints: list[Scores], comparisons: list[dict]) -> Path:
+    """`evaluation.json`, `forgetting.csv` and `predictions.jsonl` in `out_dir`, each written atomically."""
+    out = Path(out_dir)
+    payload = {
+        "verdict": comparisons[-1]["verdict"] if comparisons else None,
+        "checkpoints": [checkpoint_summary(s) for s in checkpoints],
+        "comparisons": comparisons,
+    }
+    atomic_write_json(out / "evaluation.json", payload)
+    if comparisons:
+        atomic_write_text(out / "forgetting.csv", forgetting_csv(comparisons))
+    atomic_write_jsonl(
+        out / "predictions.jsonl",
+        [
+            {"checkpoint": s.checkpoint.label, "suite": suite, **item}
+            for s in checkpoints
+            for suite, result in s.suites.items()
+            for item in result["items"]
+        ],
+    )
+    return out / "evaluation.json"
+
+
+def _pct(value: float) -> str:
+    return f"{value * 100:5.1f}"
+
+
+def render_comparison(comparison: dict) -> str:
+    """The forgetting table as text (points = percentage points; * = beyond noise, 95% bootstrap CI)."""
+    lines = [f"{comparison['before']} -> {comparison['after']}"]
+    header = f"  {'suite':<16}{'category':<34}{'metric':<18}{'before':>7}{'after':>7}{'change':>8}  {'95% CI':<16}{'retained':>9}"
+    lines.append(header)
+    single = {(r["suite"], r["metric"]) for r in comparison["rows"] if r["category"] != "overall"}
+    single = {k for k in single if sum(1 for r in comparison["rows"] if (r["suite"], r["metric"]) == k) == 2}
+    for row in comparison["rows"]:
+        if (row["suite"], row["metric"]) in single and row["category"] != "overall":
+            continue  # one category: its row equals the overall row
+        retained = "" if row["retention"] is None else f"{row['retention']:.0%}"
+        ci = f"[{row['ci_low'] * 100:+.0f}, {row['ci_high'] * 100:+.0f}]"
+        mark = "*" if row["significant"] else " "
+        lines.append(
+            f"  {row['suite']:<16}{row['category']:<34}{row['metric']:<18}{_pct(row['before']):>7}"
+            f"{_pct(row['after']):>7}{row['change'] * 100:+8.1f}{mark} {ci:<16}{retained:>9}"
+        )
+    for name, values in comparison["perplexity"].items():
+        after = values["after"]
+        lines.append(
+            f"  perplexity {name}: {values['before']:.3f} -> "
+            + (f"{after:.3f}" if after is not None else "-")
+        )
+    lines.append(f"verdict: {comparison['verdict']}")
+    return "\n".join(lines)
+
+
+def render_scores(scores: Scores) -> str:
+    lines = [f"{scores.checkpoint.label}"]
+    for suite, result in scores.suites.items():
+        cached = " (cached)" if result.get("cached") else f" ({result.get('seconds', 0):.1f} s)"
+        for metric, summary in result["summary"].items():
+            if suite == "general" and metric != "exact_match":
+                continue  # general items are scored by exact match; the others are kept in the JSON
+            if suite == LM_EVAL_SUITE:
+                lines.append(f"  {suite} {metric}: {summary.get('score', 0):.3f} ({summary.get('metric')})")
+                continue
+            by_category = ", ".join(f"{c} {v:.2f}" for c, v in summary["by_category"].items())
+            lines.append(f"  {suite} {metric}: {summary['overall']:.3f}  [{by_category}]{cached}")
+            cached = ""
+        for name, value in (result.get("perplexity") or {}).items():
+            lines.append(f"  {suite} perplexity {name}: {value:.3f}")
+    return "\n".join(lines)
+
+
+# --- entry points ------------------------------------------------------------------------------------------
+def eval_command(
+    model: str,
+    *,
+    suites_arg: str = "general,domain",
+    domain: str | None = None,
+    baseline: str | None = None,
+    out: str | None = None,
+    fmt: str = "text",
+    reward: str | None = None,
+    items_per_category: int | None = None,
+    lm_eval_tasks: str | None = None,
+    lm_eval_include: str | None = None,
+    lm_eval_limit: int | None = None,
+    no_cache: bool = False,
+) -> int:
+    """`tunesmith eval`: scores of one checkpoint, or its forgetting report against a baseline."""
+    checkpoint = resolve_checkpoint(model)
+    requested = tuple(s.strip() for s in suites_arg.split(",") if s.strip())
+    recipe_eval: dict[str, Any] = {}
+    if checkpoint.run_dir is not None:
+        recipe = yaml.safe_load((checkpoint.run_dir / "recipe.resolved.yaml").read_text()) or {}
+        recipe_eval = recipe.get("evaluation") or {}
+        reward = reward or _recipe_reward(recipe)
+    domain = domain or recipe_eval.get("domain")
+    if domain is None and "domain" in requested and suites_arg == "general,domain":
+        requested = ("general",)  # the default asks for both; without a domain file, general alone
+        print("eval: no domain file (--domain FILE) — evaluating the general suite only", file=sys.stderr)
+    tasks = None
+    if lm_eval_tasks is not None:
+        tasks = tuple(t.strip() for t in lm_eval_tasks.split(",") if t.strip() and t.strip() != "none")
+    config = EvalConfig(
+        suites=requested,
+        general_items_per_category=items_per_category
+        or int(recipe_eval.get("general_items_per_category") or 60),
+        domain=domain,
+        reward=reward,
+        lm_eval_tasks=tasks,
+        lm_eval_include=lm_eval_include,
+        lm_eval_limit=lm_eval_limit,
+        use_cache=not no_cache,
+    )
+    quiet = fmt == "json"
+    after = evaluate_checkpoint(checkpoint, config, quiet=quiet)
+    if baseline is None and checkpoint.run_dir is not None:
+        baseline = run_start_ref(checkpoint.run_dir)
+    checkpoints, comparisons = [after], []
+    if baseline is not None:
+        before = evaluate_checkpoint(resolve_checkpoint(baseline), config, quiet=quiet)
+        checkpoints = [before, after]
+        comparisons = [compare(before, after, config)]
+    out_dir = Path(out) if out else (checkpoint.run_dir / "eval" if checkpoint.run_dir else None)
+    if out_dir is not None:
+        write_report(out_dir, checkpoints, comparisons)
+    if fmt == "json":
+        print(json.dumps({
+            "verdict": comparisons[-1]["verdict"] if comparisons else None,
+            "checkpoints": [checkpoint_summary(s) for s in checkpoints],
+            "comparisons": comparisons,
+            "out": str(out_dir) if out_dir else None,
+        }, indent=2))  # fmt: skip
+        return 0
+    for scores in checkpoints:
+        print(render_scores(scores))
+    for comparison in comparisons:
+        print(render_comparison(comparison))
+    if out_dir is not None:
+        print(f"written: {out_dir / 'evaluation.json'}, {out_dir / 'forgetting.csv'}")
+    return 0
+
+
+def _recipe_reward(recipe: dict) -> str | None:
+    """The last RFT stage's reward, when this evaluation can call it (builtin:brindle or module:function)."""
+    for stage in reversed(recipe.get("stages", [])):
+        spec = (stage.get("rft") or {}).get("reward")
+        if spec and (spec.startswith("builtin:") or (":" in spec and "/" not in spec)):
+            return spec
+    return None
+
+
+def evaluate_run(
+    run_dir: str | Path, start_ref: str | Path, *, base_dir: Path | None = None, quiet: bool = False
+) -> dict:
+    """The end of `tunesmith train`: the starting checkpoint and every stage's best on the same items,
+    each stage compared with the start; the report goes to `<run>/eval/`. Returns the JSON payload."""
+    run_dir = Path(run_dir)
+    recipe = yaml.safe_load((run_dir / "recipe.resolved.yaml").read_text()) or {}
+    spec = recipe.get("evaluation") or {}
+    requested = tuple(spec.get("suites") or SUITES)
+    if "domain" in requested and not spec.get("domain"):
+        requested = tuple(s for s in requested if s != "domain")
+        if not quiet:
+            print("eval: no evaluation.domain file in the recipe — general suite only", file=sys.stderr)
+    if not requested:
+        return {}
+    config = EvalConfig(
+        suites=requested,
+        general_items_per_category=int(spec.get("general_items_per_category") or 60),
+        domain=spec.get("domain"),
+        reward=_recipe_reward(recipe),
+        base_dir=base_dir,
+    )
+    start = resolve_checkpoint(start_ref)
+    start.label = f"start ({start.label})"
+    checkpoints = [evaluate_checkpoint(start, config, quiet=quiet)]
+    comparisons = []
+    for stage in _finished_stages(run_dir):
+        stage_scores = evaluate_checkpoint(resolve_checkpoint(run_dir / stage), config, quiet=quiet)
+        checkpoints.append(stage_scores)
+        comparisons.append(compare(checkpoints[0], stage_scores, config))
+    write_report(run_dir / "eval", checkpoints, comparisons)
+    if not quiet:
+        for comparison in comparisons:
+            print(render_comparison(comparison))
+    elif comparisons:
+        print(f"eval: {comparisons[-1]['verdict']}")
+    return json.loads((run_dir / "eval" / "evaluation.json").read_text())
