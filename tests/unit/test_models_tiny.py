@@ -28,7 +28,8 @@ def test_model_m_has_about_a_million_parameters() -> None:
     assert model.config.tie_word_embeddings
 
 
-def test_shortened_build_is_deterministic(tmp_path) -> None:
+def test_shortened_build_is_deterministic(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("TUNESMITH_THREADS", "1")  # weights depend on the thread count
     a = tiny.build_family(seed=0, quiet=True, steps_scale=SHORT, out_dir=tmp_path / "a", evaluate=False)
     b = tiny.build_family(seed=0, quiet=True, steps_scale=SHORT, out_dir=tmp_path / "b", evaluate=False)
     c = tiny.build_family(seed=1, quiet=True, steps_scale=SHORT, out_dir=tmp_path / "c", evaluate=False)

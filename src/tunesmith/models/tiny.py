@@ -238,9 +238,22 @@ def new_model(seed: int = 0, **overrides):
 
 
 def _threads() -> int:
-    """Torch threads for the build: `TUNESMITH_THREADS`, else all cores up to 4 (more does not help a
-    1M-parameter model; tiny-feasibility.md measured 2)."""
-    return int(os.environ.get("TUNESMITH_THREADS") or min(os.cpu_count() or 1, 4))
+    """Torch threads for the build: `TUNESMITH_THREADS`, else all cores (up to 4) on an idle machine and
+    1 on a busy one (1-minute load average >= cores - 0.5; our own process counts for ~1).
+
+    Measured on this 2-core machine: alone, 2 threads run ~0.32 s per packed step and ~0.16 s per chat
+    step (the budget of <= 10 minutes needs them); while other jobs ran, 2 threads took 6.6 s per packed
+    step (OpenMP workers spin-waiting on busy cores) vs 0.62 s with 1 thread. Pin TUNESMITH_THREADS to
+    compare weights across builds (results depend on the thread count).
+    """
+    if os.environ.get("TUNESMITH_THREADS"):
+        return max(1, int(os.environ["TUNESMITH_THREADS"]))
+    cores = os.cpu_count() or 1
+    try:
+        load = os.getloadavg()[0]
+    except OSError:  # not available on this platform
+        load = 0.0
+    return min(cores, 4) if load < cores - 0.5 else 1
 
 
 # --- the family ------------------------------------------------------------------------------------------
