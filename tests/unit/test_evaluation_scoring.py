@@ -171,3 +171,13 @@ def test_verdict_domain_within_noise_and_nothing() -> None:
     domain = forgetting_table("domain", _items({"d": [0.0] * 50}), _items({"d": [1.0] + [0.0] * 49}))
     assert verdict(None, domain) == "domain +2 points (0.00 -> 0.02) (within noise)"
     assert verdict(None, None) == "nothing to compare"
+
+
+def test_domain_rows_have_no_retention_ratio() -> None:
+    rows = forgetting_table(
+        "domain",
+        _items({"d": [0.0] * 99 + [1.0]}),
+        _items({"d": [1.0] * 60 + [0.0] * 40}),
+        with_retention=False,
+    )
+    assert all(r.retention is None for r in rows) and rows[-1].direction == "gain"

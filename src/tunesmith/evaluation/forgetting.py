@@ -18,7 +18,7 @@ guidance reads "general retained".
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
@@ -134,11 +134,14 @@ def forgetting_table(
     *,
     seed: int = 0,
     num_resamples: int = NUM_RESAMPLES,
+    with_retention: bool = True,
 ) -> list[ChangeRow]:
     """Rows per category (sorted by name) and an `overall` row (macro mean, stratified bootstrap).
 
     `*_items` are per-item records `{"id", "category", "scores": {metric: float}}` of the same items (paired
     by `id`; an item missing on one side is an error: both must have answered the same set).
+    `with_retention=False` (a skill being learned, e.g. the domain) leaves `retention` empty: a ratio to a
+    near-zero start means nothing.
     """
     after_by_id = {item["id"]: item for item in after_items}
     assert len(after_by_id) == len(after_items) == len(before_items), "items must match one to one"
@@ -167,6 +170,8 @@ def forgetting_table(
             )  # fmt: skip
         )
     rows.append(_row(suite, OVERALL, metric, before, after, categories, seed, num_resamples))
+    if not with_retention:
+        rows = [replace(row, retention=None) for row in rows]
     return rows
 
 

@@ -284,7 +284,12 @@ def compare(before: Scores, after: Scores, config: EvalConfig, *, seed: int = 0)
         metrics = [primary] + [m for m in before.suites["domain"]["items"][0]["scores"] if m != primary]
         for metric in metrics:
             table = forgetting_table(
-                "domain", before.suites["domain"]["items"], after.suites["domain"]["items"], metric, seed=seed
+                "domain",
+                before.suites["domain"]["items"],
+                after.suites["domain"]["items"],
+                metric,
+                seed=seed,
+                with_retention=False,
             )
             domain_rows = domain_rows or table
             rows += table
