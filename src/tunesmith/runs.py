@@ -32,8 +32,17 @@ from typing import Any
 import yaml
 
 _MANIFEST_PACKAGES = (
-    "tunesmith", "torch", "transformers", "tokenizers", "trl", "peft", "accelerate", "datasets",
-    "optuna", "pydantic", "numpy",
+    "tunesmith",
+    "torch",
+    "transformers",
+    "tokenizers",
+    "trl",
+    "peft",
+    "accelerate",
+    "datasets",
+    "optuna",
+    "pydantic",
+    "numpy",
 )
 
 
