@@ -212,8 +212,9 @@ def verdict(general: Sequence[ChangeRow] | None, domain: Sequence[ChangeRow] | N
         (r for r in general or [] if r.category != OVERALL and r.direction == "drop"), key=lambda r: r.change
     )
     if not drops and general_row.direction != "drop":
-        gained = " (improved)" if general_row.direction == "gain" else ""
-        parts.append(f"{retained}{gained} — no significant regression")
+        if general_row.direction == "gain":
+            retained = f"general {_points(general_row.change)} points (improved)"
+        parts.append(f"{retained} — no significant regression")
         return "; ".join(parts)
     if not drops:
         parts.append(
