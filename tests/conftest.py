@@ -28,6 +28,12 @@ MICRO_CONFIG = {
 }
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Every cache of the test session (built family, materialized built-in data, evaluation cache) lives in
+    the repository's `.cache/tunesmith` unless TUNESMITH_HOME is set: tests never touch ~/.cache."""
+    os.environ.setdefault("TUNESMITH_HOME", str(REPO_ROOT / ".cache" / "tunesmith"))
+
+
 @dataclass
 class MicroModel:
     model: object  # transformers.LlamaForCausalLM

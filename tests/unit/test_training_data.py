@@ -86,3 +86,23 @@ def test_token_unit_mix_and_reasoning_kept(tmp_path: Path) -> None:
     customer_rows = [json.loads(x) for x in data.train_file.read_text().splitlines() if "question" in x]
     assert customer_rows and customer_rows[0]["messages"][1]["reasoning_content"] == "think"
     assert "messages" in first
+
+
+def test_validation_follows_the_mix_shares(tmp_path: Path) -> None:
+    rows = [
+        {"messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": f"a{i}"}]}
+        for i in range(40)
+    ]
+    train = _write(tmp_path / "t.jsonl", rows)
+    validation = _write(tmp_path / "v.jsonl", rows[:30])
+    stage = _stage(train)
+    stage.data.validation = validation
+    data = prepare_stage_data(stage, stage_dir=tmp_path / "s", total_examples=80, seed=0, quiet=True)
+    lines = [json.loads(x) for x in data.validation_file.read_text().splitlines()]
+    assert data.validation_examples == len(lines) == 60  # 30 of yours + 30 general (50% mix)
+    customer = [r for r in lines if r["messages"][0]["content"].startswith("q")]
+    assert len(customer) == 30
+    unmixed = _stage(train, customer_percent=100, general={})
+    unmixed.data.validation = validation
+    data = prepare_stage_data(unmixed, stage_dir=tmp_path / "u", total_examples=80, seed=0, quiet=True)
+    assert data.validation_examples == 30

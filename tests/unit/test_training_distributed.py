@@ -61,7 +61,7 @@ def test_two_processes_match_one_process_within_two_percent(tmp_path, micro_mode
     one = _recipe(tmp_path, micro_model_dir, "one")
     two = _recipe(tmp_path, micro_model_dir, "two")
     subprocess.run(
-        [sys.executable, "-m", "tunesmith.cli", "train", str(one), "--quiet"],
+        [sys.executable, "-m", "tunesmith.cli", "train", str(one), "--quiet", "--no-eval"],
         cwd=REPO,
         env=env,
         check=True,
@@ -79,6 +79,7 @@ def test_two_processes_match_one_process_within_two_percent(tmp_path, micro_mode
             "train",
             str(two),
             "--quiet",
+            "--no-eval",
         ],
         cwd=REPO,
         env=env,

@@ -78,7 +78,7 @@ def _rows(path: Path) -> list[dict]:
 @pytest.mark.parametrize("mode", ["full", "lora"])
 def test_stage_writes_outputs_follows_schedule_and_keeps_top_k(tmp_path, micro_model_dir, mode) -> None:
     recipe = _recipe(tmp_path, micro_model_dir, mode=mode)
-    assert main(["train", str(recipe), "--quiet"]) == 0
+    assert main(["train", str(recipe), "--quiet", "--no-eval"]) == 0
     run = tmp_path / "runs" / "micro"
     stage = run / "sft"
     for name in ("recipe.resolved.yaml", "plan.json", "manifest.json"):
@@ -151,14 +151,14 @@ def test_resume_after_kill_9_matches_uninterrupted_run(tmp_path, micro_model_dir
     reference_dir = tmp_path / "reference"
     reference_dir.mkdir()
     recipe = _recipe(reference_dir, micro_model_dir, steps=12)
-    assert main(["train", str(recipe), "--quiet"]) == 0
+    assert main(["train", str(recipe), "--quiet", "--no-eval"]) == 0
     reference = json.loads((reference_dir / "runs" / "micro" / "sft" / "result.json").read_text())
 
     crash_dir = tmp_path / "crash"
     crash_dir.mkdir()
     recipe = _recipe(crash_dir, micro_model_dir, steps=12)
     stage = crash_dir / "runs" / "micro" / "sft"
-    process = _run_cli(["train", str(recipe), "--quiet"])
+    process = _run_cli(["train", str(recipe), "--quiet", "--no-eval"])
     _wait_for(stage / "checkpoints" / "checkpoint-4" / "COMPLETE", process)
     process.send_signal(signal.SIGKILL)
     process.wait()
@@ -167,7 +167,7 @@ def test_resume_after_kill_9_matches_uninterrupted_run(tmp_path, micro_model_dir
     fake = stage / "checkpoints" / "checkpoint-10"
     fake.mkdir(parents=True, exist_ok=True)
     (fake / "model.safetensors").write_bytes(b"truncated")
-    assert main(["train", "--resume", str(crash_dir / "runs" / "micro"), "--quiet"]) == 0
+    assert main(["train", "--resume", str(crash_dir / "runs" / "micro"), "--quiet", "--no-eval"]) == 0
     resumed = json.loads((stage / "result.json").read_text())
     assert resumed["steps"] == 12
     assert resumed["final_eval_loss"] == pytest.approx(reference["final_eval_loss"], abs=1e-4)
@@ -179,7 +179,7 @@ def test_resume_after_kill_9_matches_uninterrupted_run(tmp_path, micro_model_dir
 def test_sigterm_saves_a_checkpoint_and_exits_cleanly(tmp_path, micro_model_dir) -> None:
     recipe = _recipe(tmp_path, micro_model_dir, steps=400, val_check_interval=200)
     stage = tmp_path / "runs" / "micro" / "sft"
-    process = _run_cli(["train", str(recipe), "--quiet"])
+    process = _run_cli(["train", str(recipe), "--quiet", "--no-eval"])
     _wait_for(stage / "metrics.jsonl", process)
     process.send_signal(signal.SIGTERM)
     output, _ = process.communicate(timeout=120)
@@ -195,9 +195,9 @@ def test_train_refuses_a_recipe_with_lint_errors_unless_forced(tmp_path, micro_m
     data = yaml.safe_load(recipe.read_text())
     del data["acknowledge"]
     recipe.write_text(yaml.safe_dump(data))
-    assert main(["train", str(recipe), "--quiet"]) == 2
+    assert main(["train", str(recipe), "--quiet", "--no-eval"]) == 2
     err = capsys.readouterr().err
     assert "ERROR lr-deviates-while-mixing" in err and "pass --force" in err.splitlines()[-1]
     assert not (tmp_path / "runs" / "micro" / "sft").exists()
-    assert main(["train", str(recipe), "--quiet", "--force"]) == 0
+    assert main(["train", str(recipe), "--quiet", "--force", "--no-eval"]) == 0
     assert (tmp_path / "runs" / "micro" / "sft" / "result.json").exists()

@@ -238,22 +238,17 @@ def new_model(seed: int = 0, **overrides):
 
 
 def _threads() -> int:
-    """Torch threads for the build: `TUNESMITH_THREADS`, else all cores (up to 4) on an idle machine and
-    1 on a busy one (1-minute load average >= cores - 0.5; our own process counts for ~1).
+    """Torch threads for the build: `TUNESMITH_THREADS`, else 2 (1 on a single-core machine).
 
-    Measured on this 2-core machine: alone, 2 threads run ~0.32 s per packed step and ~0.16 s per chat
-    step (the budget of <= 10 minutes needs them); while other jobs ran, 2 threads took 6.6 s per packed
-    step (OpenMP workers spin-waiting on busy cores) vs 0.62 s with 1 thread. Pin TUNESMITH_THREADS to
-    compare weights across builds (results depend on the thread count).
+    Fixed, not adapted to the machine's load, because the weights depend on the thread count: the same
+    seed must give the same family on every build. Measured on this 2-core machine, idle: 2 threads run
+    0.19 s per packed step and 0.13 s per chat step, 1 thread 0.34 s and 0.24 s (1.8x slower). On a busy
+    machine 2 threads can be far slower (OpenMP workers spin-waiting on taken cores: 6.6 s per packed step
+    was seen while other jobs ran); set TUNESMITH_THREADS=1 there, knowing the weights will differ.
     """
     if os.environ.get("TUNESMITH_THREADS"):
         return max(1, int(os.environ["TUNESMITH_THREADS"]))
-    cores = os.cpu_count() or 1
-    try:
-        load = os.getloadavg()[0]
-    except OSError:  # not available on this platform
-        load = 0.0
-    return min(cores, 4) if load < cores - 0.5 else 1
+    return min(2, os.cpu_count() or 1)
 
 
 # --- the family ------------------------------------------------------------------------------------------

@@ -128,12 +128,45 @@ def prepare_stage_data(
         print(report.render_table())
     validation_count = 0
     if validation_file is not None:
-        rows = (
+        rows = [
             row_for_trainer(e, kind)
             for e in read_examples(locate_data(stage.data.validation, base_dir), kind)
+        ]
+        rows += general_validation_rows(
+            len(rows), mixing.customer_percent, {c: general[c] for c in builtin}, kind, seed=seed
         )
         validation_count = _write_rows(validation_file, rows)
     return StageData(train_file, validation_file, count, validation_count, report.to_dict())
+
+
+#: seed offset of the general validation rows: a stream apart from the training streams (seed + 1000 x pass)
+VALIDATION_SEED_OFFSET = 1_000_003
+
+
+def general_validation_rows(
+    customer_rows: int, customer_percent: float, general: dict[str, float], kind: str, *, seed: int
+) -> list[dict[str, Any]]:
+    """General examples to add to the validation set in the training mix's shares.
+
+    Checkpoint selection by validation loss on the user's data alone picks checkpoints in the middle of a
+    general-skill dip (measured on the tiny family, 50% mix, full rank: best-by-domain-loss checkpoint at
+    step 160 retained 87% of general accuracy, the final one 97%). Validating on the mix makes the best
+    checkpoint the one that is best on what the run is asked to do: the domain AND the general data. Rows
+    come from the built-in streams' training split with their own seed (the evaluation split stays unseen).
+    """
+    from tunesmith.data import general as general_data
+    from tunesmith.data.mixing import largest_remainder
+
+    if not general or customer_percent >= 100 or customer_rows == 0 or sum(general.values()) <= 0:
+        return []
+    total_general = round(customer_rows * (100 - customer_percent) / customer_percent)
+    counts = largest_remainder(total_general, general)
+    row_kind = {"cpt": "text", "sft": "sft"}[kind]
+    rows: list[dict[str, Any]] = []
+    for category, n in counts.items():
+        for row in general_data.sample(category, row_kind, n, seed=seed + VALIDATION_SEED_OFFSET):
+            rows.append({"text": row["text"]} if kind == "cpt" else {"messages": row["messages"]})
+    return rows
 
 
 def _count_lines(path: Path) -> int:

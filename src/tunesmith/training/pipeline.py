@@ -152,12 +152,25 @@ def train_command(
             )
         else:
             stopped = result.stages[-1]
-            print(
-                f"stopped at step {stopped.summary['steps']} of {stopped.summary['planned_steps']} in stage "
-                f"{stopped.name}; a checkpoint was saved — continue with: tunesmith train --resume {result.run_dir}",
-                file=sys.stderr,
-            )
+            where = f"at step {stopped.summary['steps']} of {stopped.summary['planned_steps']} in stage {stopped.name}"
+            if stopped.summary.get("stopped_by_monitor"):
+                print(
+                    f"stopped by the run monitor {where}: {stopped.summary['stopped_by_monitor']['message']} — see "
+                    f"{stopped.stage_dir / 'events.jsonl'} for the diagnosis; the best checkpoint so far is in "
+                    f"{stopped.best_dir}",
+                    file=sys.stderr,
+                )
+            else:
+                print(
+                    f"stopped {where}; a checkpoint was saved — continue with: tunesmith train --resume "
+                    f"{result.run_dir}",
+                    file=sys.stderr,
+                )
     if not result.completed:
+        if result.stages[-1].summary.get("stopped_by_monitor"):
+            return (
+                3  # a decision of the monitor, not a crash: distinct from errors (1, 2) and signals (128+N)
+            )
         return 128 + int(result.stages[-1].summary.get("stopped_by_signal") or 15)
     # --- evaluation (issue 9): start vs each stage's best on the same items -> runs/<name>/eval/ ---------
     if evaluate and is_main_process():
