@@ -33,7 +33,6 @@ def test_cpt_lengths_duplicates_and_share_over_max_length(tmp_path: Path) -> Non
 
 
 def test_sft_lengths_use_the_chat_template_of_the_tiny_tokenizer(tmp_path: Path) -> None:
-    pytest.importorskip("tunesmith.models.tokenizer")
     rows = [{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}]
     result = inspect_file(write(tmp_path / "s.jsonl", rows), tokenizer="tiny")
     # <s> <|user|> h i </s> <|assistant|> h e l l o </s>: 1 + 1 + 2 + 1 + 1 + 5 + 1 characters/specials

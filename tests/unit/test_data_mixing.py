@@ -333,9 +333,6 @@ def test_report_table_dict_and_saved_json(tmp_path: Path) -> None:
 
 
 def test_integration_with_the_embedded_general_stream(tmp_path: Path) -> None:
-    general = pytest.importorskip("tunesmith.data.general")
-    if not hasattr(general, "stream"):
-        pytest.skip("tunesmith.data.general.stream not there yet")
     from tunesmith.data.mixing import builtin_general_sources
 
     path = customer_file(tmp_path / "c.jsonl", 500)
