@@ -92,9 +92,9 @@ def provenance_rows(resolved: ResolvedRecipe) -> list[tuple[str, str, str]]:
     _flatten(resolved.recipe.model_dump(mode="json", exclude_none=True), "", rows)
     out = []
     for path, value in rows:
-        if path.endswith(".general_sources") and not value:
-            continue  # nothing to show: no user-supplied general data
         origin = resolved.provenance.get(path)
+        if value in ({}, []) and origin is None:
+            continue  # an empty optional mapping or list (e.g. no general_sources): nothing to show
         out.append((path, _fmt_value(value), str(origin) if origin else _schema_default(path)))
     return out
 
