@@ -112,11 +112,21 @@ class MetricsLogger(TrainerCallback):
 
 
 class CheckpointKeeper(TrainerCallback):
-    """Marks finished checkpoints, keeps the `save_top_k` best by validation loss (plus the latest, for
-    resume) and maintains `best.json` -> the best checkpoint."""
+    """Marks finished checkpoints, keeps the `save_top_k` best (plus the latest, for resume) and maintains
+    `best.json` -> the best checkpoint.
 
-    def __init__(self, stage_dir: Path, checkpoints_dir: Path, save_top_k: int) -> None:
+    "Best" is the lowest validation loss among the checkpoints whose general-capability probe (the
+    monitor's `probes.jsonl`, measured at the same steps) stayed within `max_general_drop` of its value at
+    the start; when every checkpoint dropped more, the lowest validation loss overall. Measured on the tiny
+    family (50% mix, full rank, 400 steps): by validation loss alone the pick sat in the mid-run general dip
+    (it retained 87-93% of general accuracy) while later checkpoints retained 97%.
+    """
+
+    def __init__(
+        self, stage_dir: Path, checkpoints_dir: Path, save_top_k: int, max_general_drop: float | None = None
+    ) -> None:
         self.stage_dir, self.checkpoints_dir, self.save_top_k = stage_dir, checkpoints_dir, save_top_k
+        self.max_general_drop = max_general_drop
         self.index_path = stage_dir / "checkpoints.json"
         self.index: dict[str, dict[str, Any]] = (
             json.loads(self.index_path.read_text()) if self.index_path.exists() else {}
@@ -145,33 +155,65 @@ class CheckpointKeeper(TrainerCallback):
             return
         loss = self._eval_loss.get(step)
         atomic_write_json(folder / COMPLETE_MARKER, {"step": step, "eval_loss": loss, "time": time.time()})
-        self.index[folder.name] = {"step": step, "eval_loss": loss}
+        self.index[folder.name] = {"step": step, "eval_loss": loss, "general_probe": self._probes().get(step)}
         self._prune(latest=folder.name)
         atomic_write_json(self.index_path, self.index)
         best = self.best()
         if best is not None:
             atomic_write_json(self.stage_dir / "best.json", best)
 
+    def _probes(self) -> dict[int, float]:
+        """step -> general probe accuracy (written by the monitor before the checkpoint of that step)."""
+        path = self.stage_dir / "probes.jsonl"
+        if not path.exists():
+            return {}
+        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        return {row["step"]: row["general_accuracy"] for row in rows if _finite(row.get("general_accuracy"))}
+
+    def _ranked(self) -> list[tuple[bool, float, int, str]]:
+        """(forgot, validation loss, step, name), best first: checkpoints within the forgetting limit first."""
+        start = self._probes().get(0)
+
+        def forgot(entry: dict[str, Any]) -> bool:
+            probe = entry.get("general_probe")
+            if self.max_general_drop is None or start is None or not _finite(probe):
+                return False  # nothing measured: every checkpoint is eligible
+            return probe < start - self.max_general_drop - 1e-9
+
+        return sorted(
+            (forgot(v), v["eval_loss"], v["step"], k)
+            for k, v in self.index.items()
+            if _finite(v.get("eval_loss"))
+        )
+
     def best(self) -> dict[str, Any] | None:
-        """The checkpoint with the lowest validation loss (without validation: the latest)."""
-        scored = [
-            (v["eval_loss"], v["step"], k) for k, v in self.index.items() if _finite(v.get("eval_loss"))
-        ]
-        if scored:
-            loss, step, name = min(scored)
-            return {"checkpoint": name, "step": step, "eval_loss": loss, "selected_by": "validation loss"}
+        """The best checkpoint (see the class docstring); without validation: the latest."""
+        ranked = self._ranked()
+        if ranked:
+            forgot, loss, step, name = ranked[0]
+            how = "validation loss"
+            measured = any(entry.get("general_probe") is not None for entry in self.index.values())
+            if self.max_general_drop is not None and measured and 0 in self._probes():
+                how = (
+                    "validation loss (every checkpoint forgot more than the limit)"
+                    if forgot
+                    else f"validation loss among checkpoints within {100 * self.max_general_drop:g} points of "
+                    "the start's general probe"
+                )
+            return {
+                "checkpoint": name,
+                "step": step,
+                "eval_loss": loss,
+                "selected_by": how,
+                "general_probe": self.index[name].get("general_probe"),
+            }
         if self.index:
             name, entry = max(self.index.items(), key=lambda kv: kv[1]["step"])
             return {"checkpoint": name, "step": entry["step"], "eval_loss": None, "selected_by": "latest"}
         return None
 
     def _prune(self, latest: str) -> None:
-        scored = sorted(
-            ((v["eval_loss"], v["step"], k) for k, v in self.index.items() if _finite(v.get("eval_loss"))),
-        )
-        keep = {name for _, _, name in scored[: self.save_top_k]} | {latest}
-        if not scored:
-            keep = {latest}
+        keep = {name for *_, name in self._ranked()[: self.save_top_k]} | {latest}
         for name in list(self.index):
             if name not in keep:
                 shutil.rmtree(self.checkpoints_dir / name, ignore_errors=True)

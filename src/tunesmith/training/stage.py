@@ -450,7 +450,12 @@ def run_stage(run: StageRun) -> StageResult:
         set_seed(stage.hyperparameters.seed)  # LoRA initialization and everything after it are seeded
         model = load_model(run.input_ref, dtype=torch.float32)
         args = _training_args(run, loss_options, validation is not None, resuming=resume_path is not None)
-        keeper = CheckpointKeeper(stage_dir, checkpoints_dir, stage.hyperparameters.save_top_k)
+        keeper = CheckpointKeeper(
+            stage_dir,
+            checkpoints_dir,
+            stage.hyperparameters.save_top_k,
+            max_general_drop=_selection_drop(settings),
+        )
         stopper = StopOnSignal().install()
         watcher = _monitor_callback(run, settings, context, state, tokenizer, resume_step)
         callbacks = [
@@ -603,6 +608,14 @@ def _monitor_callback(
         resume_step=resume_step,
         main_process=is_main_process(),
     )
+
+
+def _selection_drop(settings: Any) -> float | None:
+    """The forgetting limit (0-1) that checkpoint selection respects: the forgetting detector's `max_drop`,
+    unless monitoring or that detector is off."""
+    if not settings.enabled or settings.policies.get("forgetting") == "off":
+        return None
+    return settings.make("forgetting").max_drop
 
 
 def _events_report(name: str, events: dict[str, Any]) -> str:

@@ -1,0 +1,44 @@
+"""Best-checkpoint selection: lowest validation loss among checkpoints that kept general skill."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tunesmith.training.callbacks import CheckpointKeeper
+
+
+def _keeper(
+    tmp_path: Path, probes: dict[int, float], losses: dict[int, float], drop: float | None
+) -> CheckpointKeeper:
+    (tmp_path / "probes.jsonl").write_text(
+        "".join(json.dumps({"step": s, "general_accuracy": a, "kl": 0.0}) + "\n" for s, a in probes.items())
+    )
+    keeper = CheckpointKeeper(tmp_path, tmp_path / "checkpoints", save_top_k=2, max_general_drop=drop)
+    keeper.index = {
+        f"checkpoint-{s}": {"step": s, "eval_loss": loss, "general_probe": probes.get(s)}
+        for s, loss in losses.items()
+    }
+    return keeper
+
+
+def test_a_checkpoint_in_a_general_dip_is_not_picked(tmp_path: Path) -> None:
+    keeper = _keeper(tmp_path, {0: 0.95, 2: 0.70, 4: 0.90, 6: 0.93}, {2: 0.30, 4: 0.40, 6: 0.45}, drop=0.10)
+    best = keeper.best()
+    assert best["checkpoint"] == "checkpoint-4" and best["general_probe"] == 0.90
+    assert "within 10 points" in best["selected_by"]
+    assert [name for *_, name in keeper._ranked()] == ["checkpoint-4", "checkpoint-6", "checkpoint-2"]
+
+
+def test_without_a_limit_or_probe_the_lowest_loss_wins(tmp_path: Path) -> None:
+    assert (
+        _keeper(tmp_path, {0: 0.95, 2: 0.70}, {2: 0.30, 4: 0.40}, drop=None).best()["checkpoint"]
+        == "checkpoint-2"
+    )
+    keeper = _keeper(tmp_path, {}, {2: 0.30, 4: 0.40}, drop=0.10)
+    assert keeper.best()["checkpoint"] == "checkpoint-2" and keeper.best()["selected_by"] == "validation loss"
+
+
+def test_when_every_checkpoint_forgot_the_lowest_loss_wins_and_says_so(tmp_path: Path) -> None:
+    best = _keeper(tmp_path, {0: 0.95, 2: 0.50, 4: 0.60}, {2: 0.30, 4: 0.40}, drop=0.10).best()
+    assert best["checkpoint"] == "checkpoint-2" and "every checkpoint forgot" in best["selected_by"]
