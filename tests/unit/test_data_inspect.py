@@ -60,3 +60,11 @@ def test_unknown_tokenizer_is_a_one_line_error(tmp_path: Path, capsys) -> None:
     code = main(["data", "inspect", str(path), "--tokenizer", str(tmp_path / "no-such-tokenizer")])
     err = capsys.readouterr().err
     assert code == 2 and "cannot load tokenizer" in err and err.count("\n") == 1
+
+
+def test_inspect_accepts_builtin_references(capsys) -> None:
+    from tunesmith.data.inspect import inspect_command
+
+    assert inspect_command("builtin:brindle/eval", fmt="json") == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["examples"] == 200 and result["format"] == "eval-gen_qa"

@@ -188,9 +188,12 @@ def inspect_command(
     max_length: int | None = None,
     skip_invalid: bool = False,
 ) -> int:
-    """The CLI entry: prints the inspection (text or JSON); `DataError` reaches the CLI as exit code 2."""
+    """The CLI entry: prints the inspection (text or JSON); `DataError` reaches the CLI as exit code 2.
+    `FILE` may be a built-in reference such as `builtin:brindle/sft`."""
+    from tunesmith.data.builtin import is_builtin, resolve_builtin
+
     result = inspect_file(
-        file,
+        resolve_builtin(file) if is_builtin(file) else file,
         kind=None if kind == "auto" else kind,
         tokenizer=tokenizer,
         max_length=max_length,
