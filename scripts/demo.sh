@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The demo on the embedded default: build (or reuse) the tiny model family, show what exists, then plan
-# the example SFT-with-mixing recipe (every value with its source and the derived numbers).
+# The demo on the embedded default: build (or reuse) the tiny model family, look at the demo domain's data,
+# plan and lint the example recipe, then train it — SFT with LoRA on the fictional company Brindle's
+# demonstrations with 50% general data — and print the forgetting table: domain skill up, general kept.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -9,3 +10,4 @@ tunesmith models build tiny
 tunesmith models list
 tunesmith data inspect builtin:brindle/sft --max-length 256
 tunesmith plan recipes/tiny-sft-lora-mixed.yaml
+tunesmith train recipes/tiny-sft-lora-mixed.yaml
