@@ -452,14 +452,12 @@ class RewardCollapse:
 
 
 @dataclass
-class RewardStuckLow:
-    """The mean reward stays near zero: below `threshold` of the reward range over `window` steps.
+class _RewardLevel:
+    """Shared core of the reward-level detectors: the mean reward (scaled to 0-1) over the last `window`
+    steps, compared with `threshold`; fires once per episode (until the level comes back)."""
 
-    5%: "Proceed with RFT directly if the base model achieves more than approximately 5 percent positive
-    reward" (BLOG-HPO readiness probe, facts 5.1; `tunesmith.advisor.rules.RFT_PROBE_THRESHOLD`).
-    """
-
-    name: ClassVar[str] = "reward_stuck_low"
+    name: ClassVar[str] = ""
+    below: ClassVar[bool] = True  # fire when the level is below (True) or above (False) the threshold
     threshold: float = 0.05
     window: int = 20
     reward_min: float = 0.0
@@ -477,16 +475,17 @@ class RewardStuckLow:
         if len(self._recent) < self.window:
             return None
         level = mean(self._recent)
-        if level >= self.threshold:
+        if (level >= self.threshold) if self.below else (level <= self.threshold):
             self._fired = False
             return None
         if self._fired:
             return None
         self._fired = True
+        side = "below" if self.below else "above"
         return Finding(
             self.name,
             step,
-            f"mean reward {level:.3f} over the last {self.window} steps (0-1 scale) is below {self.threshold:g}",
+            f"mean reward {level:.3f} over the last {self.window} steps (0-1 scale) is {side} {self.threshold:g}",
             value=level,
             threshold=self.threshold,
             onset_step=step - self.window,
@@ -494,7 +493,20 @@ class RewardStuckLow:
 
 
 @dataclass
-class RewardSaturated:
+class RewardStuckLow(_RewardLevel):
+    """The mean reward stays near zero: below `threshold` of the reward range over `window` steps.
+
+    5%: "Proceed with RFT directly if the base model achieves more than approximately 5 percent positive
+    reward" (BLOG-HPO readiness probe, facts 5.1; `tunesmith.advisor.rules.RFT_PROBE_THRESHOLD`).
+    """
+
+    name: ClassVar[str] = "reward_stuck_low"
+    below: ClassVar[bool] = True
+    threshold: float = 0.05
+
+
+@dataclass
+class RewardSaturated(_RewardLevel):
     """The mean reward sits near the maximum: above `threshold` of the range over `window` steps, so
     groups of samples score alike and the advantage (the learning signal) vanishes.
 
@@ -503,37 +515,8 @@ class RewardSaturated:
     """
 
     name: ClassVar[str] = "reward_saturated"
+    below: ClassVar[bool] = False
     threshold: float = 0.95
-    window: int = 20
-    reward_min: float = 0.0
-    reward_max: float = 1.0
-    _recent: deque = field(init=False, repr=False)
-    _fired: bool = field(default=False, init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        self._recent = deque(maxlen=self.window)
-
-    def update(self, step: int, reward: float | None) -> Finding | None:
-        if not is_finite(reward):
-            return None
-        self._recent.append((reward - self.reward_min) / (self.reward_max - self.reward_min))
-        if len(self._recent) < self.window:
-            return None
-        level = mean(self._recent)
-        if level <= self.threshold:
-            self._fired = False
-            return None
-        if self._fired:
-            return None
-        self._fired = True
-        return Finding(
-            self.name,
-            step,
-            f"mean reward {level:.3f} over the last {self.window} steps (0-1 scale) is above {self.threshold:g}",
-            value=level,
-            threshold=self.threshold,
-            onset_step=step - self.window,
-        )
 
 
 @dataclass
