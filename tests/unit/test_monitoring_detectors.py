@@ -196,3 +196,24 @@ def test_kl_spike_fires_on_a_jump_not_on_a_small_start() -> None:
     assert fire_steps(d.KLSpike(), stream) == [30]
     tiny = [0.0] * 15 + [0.005] + [0.0] * 10  # below min_kl: not a spike
     assert fire_steps(d.KLSpike(), tiny) == []
+
+
+def test_collapse_fires_on_a_destroyed_model_not_on_a_healthy_dip() -> None:
+    from tunesmith.monitoring.detectors import Collapse
+
+    # probe streams (step, accuracy, KL) measured on the tiny family (benchmarks/monitoring.py)
+    healthy_worst = [(0, 0.95, 0.0), (20, 0.55, 0.36), (40, 0.375, 0.40), (60, 0.80, 0.16), (80, 0.9, 0.1)]
+    detector = Collapse()
+    assert [detector.update(s, a, k) for s, a, k in healthy_worst] == [None] * 5
+    lr_x30 = [(0, 0.95, 0.0), (20, 0.0, 4.45), (40, 0.0, 3.98)]
+    detector = Collapse()
+    findings = [detector.update(s, a, k) for s, a, k in lr_x30]
+    assert findings[0] is None and findings[2] is None  # fires once per episode
+    assert findings[1].step == 20 and findings[1].onset_step == 0 and "collapsed" in findings[1].message
+    # KL alone (a model that still answers a few probes right) and a non-finite KL
+    detector = Collapse()
+    detector.update(0, 0.95, 0.0)
+    assert detector.update(20, 0.5, 1.98) is not None
+    detector = Collapse()
+    detector.update(0, 0.95, 0.0)
+    assert detector.update(20, 0.9, float("nan")) is not None

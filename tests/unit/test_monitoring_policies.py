@@ -41,6 +41,7 @@ def test_every_detector_has_a_default_policy_with_a_source() -> None:
         "non_finite",
         "spike_frequency",
         "divergence",
+        "collapse",
         "reward_collapse",
         "reward_stuck_low",
         "reward_saturated",

@@ -361,6 +361,56 @@ class Forgetting:
 
 
 @dataclass
+class Collapse:
+    """General skill destroyed, not dipped: the probe's accuracy fell below `min_ratio` of its start, or the
+    KL to the starting model rose above `max_kl` nats/token.
+
+    Calibrated on the tiny family's real probe streams (benchmarks/monitoring.py, LoRA SFT, 50% mix, 200
+    steps): 10 healthy seeds dipped to at worst 0.375 of 0.95 (39% of the start) with KL <= 0.505, and
+    recovered; LR x10 / x30 / x100 fell to 0.000-0.025 with KL 1.98-4.45 at the first probe. 15% and 1.5
+    nats leave a margin of >2.5x to the healthy side and >1.3x to the divergent side. Unlike `forgetting`
+    (a dip that mixing usually repairs), a collapse does not come back by itself.
+    """
+
+    name: ClassVar[str] = "collapse"
+    min_ratio: float = 0.15
+    max_kl: float = 1.5
+    _baseline: float | None = field(default=None, init=False, repr=False)
+    _last_ok: int = field(default=0, init=False, repr=False)
+    _fired: bool = field(default=False, init=False, repr=False)
+
+    def update(self, step: int, accuracy: float | None, kl: float | None = None) -> Finding | None:
+        if self._baseline is None:
+            if is_finite(accuracy):
+                self._baseline, self._last_ok = accuracy, step
+            return None
+        low = is_finite(accuracy) and self._baseline > 0 and accuracy < self.min_ratio * self._baseline
+        far = kl is not None and (not is_finite(kl) or kl > self.max_kl)
+        if not (low or far):
+            self._last_ok, self._fired = step, False
+            return None
+        if self._fired:
+            return None
+        self._fired = True
+        what = []
+        if low:
+            what.append(
+                f"general probe accuracy {accuracy:.3f} is below {100 * self.min_ratio:g}% of the start ({self._baseline:.3f})"
+            )
+        if far:
+            what.append(f"KL to the starting model {kl:.3g} nats/token exceeds {self.max_kl:g}")
+        return Finding(
+            self.name,
+            step,
+            "general skill collapsed: " + "; ".join(what),
+            value=accuracy if low else kl,
+            threshold=self.min_ratio * self._baseline if low else self.max_kl,
+            onset_step=self._last_ok,
+            details={"baseline": self._baseline, "accuracy": accuracy, "kl": kl},
+        )
+
+
+@dataclass
 class KLDrift:
     """Label-free forgetting proxy: KL(start model || current model), nats per token, on a fixed prompt set
     rose above `max_kl`.

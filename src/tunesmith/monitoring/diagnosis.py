@@ -168,6 +168,9 @@ def causes_for(finding: Finding, ctx: RunContext) -> list[str]:
             "the data is too easy or repeats (check duplicates with `tunesmith data inspect`)",
         ]
         return causes
+    if detector == "collapse":
+        start = finding.onset_step or 0
+        return _instability(ctx, finding, max(1, finding.step - start))
     if detector in ("forgetting", "kl_drift"):
         return _forgetting(ctx)
     if detector == "reward_stuck_low":

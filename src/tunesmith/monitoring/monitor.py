@@ -42,6 +42,7 @@ class Monitor:
         self.overfitting = make("overfitting")
         self.plateau = make("plateau")
         self.forgetting = make("forgetting")
+        self.collapse = make("collapse")
         self.kl_drift = make("kl_drift")
         self.reward_collapse = make("reward_collapse")
         self.reward_stuck_low = make("reward_stuck_low")
@@ -70,7 +71,13 @@ class Monitor:
 
     def observe_probe(self, step: int, accuracy: float | None = None, kl: float | None = None) -> list[Event]:
         """The forgetting probe: general accuracy (0-1) and KL(start || now) in nats per token."""
-        return self._emit([self.forgetting.update(step, accuracy), self.kl_drift.update(step, kl)])
+        return self._emit(
+            [
+                self.collapse.update(step, accuracy, kl),
+                self.forgetting.update(step, accuracy),
+                self.kl_drift.update(step, kl),
+            ]
+        )
 
     def observe_rft(self, step: int, reward: float | None = None, kl: float | None = None) -> list[Event]:
         """One RFT step's mean reward and KL to the reference policy."""

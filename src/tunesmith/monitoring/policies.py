@@ -22,6 +22,7 @@ DETECTOR_CLASSES: dict[str, type] = {
     "overfitting": d.Overfitting,
     "plateau": d.Plateau,
     "forgetting": d.Forgetting,
+    "collapse": d.Collapse,
     "kl_drift": d.KLDrift,
     "reward_collapse": d.RewardCollapse,
     "reward_stuck_low": d.RewardStuckLow,
@@ -75,6 +76,11 @@ DEFAULT_POLICIES: dict[str, PolicyDefault] = {
         "0.82 and ended at 0.97; LR x10 mixed dipped to 0.70 and recovered to 0.95); measured here, the default "
         "LoRA run's probe fell 32 points at step 40 and rollbacks at LR x0.5 and x0.25 fell again; the "
         "end-of-train forgetting table judges the result. Set `rollback` to intervene in-run",
+    ),
+    "collapse": PolicyDefault(
+        "rollback",
+        "a destroyed model does not recover (LR x10-x100 on the tiny family: probe 0.00-0.03 for the rest of the "
+        "run); restart from the last good checkpoint at a lower LR (PaLM-style, papers 3)",
     ),
     "kl_drift": PolicyDefault(
         "warn",
