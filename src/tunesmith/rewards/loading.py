@@ -1,0 +1,121 @@
+"""`load_reward`: a reward spec (string, mapping or `RewardSpec`) -> a ready `RewardFunction`."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from tunesmith.errors import UserError
+from tunesmith.rewards.base import EventSink, RewardFunction
+from tunesmith.rewards.config import RewardSpec, parse_reward_spec
+
+
+def load_reward(
+    spec: str | dict | RewardSpec | RewardFunction,
+    *,
+    on_event: EventSink | None = None,
+    base_dir: Path | None = None,
+    lambda_client: Any = None,
+    policy: bool = True,
+) -> RewardFunction:
+    """Build the reward a spec names.
+
+    `on_event` receives one dict per fault and per failure-policy decision; `base_dir` resolves relative
+    paths (`file.py:function`, a `schema` file) and is searched first for `module:function`;
+    `lambda_client` replaces boto3's client for Lambda ARNs (anything with `.invoke(FunctionName, Payload)`);
+    `policy=False` never stops (a server scores what it is sent; components leave it to their combination).
+    A RewardFunction passes through unchanged.
+    """
+    if isinstance(spec, RewardFunction):
+        return spec
+    spec = parse_reward_spec(spec)
+    common: dict[str, Any] = {
+        "name": spec.label,
+        "on_event": on_event,
+        "clamp": spec.clamp,
+        "max_failure_rate": spec.max_failure_rate,
+        "min_samples_for_policy": spec.min_samples_for_policy,
+        "policy": policy,
+    }
+    kind, target = spec.kind, spec.target
+    if kind == "weighted":
+        from tunesmith.rewards.verifiers import Weighted
+
+        assert spec.components is not None
+        components = [
+            (
+                c.label,
+                c.weight,
+                load_reward(
+                    c, on_event=on_event, base_dir=base_dir, lambda_client=lambda_client, policy=False
+                ),
+            )
+            for c in spec.components
+        ]
+        return Weighted(components, **common)
+    if kind == "builtin":
+        return _builtin(target, spec, base_dir, common)
+    if kind == "module":
+        from tunesmith.rewards.callables import (
+            BatchCallableTransport,
+            PerSampleCallable,
+            import_callable,
+            is_batch_function,
+        )
+
+        fn = import_callable(target, base_dir)
+        if is_batch_function(fn):
+            from tunesmith.rewards.client import EndpointReward
+
+            transport = BatchCallableTransport(fn, target)
+            return EndpointReward(transport, concurrency=1, batch_size=spec.batch_size, retries=0, **common)
+        return PerSampleCallable(fn, **common)
+    from tunesmith.rewards.client import EndpointReward, HttpTransport, LambdaTransport
+
+    endpoint = {
+        "timeout_s": spec.timeout_s,
+        "concurrency": spec.concurrency,
+        "batch_size": spec.batch_size,
+        "retries": spec.retries,
+        "backoff_s": spec.backoff_s,
+    }
+    if kind == "http":
+        token = None
+        if spec.bearer_token_env:
+            token = os.environ.get(spec.bearer_token_env)
+            if not token:
+                raise UserError(
+                    f"reward {target}: bearer_token_env {spec.bearer_token_env} is not set — "
+                    f"export {spec.bearer_token_env}=<the server's token>"
+                )
+        return EndpointReward(HttpTransport(target, token=token), **endpoint, **common)
+    assert kind == "lambda", kind
+    transport = LambdaTransport(
+        target, client=lambda_client, timeout_s=spec.timeout_s, concurrency=spec.concurrency
+    )
+    return EndpointReward(transport, **endpoint, **common)
+
+
+def _builtin(name: str, spec: RewardSpec, base_dir: Path | None, common: dict[str, Any]) -> RewardFunction:
+    from tunesmith.rewards import verifiers
+
+    if name in ("exact_match", "normalized_match"):
+        return verifiers.TextMatch(verifiers.text_scorer(name), reference_key=spec.reference_key, **common)
+    if name == "numeric":
+        return verifiers.Numeric(
+            tolerance=spec.tolerance or 0.0,
+            relative_tolerance=spec.relative_tolerance or 0.0,
+            reference_key=spec.reference_key,
+            **common,
+        )
+    if name == "regex":
+        full_match = True if spec.full_match is None else spec.full_match
+        return verifiers.Regex(
+            pattern=spec.pattern, full_match=full_match, reference_key=spec.reference_key, **common
+        )
+    if name == "json_schema":
+        assert spec.json_schema is not None
+        return verifiers.JsonSchema(schema=spec.json_schema, base_dir=base_dir, **common)
+    assert name == "brindle", name
+    return verifiers.Brindle(reference_key=spec.reference_key, **common)
