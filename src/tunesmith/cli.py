@@ -107,6 +107,37 @@ def _cmd_data_inspect(args: argparse.Namespace) -> int:
     )
 
 
+def _cmd_probe(args: argparse.Namespace) -> int:
+    from tunesmith.rewards.probe import probe_command
+
+    return probe_command(
+        args.model,
+        data=args.data,
+        reward=args.reward,
+        prompts=args.prompts,
+        generations=args.generations,
+        temperature=args.temperature,
+        max_new_tokens=args.max_new_tokens,
+        seed=args.seed,
+        out=args.out,
+        fmt=args.format,
+    )
+
+
+def _cmd_reward_serve(args: argparse.Namespace) -> int:
+    from tunesmith.rewards.server import serve_command
+
+    return serve_command(
+        args.spec,
+        host=args.host,
+        port=args.port,
+        token=args.token,
+        token_env=args.token_env,
+        max_request_bytes=args.max_request_bytes,
+        log=args.log,
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tunesmith",
@@ -153,7 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_advise)
 
     p = sub.add_parser(
-        "train", help="run the recipe's stages (cpt -> sft) and keep each stage's best checkpoint"
+        "train", help="run the recipe's stages (cpt -> sft -> rft) and keep each stage's best checkpoint"
     )
     p.add_argument("recipe", nargs="?", help="recipe YAML file (omit with --resume)")
     p.add_argument("overrides", nargs="*", metavar="key.path=value", help="override recipe values")
@@ -186,7 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--reward",
         metavar="SPEC",
-        help="score the domain suite by a reward: builtin:brindle or module:function",
+        help="also score the domain suite by a reward: a verifier, module:function, http(s) URL or Lambda ARN",
     )
     p.add_argument(
         "--items-per-category",
@@ -203,6 +234,55 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-cache", action="store_true", help="recompute even if cached results exist")
     p.add_argument("--format", choices=["text", "json"], default="text")
     p.set_defaults(func=_cmd_eval)
+
+    p = sub.add_parser(
+        "probe",
+        help="RFT readiness: sample a checkpoint on your prompts, score with your reward, give a verdict",
+        description="Samples --generations completions for --prompts prompts and scores them. Verdict: < 5%% "
+        "positive -> do SFT first; > 95%% -> RFT unnecessary or the reward is not discriminative; else ready. "
+        "Exit 0 when ready, 1 otherwise.",
+    )
+    p.add_argument("--model", required=True, help="model folder, runs/<name>/<stage>/best, or family:stage")
+    p.add_argument(
+        "--data", required=True, help="RFT prompts JSONL (messages + reference_answer), or builtin:..."
+    )
+    p.add_argument(
+        "--reward", required=True, help="verifier name, module:function, http(s) URL or Lambda ARN"
+    )
+    p.add_argument("--prompts", type=int, default=64, help="prompts to sample (default 64)")
+    p.add_argument("--generations", type=int, default=8, help="samples per prompt (default 8, as in RFT)")
+    p.add_argument(
+        "--temperature", type=float, default=1.0, help="sampling temperature (default 1.0, as in RFT)"
+    )
+    p.add_argument("--max-new-tokens", type=int, help="default: 32 for the tiny family, else 512")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", metavar="FILE.json", help="also write the report as JSON")
+    p.add_argument("--format", choices=["text", "json"], default="text")
+    p.set_defaults(func=_cmd_probe)
+
+    reward = sub.add_parser("reward", help="serve a reward over the HTTP reward contract")
+    rsub = reward.add_subparsers(dest="reward_command", metavar="ACTION", required=True)
+    p = rsub.add_parser(
+        "serve",
+        help="serve a reward spec (module:function, a verifier, ...) as an HTTP reward endpoint",
+        description="POST a JSON list of {id, messages, reference_answer?, ...}; the reply is a list of "
+        "{id, aggregate_reward_score, metrics_list?}. Ctrl-C stops.",
+    )
+    p.add_argument("spec", help="module:function, path/file.py:function, or a built-in verifier name")
+    p.add_argument(
+        "--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1: this machine only)"
+    )
+    p.add_argument("--port", type=int, default=8080, help="port (default 8080; 0 = any free port, printed)")
+    p.add_argument("--token", help="require `Authorization: Bearer TOKEN` (prefer --token-env)")
+    p.add_argument("--token-env", metavar="VAR", help="environment variable holding the bearer token")
+    p.add_argument(
+        "--max-request-bytes",
+        type=int,
+        default=16 * 1024 * 1024,
+        help="larger requests get HTTP 413 (16 MiB)",
+    )
+    p.add_argument("--log", action="store_true", help="log every request to stderr")
+    p.set_defaults(func=_cmd_reward_serve)
 
     models = sub.add_parser("models", help="build and list model checkpoints")
     msub = models.add_subparsers(dest="models_command", metavar="ACTION", required=True)
@@ -232,7 +312,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    # overrides may follow options (`train r.yaml --quiet lr=1e-3`), which plain parse_args rejects
+    args, rest = parser.parse_known_args(argv)
+    if rest:
+        if hasattr(args, "overrides") and all("=" in item and not item.startswith("-") for item in rest):
+            args.overrides = [*(args.overrides or []), *rest]
+        else:
+            parser.error(f"unrecognized arguments: {' '.join(rest)}")
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
