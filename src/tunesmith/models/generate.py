@@ -29,12 +29,22 @@ def generate_batch(
     prompts_as_messages: Sequence[Messages],
     max_new_tokens: int = 32,
     batch_size: int = 128,
+    *,
+    num_samples: int = 1,
+    temperature: float | None = None,
 ) -> list[str]:
-    """Greedy completions (special tokens removed, stripped) for each conversation, in order.
+    """Completions (special tokens removed, stripped) for each conversation, in order: greedy by default;
+    with `temperature`, `num_samples` sampled completions per conversation (consecutive in the output; seed
+    torch beforehand for reproducible samples).
 
     Prompts are left-padded so every row's answer starts at the same position; generation stops at the
     tokenizer's eos token or after `max_new_tokens`.
     """
+    sampling = temperature is not None
+    if num_samples > 1 and not sampling:
+        raise ValueError("num_samples > 1 needs a temperature (greedy decoding gives one answer)")
+    options = {"do_sample": True, "temperature": temperature, "top_k": 0, "top_p": 1.0} if sampling else {}
+    batch_size = max(1, batch_size // num_samples)
     was_training = model.training
     model.eval()
     previous_side = tokenizer.padding_side
@@ -50,7 +60,8 @@ def generate_batch(
             ).to(model.device)
             generated = model.generate(
                 **batch,
-                do_sample=False,
+                **(options or {"do_sample": False}),
+                num_return_sequences=num_samples,
                 max_new_tokens=max_new_tokens,
                 pad_token_id=pad_id,
                 eos_token_id=tokenizer.eos_token_id,

@@ -1,0 +1,314 @@
+"""The RFT readiness probe: is there anything for RFT to learn from, on this checkpoint with this reward?
+
+GRPO learns from the *differences* between the samples of one prompt. It needs a band of baseline
+success: "struggles with sparse rewards (less than 5 percent positive examples)" (the managed service's
+RFT docs, reference/managed-service-facts.md 3); "if your reward is nearly always 0 or nearly always 1, fix
+the reward before tuning the optimizer" (NVIDIA's GRPO guide, reference/papers.md 4); groups whose samples
+all score the same have zero advantage and give no gradient (DAPO's dynamic sampling drops them, papers 4).
+
+The probe samples `generations` completions for `prompts` prompts of the stage's data from the checkpoint
+(temperature as in training), scores them with the stage's reward, and reports:
+
+- the positive-reward rate (share of samples scoring above `positive_threshold`, default 0),
+- the full-score rate (share at the best score seen, when that is the reward's maximum 1.0),
+- the share of groups with zero variance (no signal) and its complement, the expected share of useful groups,
+- the score distribution (histogram) and mean,
+
+and a verdict: positive rate < `low` (5%) -> "do SFT first"; > `high` (95%) -> "RFT unnecessary or the
+reward is not discriminative"; fewer than `low` of the groups carry signal -> "the reward is not
+discriminative" (every prompt is all-right or all-wrong: raise the temperature or generations, or use a
+graded reward); otherwise "ready", with the expected share of useful groups.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+VERDICTS = {
+    "sft_first": "do SFT first",
+    "saturated": "RFT unnecessary or the reward is not discriminative",
+    "no_signal": "the reward is not discriminative on this checkpoint",
+    "ready": "ready",
+}
+ADVICE = {
+    "sft_first": "the model almost never earns reward: teach the task with an SFT stage on demonstrations "
+    "(or a CPT -> SFT chain) before RFT",
+    "saturated": "almost every sample already earns reward: RFT has nothing to add, or the reward is too lenient "
+    "(make it stricter / graded)",
+    "no_signal": "each prompt's samples score alike (all right or all wrong), so groups carry no advantage: raise "
+    "temperature or number_generation, or use a graded reward",
+    "ready": "the reward separates good from bad samples on this checkpoint",
+}
+
+
+@dataclass(frozen=True)
+class ProbeSettings:
+    prompts: int = 64
+    generations: int = 8
+    temperature: float = 1.0
+    max_new_tokens: int = 32
+    seed: int = 0
+    positive_threshold: float = 0.0
+    low: float = 0.05  # "less than 5 percent positive examples" (managed-service-facts 3)
+    high: float = 0.95  # the symmetric bound: nearly every answer already scores
+
+    @classmethod
+    def for_stage(cls, stage: Any, **overrides: Any) -> ProbeSettings:
+        rft = stage.rft
+        values = dict(
+            generations=rft.number_generation,
+            temperature=rft.temperature,
+            max_new_tokens=rft.max_new_tokens,
+            seed=stage.hyperparameters.seed,
+        )
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+
+@dataclass
+class ProbeReport:
+    model: str
+    reward: str
+    prompts: int
+    generations: int
+    samples: int
+    positive_rate: float
+    full_score_rate: float | None
+    mean_score: float
+    zero_variance_share: float
+    useful_group_share: float
+    failed_samples: int
+    histogram: list[dict[str, float]]
+    positives_per_group: dict[str, int]
+    verdict: str
+    verdict_text: str
+    advice: str
+    seconds: float
+    settings: dict[str, Any] = field(default_factory=dict)
+    examples: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def verdict_for(positive_rate: float, useful_group_share: float, settings: ProbeSettings) -> str:
+    if positive_rate < settings.low:
+        return "sft_first"
+    if positive_rate > settings.high:
+        return "saturated"
+    if useful_group_share < settings.low:
+        return "no_signal"
+    return "ready"
+
+
+def summarize(scores: list[list[float]], settings: ProbeSettings, failed: int = 0) -> dict[str, Any]:
+    """Statistics of `scores[prompt][sample]` (pure: tested without a model)."""
+    flat = [s for group in scores for s in group]
+    n = len(flat)
+    positive = sum(1 for s in flat if s > settings.positive_threshold)
+    zero_variance = sum(1 for group in scores if max(group) - min(group) <= 1e-12)
+    top = max(flat) if flat else 0.0
+    full = sum(1 for s in flat if s >= 1.0 - 1e-9) / n if n and math.isclose(top, 1.0) else None
+    per_group: dict[str, int] = {}
+    for group in scores:
+        k = str(sum(1 for s in group if s > settings.positive_threshold))
+        per_group[k] = per_group.get(k, 0) + 1
+    positive_rate = positive / n if n else 0.0
+    useful = 1 - zero_variance / len(scores) if scores else 0.0
+    verdict = verdict_for(positive_rate, useful, settings)
+    return {
+        "samples": n,
+        "positive_rate": positive_rate,
+        "full_score_rate": full,
+        "mean_score": sum(flat) / n if n else 0.0,
+        "zero_variance_share": zero_variance / len(scores) if scores else 0.0,
+        "useful_group_share": useful,
+        "failed_samples": failed,
+        "histogram": histogram(flat),
+        "positives_per_group": dict(sorted(per_group.items(), key=lambda kv: int(kv[0]))),
+        "verdict": verdict,
+        "verdict_text": VERDICTS[verdict],
+        "advice": ADVICE[verdict],
+    }
+
+
+def histogram(values: list[float], bins: int = 10) -> list[dict[str, float]]:
+    """Counts in `bins` equal-width bins over [min(0, lowest), max(1, highest)]."""
+    if not values:
+        return []
+    low, high = min(0.0, min(values)), max(1.0, max(values))
+    width = (high - low) / bins
+    counts = [0] * bins
+    for v in values:
+        counts[min(int((v - low) / width), bins - 1)] += 1
+    return [
+        {"low": round(low + i * width, 6), "high": round(low + (i + 1) * width, 6), "count": c}
+        for i, c in enumerate(counts)
+    ]
+
+
+def probe_rows(
+    model_ref: str | Path,
+    rows: list[dict[str, Any]],
+    reward_spec: Any,
+    settings: ProbeSettings | None = None,
+    *,
+    base_dir: Path | None = None,
+    quiet: bool = False,
+) -> ProbeReport:
+    """Sample, score and summarize. `rows` are RFT rows (`prompt` or `messages`, `reference_answer`, extra)."""
+    import torch
+
+    from tunesmith.models.generate import generate_batch
+    from tunesmith.models.loading import load_model, load_tokenizer
+    from tunesmith.rewards import RewardSample, load_reward
+
+    settings = settings or ProbeSettings()
+    started = time.perf_counter()
+    reward = load_reward(reward_spec, base_dir=base_dir)
+    picked = (
+        rows if len(rows) <= settings.prompts else random.Random(settings.seed).sample(rows, settings.prompts)
+    )
+    prompts = [_prompt(row) for row in picked]
+    tokenizer = load_tokenizer(model_ref)
+    model = load_model(model_ref, dtype=torch.float32)
+    torch.manual_seed(settings.seed)
+    completions = generate_batch(
+        model,
+        tokenizer,
+        prompts,
+        max_new_tokens=settings.max_new_tokens,
+        num_samples=settings.generations,
+        temperature=settings.temperature,
+    )
+    samples = []
+    for i, row in enumerate(picked):
+        reference = row.get("reference_answer")
+        if reference is None and isinstance(row.get("metadata"), dict):
+            reference = row["metadata"].get("reference_answer")
+        extra = {k: v for k, v in row.items() if k not in ("prompt", "messages", "reference_answer", "id")}
+        for j in range(settings.generations):
+            text = completions[i * settings.generations + j]
+            samples.append(
+                RewardSample(
+                    id=f"{row.get('id', i)}#probe.{j}",
+                    messages=[*prompts[i], {"role": "assistant", "content": text}],
+                    reference_answer=reference,
+                    extra=extra,
+                )
+            )
+    try:
+        results = reward.score(samples)
+    finally:
+        close = getattr(reward, "close", None)
+        if close is not None:
+            close()
+    g = settings.generations
+    scores = [[results[i * g + j].score for j in range(g)] for i in range(len(picked))]
+    stats = summarize(scores, settings, failed=sum(1 for r in results if r.failed))
+    examples = [
+        {"prompt": prompts[i][-1]["content"], "completion": samples[i * g].completion, "score": scores[i][0]}
+        for i in range(min(5, len(picked)))
+    ]
+    return ProbeReport(
+        model=str(model_ref),
+        reward=getattr(reward, "name", str(reward_spec)),
+        prompts=len(picked),
+        generations=g,
+        seconds=round(time.perf_counter() - started, 2),
+        settings=asdict(settings),
+        examples=examples,
+        **stats,
+    )
+
+
+def _prompt(row: dict[str, Any]) -> list[dict[str, Any]]:
+    messages = row.get("prompt", row.get("messages"))
+    if isinstance(messages, str):
+        return [{"role": "user", "content": messages}]
+    # a conversation that already ends with an answer (SFT form): probe on everything before it
+    if messages and messages[-1].get("role") == "assistant":
+        messages = messages[:-1]
+    return list(messages)
+
+
+def render_report(report: dict[str, Any]) -> str:
+    """The probe as a few readable lines (the verdict last)."""
+    full = report.get("full_score_rate")
+    lines = [
+        f"RFT readiness probe: {report['model']} x {report['reward']}: {report['prompts']} prompts x "
+        f"{report['generations']} samples ({report['seconds']} s)",
+        f"  positive reward: {100 * report['positive_rate']:.1f}% of samples"
+        + (f"; full score: {100 * full:.1f}%" if full is not None else "")
+        + f"; mean score {report['mean_score']:.3f}"
+        + (f"; {report['failed_samples']} samples failed to score" if report.get("failed_samples") else ""),
+        f"  groups with zero variance (no signal): {100 * report['zero_variance_share']:.1f}%; "
+        f"useful groups: {100 * report['useful_group_share']:.1f}%",
+        "  positives per group: "
+        + ", ".join(f"{k}/{report['generations']}: {v}" for k, v in report["positives_per_group"].items()),
+        "  scores: " + _bars(report["histogram"]),
+    ]
+    verdict = report["verdict_text"]
+    if report["verdict"] == "ready":
+        verdict += (
+            f" — expect ~{100 * report['useful_group_share']:.0f}% of groups to carry a learning signal"
+        )
+    lines.append(f"verdict: {verdict} ({report['advice']})")
+    return "\n".join(lines)
+
+
+def _bars(hist: list[dict[str, float]]) -> str:
+    if not hist:
+        return "(none)"
+    peak = max(h["count"] for h in hist) or 1
+    blocks = " ▁▂▃▄▅▆▇█"
+    bar = "".join(blocks[round(8 * h["count"] / peak)] for h in hist)
+    return f"{hist[0]['low']:g} |{bar}| {hist[-1]['high']:g}"
+
+
+def probe_command(
+    model: str,
+    *,
+    data: str,
+    reward: str,
+    prompts: int = 64,
+    generations: int = 8,
+    temperature: float = 1.0,
+    max_new_tokens: int | None = None,
+    seed: int = 0,
+    out: str | None = None,
+    fmt: str = "text",
+) -> int:
+    """`tunesmith probe`: exit 0 when ready, 1 otherwise (scriptable as a gate)."""
+    import json
+
+    from tunesmith.data.formats import read_examples
+    from tunesmith.models.loading import resolve_ref
+    from tunesmith.recipe.resolve import locate_data
+    from tunesmith.runs import atomic_write_json
+
+    path = locate_data(data, None)
+    rows = [example.to_row() for example in read_examples(path, "rft")]
+    if max_new_tokens is None:
+        from tunesmith.models.catalog import FAMILIES
+
+        family = FAMILIES.get(str(model).split(":")[0])
+        max_new_tokens = 32 if family is not None and family.size_class == "tiny" else 512
+    resolve_ref(model)  # a missing model: the loader's one-line error before any work
+    settings = ProbeSettings(
+        prompts=prompts,
+        generations=generations,
+        temperature=temperature,
+        max_new_tokens=max_new_tokens,
+        seed=seed,
+    )
+    report = probe_rows(model, rows, reward, settings).to_dict()
+    if out:
+        atomic_write_json(Path(out), report)
+    print(json.dumps(report, indent=2) if fmt == "json" else render_report(report))
+    return 0 if report["verdict"] == "ready" else 1
