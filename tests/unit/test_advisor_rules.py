@@ -213,7 +213,8 @@ def test_warmup_far_from_15() -> None:
 def test_rft_without_sft_or_probe() -> None:
     alone = resolved(RFT)
     (no_probe,) = check(alone, "rft-without-sft-or-probe")
-    assert no_probe.severity == "warning" and "no probe" in no_probe.message
+    assert no_probe.severity == "info" and "no probe result" in no_probe.message
+    assert "will probe the starting checkpoint" in no_probe.message
     (low,) = check(alone, "rft-without-sft-or-probe", LintFacts(probe_positive_rate=0.01))
     assert low.severity == "error" and "1.0% positive reward" in low.message
     assert check(alone, "rft-without-sft-or-probe", LintFacts(probe_positive_rate=0.2)) == []

@@ -390,8 +390,9 @@ def probe_rate(stage: Any, facts: LintFacts) -> float | None:
 def rft_without_sft_or_probe(resolved: ResolvedRecipe, facts: LintFacts) -> list[Finding]:
     """Pitfall 1, 'Skipping SFT before RFT' -> no improvement or degradation. RFT-only is right 'if the base
     model achieves more than approximately 5 percent positive reward'; 'Fall back to SFT if reward scores
-    are consistently near zero' (BLOG-HPO; managed-service-facts.md 5.1, 5.3). Warning without a probe,
-    error when the probe is at or below 5%, info above 95% (RFT may be unnecessary, facts 2.4)."""
+    are consistently near zero' (BLOG-HPO; managed-service-facts.md 5.1, 5.3). Info without a probe result
+    (`train` runs the readiness probe itself before the stage and refuses a hopeless one), error when the
+    recorded probe is at or below 5%, info above 95% (RFT may be unnecessary, facts 2.4)."""
     out = []
     stages = resolved.recipe.stages
     for i, stage in enumerate(stages):
@@ -403,10 +404,11 @@ def rft_without_sft_or_probe(resolved: ResolvedRecipe, facts: LintFacts) -> list
             out.append(
                 Finding(
                     "rft-without-sft-or-probe",
-                    "warning",
-                    "RFT runs with no SFT stage before it and no probe of the base model's positive-reward rate",
-                    "probe the base on a sample of your prompts (RFT directly only above ~5% positive reward; "
-                    "pass --probe-positive-rate), or add an sft stage first",
+                    "info",
+                    "RFT runs with no SFT stage before it and no probe result in the recipe: `tunesmith train` "
+                    "will probe the starting checkpoint first and refuse below 5% positive reward",
+                    "check now with `tunesmith probe --model <checkpoint> --data <prompts> --reward <reward>` "
+                    "(then record it as rft.probe_positive_rate), or add an sft stage first",
                     source,
                     where(resolved, i),
                 )

@@ -131,14 +131,21 @@ class Monitor:
         return top if top is not None and top.action in ("stop", "rollback") else None
 
     # -- history ------------------------------------------------------------------------------------------
-    def replay(self, rows: list[dict[str, Any]], probes: list[dict[str, Any]] | None = None) -> None:
-        """Warm the detectors up on earlier metrics rows (after a resume or a rollback) without emitting."""
+    def replay(
+        self, rows: list[dict[str, Any]], probes: list[dict[str, Any]] | None = None, *, rft: bool = False
+    ) -> None:
+        """Warm the detectors up on earlier metrics rows (after a resume or a rollback) without emitting.
+        `rft`: the rows are an RFT stage's (reward and KL streams; its loss is not a loss curve)."""
         self.silent = True
         try:
             merged = [(r["step"], 0, r) for r in rows] + [(p["step"], 1, p) for p in probes or []]
             for step, kind, row in sorted(merged, key=lambda t: (t[0], t[1])):
                 if kind == 1:
                     self.observe_probe(step, row.get("general_accuracy"), row.get("kl"))
+                    continue
+                if rft:
+                    if "reward" in row:
+                        self.observe_rft(step, row["reward"], row.get("kl"))
                     continue
                 if "loss" in row:
                     self.observe_step(step, row["loss"], row.get("grad_norm"))

@@ -258,7 +258,13 @@ def _resolve_stage(
         for attr in ("rank", "alpha", "dropout", "target_modules"):
             _fill(hp.lora, attr, f"{hpp}.lora.{attr}", f"hyperparameters.lora.{attr}", context, provenance)
     if stage.technique == "rft":
-        for attr in ("number_generation", "max_new_tokens", "temperature", "kl_coef"):
+        for attr in (
+            "number_generation",
+            "max_new_tokens",
+            "temperature",
+            "kl_coef",
+            "drop_zero_variance_groups",
+        ):
             _fill(stage.rft, attr, f"{prefix}.rft.{attr}", f"rft.{attr}", context, provenance)
 
     # -- data size -> steps --

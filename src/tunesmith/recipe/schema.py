@@ -19,6 +19,7 @@ from tunesmith.data.general import CATEGORIES
 from tunesmith.models.catalog import CHECKPOINT_STAGES, FAMILIES
 from tunesmith.monitoring.policies import DETECTORS, threshold_names
 from tunesmith.recipe.suggest import did_you_mean
+from tunesmith.rewards.config import RewardSpec
 
 Technique = Literal["cpt", "sft", "rft"]
 Mode = Literal["lora", "full"]
@@ -201,9 +202,11 @@ class Hyperparameters(Strict):
 class RFTSpec(Strict):
     """Reinforcement fine-tuning (GRPO): how candidates are generated and scored."""
 
-    reward: str | None = Field(
+    reward: str | RewardSpec | None = Field(
         None,
-        description="a built-in verifier (e.g. exact_match), module:function, an http(s) endpoint, or a Lambda ARN",
+        description="a built-in verifier (e.g. exact_match), module:function, an http(s) endpoint, or a Lambda ARN; "
+        "or an object with `function` and its settings (timeout_s, concurrency, retries, max_failure_rate, "
+        "components for a weighted combination...; see tunesmith.rewards.config)",
     )
     number_generation: Annotated[int, Field(ge=2, le=16)] | None = Field(
         None, description="samples per prompt"
@@ -213,6 +216,11 @@ class RFTSpec(Strict):
     kl_coef: Annotated[float, Field(ge=0, le=10)] | None = Field(None, description="KL penalty coefficient")
     probe_positive_rate: Annotated[float, Field(ge=0, le=1)] | None = Field(
         None, description="share (0-1) of probe samples with positive reward on the starting checkpoint"
+    )
+    drop_zero_variance_groups: bool | None = Field(
+        None,
+        description="leave groups whose samples all scored the same (no signal) out of the loss (DAPO dynamic "
+        "sampling; default true); the dropped share is logged as rft/dropped_group_share",
     )
 
 

@@ -48,6 +48,11 @@ def remove_incomplete_checkpoints(folder: Path) -> list[str]:
     return sorted(removed)
 
 
+RFT_LOG_PREFIXES = ("reward", "kl", "frac_reward", "completions/", "rft/", "entropy")
+"""GRPO's per-step logs kept in metrics.jsonl: mean reward and its spread, KL to the reference policy, the
+share of zero-variance groups, completion lengths, and tunesmith's own `rft/*` counters."""
+
+
 class MetricsLogger(TrainerCallback):
     """Appends one JSON line per logged step to `metrics.jsonl`: loss, grad norm, LR, tokens/s, elapsed.
 
@@ -102,7 +107,7 @@ class MetricsLogger(TrainerCallback):
             )
             self._last_tokens, self._last_time = tokens, now
         for key, value in logs.items():
-            if key.startswith("eval_"):
+            if key.startswith(RFT_LOG_PREFIXES) or key.startswith("eval_"):
                 row[key] = value
         if len(row) == 1:
             return
@@ -123,15 +128,24 @@ class CheckpointKeeper(TrainerCallback):
     """
 
     def __init__(
-        self, stage_dir: Path, checkpoints_dir: Path, save_top_k: int, max_general_drop: float | None = None
+        self,
+        stage_dir: Path,
+        checkpoints_dir: Path,
+        save_top_k: int,
+        max_general_drop: float | None = None,
+        *,
+        metric: str = "eval_loss",
+        higher_is_better: bool = False,
     ) -> None:
         self.stage_dir, self.checkpoints_dir, self.save_top_k = stage_dir, checkpoints_dir, save_top_k
         self.max_general_drop = max_general_drop
+        # CPT/SFT: the lowest validation loss; RFT: the highest validation reward ("eval_reward")
+        self.metric, self.higher_is_better = metric, higher_is_better
         self.index_path = stage_dir / "checkpoints.json"
         self.index: dict[str, dict[str, Any]] = (
             json.loads(self.index_path.read_text()) if self.index_path.exists() else {}
         )
-        self._eval_loss: dict[int, float] = {}
+        self._eval_value: dict[int, float] = {}
 
     def on_evaluate(
         self,
@@ -141,8 +155,8 @@ class CheckpointKeeper(TrainerCallback):
         metrics: dict[str, float] | None = None,
         **kw: Any,
     ) -> None:
-        if metrics and "eval_loss" in metrics:
-            self._eval_loss[state.global_step] = float(metrics["eval_loss"])
+        if metrics and _finite(metrics.get(self.metric)):
+            self._eval_value[state.global_step] = float(metrics[self.metric])
 
     def on_save(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any
@@ -153,9 +167,13 @@ class CheckpointKeeper(TrainerCallback):
         folder = self.checkpoints_dir / f"{CHECKPOINT_PREFIX}{step}"
         if not folder.is_dir():
             return
-        loss = self._eval_loss.get(step)
-        atomic_write_json(folder / COMPLETE_MARKER, {"step": step, "eval_loss": loss, "time": time.time()})
-        self.index[folder.name] = {"step": step, "eval_loss": loss, "general_probe": self._probes().get(step)}
+        value = self._eval_value.get(step)
+        atomic_write_json(folder / COMPLETE_MARKER, {"step": step, self.metric: value, "time": time.time()})
+        self.index[folder.name] = {
+            "step": step,
+            self.metric: value,
+            "general_probe": self._probes().get(step),
+        }
         self._prune(latest=folder.name)
         atomic_write_json(self.index_path, self.index)
         best = self.best()
@@ -171,7 +189,8 @@ class CheckpointKeeper(TrainerCallback):
         return {row["step"]: row["general_accuracy"] for row in rows if _finite(row.get("general_accuracy"))}
 
     def _ranked(self) -> list[tuple[bool, float, int, str]]:
-        """(forgot, validation loss, step, name), best first: checkpoints within the forgetting limit first."""
+        """(forgot, validation loss or -reward, step, name), best first: checkpoints within the forgetting
+        limit first."""
         start = self._probes().get(0)
 
         def forgot(entry: dict[str, Any]) -> bool:
@@ -180,30 +199,33 @@ class CheckpointKeeper(TrainerCallback):
                 return False  # nothing measured: every checkpoint is eligible
             return probe < start - self.max_general_drop - 1e-9
 
+        sign = -1.0 if self.higher_is_better else 1.0
         return sorted(
-            (forgot(v), v["eval_loss"], v["step"], k)
+            (forgot(v), sign * v[self.metric], v["step"], k)
             for k, v in self.index.items()
-            if _finite(v.get("eval_loss"))
+            if _finite(v.get(self.metric))
         )
 
     def best(self) -> dict[str, Any] | None:
         """The best checkpoint (see the class docstring); without validation: the latest."""
         ranked = self._ranked()
+        what = "validation reward" if self.metric == "eval_reward" else "validation loss"
         if ranked:
-            forgot, loss, step, name = ranked[0]
-            how = "validation loss"
+            forgot, _, step, name = ranked[0]
+            how = what
             measured = any(entry.get("general_probe") is not None for entry in self.index.values())
             if self.max_general_drop is not None and measured and 0 in self._probes():
                 how = (
-                    "validation loss (every checkpoint forgot more than the limit)"
+                    f"{what} (every checkpoint forgot more than the limit)"
                     if forgot
-                    else f"validation loss among checkpoints within {100 * self.max_general_drop:g} points of "
+                    else f"{what} among checkpoints within {100 * self.max_general_drop:g} points of "
                     "the start's general probe"
                 )
             return {
                 "checkpoint": name,
                 "step": step,
-                "eval_loss": loss,
+                "eval_loss": self.index[name].get("eval_loss"),
+                **({self.metric: self.index[name][self.metric]} if self.metric != "eval_loss" else {}),
                 "selected_by": how,
                 "general_probe": self.index[name].get("general_probe"),
             }
@@ -306,11 +328,17 @@ class ProgressBar(TrainerCallback):
     ) -> None:
         if not state.is_world_process_zero or not logs:
             return
-        if self.bar is not None and "loss" in logs:
+        if self.bar is not None and "reward" in logs:  # RFT: the reward is the curve to watch
+            self.bar.set_postfix(reward=f"{logs['reward']:.3f}", kl=f"{logs.get('kl', 0):.4f}", refresh=False)
+        elif self.bar is not None and "loss" in logs:
             self.bar.set_postfix(
                 loss=f"{logs['loss']:.4f}", lr=f"{logs.get('learning_rate', 0):.2e}", refresh=False
             )
-        if "eval_loss" in logs:
+        if "eval_reward" in logs:
+            value = logs["eval_reward"]
+            shown = f"{value:.4f}" if _finite(value) else "n/a (no sample could be scored)"
+            line = f"{self.label}: step {state.global_step}/{state.max_steps} validation reward {shown}"
+        elif "eval_loss" in logs:
             line = f"{self.label}: step {state.global_step}/{state.max_steps} validation loss {logs['eval_loss']:.4f}"
             if self.bar is not None:
                 self.bar.write(line)

@@ -32,10 +32,13 @@ class StageData:
 
 
 def row_for_trainer(example: Any, kind: str) -> dict[str, Any]:
-    """CPT -> {"text"}; SFT -> {"messages"} (OpenAI chat form, system first when present). A message's
+    """CPT -> {"text"}; SFT -> {"messages"} (OpenAI chat form, system first when present); RFT -> {"prompt",
+    "reference_answer", **extra}. A message's
     `reasoning_content` (Bedrock `reasoningContent`) is kept: chat templates that render reasoning use it."""
     if kind == "cpt":
         return {"text": example.text if example.text is not None else example.render_text()}
+    if kind == "rft":  # {"prompt", "reference_answer"?, **extra}: extra fields go to the reward
+        return example.to_row()
     messages = []
     for m in example.messages or []:
         message = {"role": m["role"], "content": m["content"]}

@@ -208,8 +208,12 @@ class MonitorCallback(TrainerCallback):
         resume_step: int = 0,
         main_process: bool = True,
         print_events: bool = True,
+        rft: bool = False,
     ) -> None:
         self.monitor = monitor
+        # RFT: the reward and KL streams go to the RFT detectors; GRPO's loss is a policy-gradient surrogate
+        # (near 0, either sign), not a curve the loss detectors understand, and its eval_loss likewise
+        self.rft = rft
         self.stage_dir = stage_dir
         self.events_path = stage_dir / EVENTS_FILE
         self.probes_path = stage_dir / PROBES_FILE
@@ -234,7 +238,7 @@ class MonitorCallback(TrainerCallback):
             if self.probes_path.exists():
                 rewrite_rows(self.probes_path, probes)
             metrics = [r for r in read_rows(stage_dir / "metrics.jsonl") if r.get("step", 0) <= resume_step]
-            monitor.replay(metrics, probes)
+            monitor.replay(metrics, probes, rft=rft)
             self._probed_steps = {p["step"] for p in probes}
         else:
             self._probed_steps = set()
@@ -258,10 +262,15 @@ class MonitorCallback(TrainerCallback):
             return
         started = time.perf_counter()
         events: list[Event] = []
-        if "loss" in logs:
-            events += self.monitor.observe_step(state.global_step, logs["loss"], logs.get("grad_norm"))
-        if "eval_loss" in logs:
-            events += self.monitor.observe_eval(state.global_step, logs["eval_loss"])
+        if self.rft:
+            if "reward" in logs:
+                events += self.monitor.observe_step(state.global_step, None, logs.get("grad_norm"))
+                events += self.monitor.observe_rft(state.global_step, logs["reward"], logs.get("kl"))
+        else:
+            if "loss" in logs:
+                events += self.monitor.observe_step(state.global_step, logs["loss"], logs.get("grad_norm"))
+            if "eval_loss" in logs:
+                events += self.monitor.observe_eval(state.global_step, logs["eval_loss"])
         self._handle(events, control)
         self.monitor_seconds += time.perf_counter() - started
 
@@ -286,11 +295,20 @@ class MonitorCallback(TrainerCallback):
         self._handle(self.monitor.observe_probe(step, result["general_accuracy"], result["kl"]), control)
 
     # -- policy -------------------------------------------------------------------------------------------
-    def _handle(self, events: list[Event], control: TrainerControl) -> None:
+    def record(
+        self, events: list[Event], control: TrainerControl | None = None, *, echo: bool = True
+    ) -> None:
+        """Events from outside the detectors (e.g. the reward client's faults and failure policy): written,
+        printed (unless `echo` is False) and enforced like the detectors' (a `stop` ends the stage at the next
+        step end)."""
+        self.monitor.events += events
+        self._handle(events, control or TrainerControl(), echo=echo)
+
+    def _handle(self, events: list[Event], control: TrainerControl, *, echo: bool = True) -> None:
         for event in events:
             if self.main_process:
                 append_line(self.events_path, event.to_json())
-                if self.print_events:
+                if self.print_events and echo:
                     _print(event.render())
         decisive = self.monitor.decision(events)
         if decisive is not None and self.request is None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from tunesmith.errors import UserError
 from tunesmith.models.loading import load_tokenizer
@@ -16,11 +17,11 @@ from tunesmith.recipe.loading import load_recipe
 from tunesmith.recipe.plan import plan, prepare_run
 from tunesmith.recipe.resolve import ResolvedRecipe, resolve
 from tunesmith.runs import RunDir, atomic_write_json
-from tunesmith.training import cpt, sft
+from tunesmith.training import cpt, rft, sft
 from tunesmith.training.data import prepare_stage_data
 from tunesmith.training.stage import StageResult, StageRun, is_main_process
 
-ENTRIES = {"cpt": cpt.run, "sft": sft.run}
+ENTRIES = {"cpt": cpt.run, "sft": sft.run, "rft": rft.run}
 
 
 @dataclass
@@ -38,9 +39,17 @@ def model_ref(resolved: ResolvedRecipe) -> str:
 
 
 def train(
-    resolved: ResolvedRecipe, *, runs_root: str | Path | None = None, quiet: bool = False
+    resolved: ResolvedRecipe,
+    *,
+    runs_root: str | Path | None = None,
+    quiet: bool = False,
+    force: bool = False,
 ) -> TrainResult:
-    """Run every stage of a resolved recipe (resuming where a previous attempt stopped)."""
+    """Run every stage of a resolved recipe (resuming where a previous attempt stopped).
+
+    Before an RFT stage, the readiness probe (`tunesmith.rewards.probe`) samples the stage's starting
+    checkpoint on its prompts: a hopeless stage (almost no positive reward: do SFT first; almost all
+    positive: no signal) is refused unless `force`."""
     recipe = resolved.recipe
     for stage in recipe.stages:  # before any compute is spent
         if stage.technique not in ENTRIES:
@@ -85,6 +94,8 @@ def train(
                     "input": str(input_ref),
                 },
             )
+        if stage.technique == "rft" and is_main_process():
+            readiness_gate(stage, input_ref, data, stage_dir, base_dir=base_dir, force=force, quiet=quiet)
         result = ENTRIES[stage.technique](
             StageRun(
                 recipe=recipe,
@@ -95,6 +106,7 @@ def train(
                 data=data,
                 quiet=quiet,
                 report_to=list(recipe.report_to),
+                recipe_dir=base_dir,
             )
         )
         results.append(result)
@@ -102,6 +114,45 @@ def train(
             return TrainResult(run.root, results, completed=False)
         input_ref = result.best_dir
     return TrainResult(run.root, results, completed=True)
+
+
+def readiness_gate(
+    stage: Any,
+    input_ref: str | Path,
+    data: Any,
+    stage_dir: Path,
+    *,
+    base_dir: Path | None,
+    force: bool,
+    quiet: bool,
+) -> None:
+    """Probe the RFT stage's starting checkpoint (once; kept in `<stage>/probe.json`) and refuse a hopeless
+    stage unless forced."""
+    import json
+
+    from tunesmith.rewards.probe import ProbeSettings, probe_rows, render_report
+
+    path = stage_dir / "probe.json"
+    if path.exists():
+        report = json.loads(path.read_text())
+    else:
+        from tunesmith.training.rft import read_rows
+
+        settings = ProbeSettings.for_stage(stage)
+        report = probe_rows(
+            input_ref, read_rows(data.train_file), stage.rft.reward, settings, base_dir=base_dir, quiet=quiet
+        ).to_dict()
+        atomic_write_json(path, report)
+    if not quiet:
+        print(render_report(report))
+    if report["verdict"] != "ready":
+        if not force:
+            raise UserError(
+                f"stage {stage.name}: the readiness probe says {report['verdict_text']!r} "
+                f"({100 * report['positive_rate']:.1f}% of {report['samples']} samples earned positive reward) — "
+                f"{report['advice']}; pass --force to train anyway (the probe is kept in {path})"
+            )
+        print(f"--force: starting {stage.name} despite the probe's verdict", file=sys.stderr)
 
 
 def check_recipe(resolved: ResolvedRecipe, *, force: bool, quiet: bool) -> None:
@@ -143,7 +194,7 @@ def train_command(
             raise UserError("train needs a RECIPE file, or --resume runs/<name>")
         resolved = plan(recipe_path, overrides)
     check_recipe(resolved, force=force, quiet=quiet)
-    result = train(resolved, runs_root=runs_root, quiet=quiet)
+    result = train(resolved, runs_root=runs_root, quiet=quiet, force=force)
     if is_main_process():
         if result.completed:
             print(

@@ -82,6 +82,7 @@ class StageRun:
     data: StageData
     quiet: bool = False
     report_to: list[str] = field(default_factory=list)
+    recipe_dir: Path | None = None  # relative data/reward/schema paths resolve against the recipe's folder
 
 
 @dataclass
@@ -109,8 +110,8 @@ class LRFactor:
         return self.schedule.lr * self(step)
 
 
-class _Trainer(SFTTrainer):
-    """SFTTrainer with the playbook's warmup -> constant -> ramp-down schedule (scaled after rollbacks)."""
+class PlaybookSchedule:
+    """Trainer mixin: the playbook's warmup -> constant -> ramp-down schedule (scaled after rollbacks)."""
 
     def __init__(
         self, *args: Any, schedule: Schedule, lr_factor: LRFactor | None = None, **kwargs: Any
@@ -127,6 +128,10 @@ class _Trainer(SFTTrainer):
             self.lr_scheduler = LambdaLR(optimizer or self.optimizer, lambda step: factor(step))
             self._created_lr_scheduler = True
         return self.lr_scheduler
+
+
+class _Trainer(PlaybookSchedule, SFTTrainer):
+    """SFTTrainer with the playbook schedule (CPT and SFT stages)."""
 
 
 class _ApplyLRFactor(TrainerCallback):
@@ -203,11 +208,45 @@ def is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
+def _base_args(run: StageRun, has_validation: bool, resuming: bool) -> dict[str, Any]:
+    """Trainer arguments shared by every technique (optimizer, logging, validation, saving, devices)."""
+    hp = run.stage.hyperparameters
+    cuda = torch.cuda.is_available()
+    bf16 = cuda and torch.cuda.is_bf16_supported()
+    interval = hp.val_check_interval
+    return dict(
+        output_dir=str(run.stage_dir / "checkpoints"),
+        max_steps=run.plan.numbers["total_steps"],
+        learning_rate=hp.lr,
+        weight_decay=hp.weight_decay,
+        adam_beta1=hp.adam_beta1,
+        adam_beta2=hp.adam_beta2,
+        max_grad_norm=hp.grad_clip,
+        lr_scheduler_type="constant",  # replaced by the playbook schedule in PlaybookSchedule.create_scheduler
+        seed=hp.seed,
+        data_seed=hp.seed,
+        logging_steps=1,
+        logging_first_step=True,
+        eval_strategy="steps" if has_validation else "no",
+        eval_on_start=has_validation and not resuming,  # the starting point's validation, for comparison
+        eval_steps=interval if has_validation else None,
+        save_strategy="steps",
+        save_steps=interval,
+        save_total_limit=None,  # CheckpointKeeper keeps the top-k by validation loss (or reward)
+        report_to=run.report_to or "none",
+        disable_tqdm=True,
+        use_cpu=not cuda,
+        bf16=bf16,
+        ddp_backend=("nccl" if cuda else "gloo") if world_size() > 1 else None,
+        dataloader_num_workers=0,
+        save_only_model=False,
+    )
+
+
 def _training_args(
     run: StageRun, loss_options: dict[str, Any], has_validation: bool, resuming: bool = False
 ) -> SFTConfig:
     hp = run.stage.hyperparameters
-    total_steps = run.plan.numbers["total_steps"]
     processes = world_size()
     per_step = hp.micro_batch_size * processes
     if hp.global_batch_size % per_step:
@@ -215,43 +254,16 @@ def _training_args(
             f"stage {run.stage.name}: global_batch_size {hp.global_batch_size} is not divisible by micro_batch_size "
             f"{hp.micro_batch_size} x {processes} processes — change micro_batch_size or the process count"
         )
-    cuda = torch.cuda.is_available()
-    bf16 = cuda and torch.cuda.is_bf16_supported()
-    interval = hp.val_check_interval
     return SFTConfig(
-        output_dir=str(run.stage_dir / "checkpoints"),
-        max_steps=total_steps,
+        **_base_args(run, has_validation, resuming),
         per_device_train_batch_size=hp.micro_batch_size,
         per_device_eval_batch_size=hp.micro_batch_size,
         gradient_accumulation_steps=hp.global_batch_size // per_step,
-        learning_rate=hp.lr,
-        weight_decay=hp.weight_decay,
-        adam_beta1=hp.adam_beta1,
-        adam_beta2=hp.adam_beta2,
-        max_grad_norm=hp.grad_clip,
-        lr_scheduler_type="constant",  # replaced by the playbook schedule in _Trainer.create_scheduler
-        seed=hp.seed,
-        data_seed=hp.seed,
         train_sampling_strategy="sequential",  # the mixture's order is the training order (quality tail)
         shuffle_dataset=False,
         max_length=hp.max_length,
         packing=False,
-        logging_steps=1,
-        logging_first_step=True,
         include_num_input_tokens_seen="non_padding",
-        eval_strategy="steps" if has_validation else "no",
-        eval_on_start=has_validation and not resuming,  # the starting point's validation loss, for comparison
-        eval_steps=interval if has_validation else None,
-        save_strategy="steps",
-        save_steps=interval,
-        save_total_limit=None,  # CheckpointKeeper keeps the top-k by validation loss
-        report_to=run.report_to or "none",
-        disable_tqdm=True,
-        use_cpu=not cuda,
-        bf16=bf16,
-        ddp_backend=("nccl" if cuda else "gloo") if processes > 1 else None,
-        dataloader_num_workers=0,
-        save_only_model=False,
         **loss_options,
     )
 
@@ -326,7 +338,13 @@ def _write_schedule(stage_dir: Path, factor: LRFactor) -> None:
     )
 
 
-def rollback_to(stage_dir: Path, step: int, attempt: int) -> None:
+def selection_metric(technique: str) -> dict[str, Any]:
+    """How a stage's best checkpoint is chosen: CPT/SFT by the lowest validation loss, RFT by the highest
+    validation reward (GRPO's validation loss is a policy-gradient surrogate, not a quality measure)."""
+    return {"metric": "eval_reward", "higher_is_better": True} if technique == "rft" else {}
+
+
+def rollback_to(stage_dir: Path, step: int, attempt: int, technique: str = "sft") -> None:
     """Discard everything after optimizer step `step`: later checkpoints (also from the index and best.json),
     and metrics/probe rows (kept as `metrics.attempt-<attempt>.jsonl` for the record)."""
     checkpoints_dir = stage_dir / "checkpoints"
@@ -337,7 +355,7 @@ def rollback_to(stage_dir: Path, step: int, attempt: int) -> None:
     if index_path.exists():
         index = {k: v for k, v in json.loads(index_path.read_text()).items() if v["step"] <= step}
         atomic_write_json(index_path, index)
-    keeper = CheckpointKeeper(stage_dir, checkpoints_dir, 1)
+    keeper = CheckpointKeeper(stage_dir, checkpoints_dir, 1, **selection_metric(technique))
     best = keeper.best()
     if best is not None:
         atomic_write_json(stage_dir / "best.json", best)
@@ -375,14 +393,21 @@ def run_stage(run: StageRun) -> StageResult:
     state = load_state(stage_dir)
     if is_main_process():
         if state.get("pending_rollback_to") is not None:  # a crash in the middle of a rollback: finish it
-            rollback_to(stage_dir, state["pending_rollback_to"], state["attempt"] - 1)
+            rollback_to(stage_dir, state["pending_rollback_to"], state["attempt"] - 1, stage.technique)
             state["pending_rollback_to"] = None
             save_state(stage_dir, state)
         removed = remove_incomplete_checkpoints(checkpoints_dir)
         if removed and not run.quiet:
             print(f"{stage.name}: removed incomplete checkpoints left by a crash: {', '.join(removed)}")
     tokenizer = load_tokenizer(run.input_ref)
-    train, validation, loss_options = _load_datasets(run, tokenizer)
+    rft_setup = None
+    if stage.technique == "rft":
+        from tunesmith.training.rft import RFTSetup
+
+        rft_setup = RFTSetup(run)
+        train, validation, loss_options = rft_setup.train, rft_setup.validation, {}
+    else:
+        train, validation, loss_options = _load_datasets(run, tokenizer)
     schedule = schedule_for(stage, run.plan)
     context = run_context(run, schedule)
     total_seconds = 0.0
@@ -395,12 +420,13 @@ def run_stage(run: StageRun) -> StageResult:
             _write_schedule(stage_dir, factor)
         set_seed(stage.hyperparameters.seed)  # LoRA initialization and everything after it are seeded
         model = load_model(run.input_ref, dtype=torch.float32)
-        args = _training_args(run, loss_options, validation is not None, resuming=resume_path is not None)
+        resuming = resume_path is not None
         keeper = CheckpointKeeper(
             stage_dir,
             checkpoints_dir,
             stage.hyperparameters.save_top_k,
             max_general_drop=_selection_drop(settings),
+            **selection_metric(stage.technique),
         )
         stopper = StopOnSignal().install()
         watcher = _monitor_callback(run, settings, context, state, tokenizer, resume_step)
@@ -415,17 +441,21 @@ def run_stage(run: StageRun) -> StageResult:
             _ApplyLRFactor(),
             watcher,
         ]
-        trainer = _Trainer(
-            model=model,
-            args=args,
-            train_dataset=train,
-            eval_dataset=validation,
+        common = dict(
             processing_class=tokenizer,
             peft_config=_peft_config(stage),
             callbacks=[c for c in callbacks if c is not None],
             schedule=schedule,
             lr_factor=factor,
         )
+        if rft_setup is not None:
+            rft_setup.attach(watcher)
+            trainer = rft_setup.make_trainer(
+                run, model=model, base_args=_base_args(run, validation is not None, resuming), **common
+            )
+        else:
+            args = _training_args(run, loss_options, validation is not None, resuming=resuming)
+            trainer = _Trainer(model=model, args=args, train_dataset=train, eval_dataset=validation, **common)
         trainer.remove_callback(ProgressCallback)  # replaced by ProgressBar (ETA + validation lines)
         trainer.remove_callback(PrinterCallback)  # metrics go to metrics.jsonl, not the terminal
         trainable, total = count_parameters(trainer.model)
@@ -471,7 +501,7 @@ def run_stage(run: StageRun) -> StageResult:
         state["pending_rollback_to"] = to_step
         if is_main_process():
             save_state(stage_dir, state)
-            rollback_to(stage_dir, to_step, state["attempt"] - 1)
+            rollback_to(stage_dir, to_step, state["attempt"] - 1, stage.technique)
             state["pending_rollback_to"] = None
             save_state(stage_dir, state)
             message = (
@@ -481,6 +511,8 @@ def run_stage(run: StageRun) -> StageResult:
             print(message, file=sys.stderr, flush=True)
         if world_size() > 1:
             torch.distributed.barrier()
+    if rft_setup is not None:
+        rft_setup.close()
     stopped = watcher.request if watcher.request is not None and watcher.request.action == "stop" else None
     completed = (
         stopper.received is None and stopped is None and trainer.state.global_step >= schedule.total_steps
@@ -508,6 +540,11 @@ def run_stage(run: StageRun) -> StageResult:
         ),
         "events": events,
     }
+    if rft_setup is not None:
+        from tunesmith.training.rft import reward_summary
+
+        summary.update(reward_summary(stage_dir / "metrics.jsonl"))
+        summary["reward"] = rft_setup.summary()
     if world_size() > 1:
         torch.distributed.barrier()
     if is_main_process():
@@ -544,7 +581,7 @@ def _monitor_callback(
         settings.policies.get(name) != "off" for name in ("forgetting", "kl_drift")
     )
     # multi-process: every rank must reach the same decisions, and the probe runs on one rank only
-    if wants_probe and world_size() == 1 and run.stage.technique in ("sft", "cpt"):
+    if wants_probe and world_size() == 1:
         probe = ForgettingProbe(tokenizer, settings.probe_items_per_category, run.stage_dir)
     return MonitorCallback(
         monitor,
@@ -553,6 +590,7 @@ def _monitor_callback(
         probe_interval=interval if probe is not None else None,
         resume_step=resume_step,
         main_process=is_main_process(),
+        rft=run.stage.technique == "rft",
     )
 
 

@@ -1,0 +1,243 @@
+"""A real (micro) RFT stage: GRPO via TRL, the readiness gate, selection by validation reward, and the
+reward endpoint's failure policy against a real loopback server that injects faults."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tunesmith.cli import main
+
+REWARD_MODULE = '''
+def parity(completion, reference_answer, **extra):
+    """1 when the completion's first character has an even code point: about half of a random model's
+    samples, so groups vary and the probe says ready."""
+    return 1.0 if completion and ord(completion[0]) % 2 == 0 else 0.0
+
+
+def never(completion, reference_answer, **extra):
+    return 0.0
+'''
+
+
+def _rows(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _prompts(path: Path, n: int, offset: int = 0) -> str:
+    rows = [
+        {
+            "id": f"p{i + offset}",
+            "messages": [{"role": "user", "content": f"q {i + offset}"}],
+            "reference_answer": "a",
+        }
+        for i in range(n)
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return str(path)
+
+
+def _recipe(tmp_path: Path, model_dir: Path, reward, *, steps: int = 4, name: str = "micro-rft") -> Path:
+    module = tmp_path / "micro_rewards.py"
+    module.write_text(REWARD_MODULE)
+    if isinstance(reward, str) and not reward.startswith("http"):
+        reward = f"{module}:{reward}"
+    recipe = {
+        "name": name,
+        "model": {"path": str(model_dir), "checkpoint": "post-trained"},
+        "output_dir": str(tmp_path / "runs"),
+        "acknowledge": {"rft-lr-raised": "micro test model: random weights, any LR"},
+        "stages": [
+            {
+                "technique": "rft",
+                "mode": "lora",
+                "data": {
+                    "train": _prompts(tmp_path / "train.jsonl", 32),
+                    "validation": _prompts(tmp_path / "val.jsonl", 4, offset=1000),
+                },
+                "rft": {"reward": reward, "number_generation": 4, "max_new_tokens": 6},
+                "hyperparameters": {
+                    "max_steps": steps,
+                    "global_batch_size": 4,
+                    "micro_batch_size": 4,
+                    "val_check_interval": 2,
+                    "lr": 1e-3,
+                    "save_top_k": 2,
+                },
+            }
+        ],
+    }
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    return path
+
+
+def test_rft_stage_trains_selects_by_reward_and_exports(tmp_path, micro_model_dir) -> None:
+    recipe = _recipe(tmp_path, micro_model_dir, "parity")
+    assert main(["train", str(recipe), "--quiet", "--no-eval"]) == 0
+    stage = tmp_path / "runs" / "micro-rft" / "rft"
+    probe = json.loads((stage / "probe.json").read_text())
+    assert (
+        probe["verdict"] == "ready" and probe["samples"] == 16 * 4
+    )  # the 16 prompts of 4 steps x 4, 4 samples each
+    result = json.loads((stage / "result.json").read_text())
+    assert result["steps"] == 4 and result["technique"] == "rft"
+    assert result["reward"]["samples"] > 0 and result["reward"]["failed"] == 0
+    metrics = _rows(stage / "metrics.jsonl")
+    train_rows = [r for r in metrics if "reward" in r]
+    assert len(train_rows) == 4 and all(0.0 <= r["reward"] <= 1.0 for r in train_rows)
+    assert all("kl" in r and "frac_reward_zero_std" in r for r in train_rows)
+    assert all("rft/dropped_group_share" in r for r in train_rows)  # on by default, logged every step
+    evals = {r["step"]: r["eval_reward"] for r in metrics if "eval_reward" in r}
+    assert set(evals) == {0, 2, 4}
+    best = json.loads((stage / "best.json").read_text())
+    kept = {
+        v["step"]: v["eval_reward"] for v in json.loads((stage / "checkpoints.json").read_text()).values()
+    }
+    assert best["eval_reward"] == max(kept.values()) and best["selected_by"].startswith("validation reward")
+    assert (stage / "best" / "adapter" / "adapter_config.json").exists()
+    from tunesmith.models.loading import load_model
+
+    load_model(stage / "best")  # the merged model loads as a plain checkpoint
+
+
+def test_probe_gate_refuses_a_hopeless_stage_unless_forced(tmp_path, micro_model_dir, capsys) -> None:
+    recipe = _recipe(tmp_path, micro_model_dir, "never", steps=2)
+    assert main(["train", str(recipe), "--quiet", "--no-eval"]) == 2
+    err = capsys.readouterr().err
+    assert "readiness probe says 'do SFT first'" in err and "--force" in err and "Traceback" not in err
+    stage = tmp_path / "runs" / "micro-rft" / "rft"
+    assert not (stage / "checkpoints").exists()  # refused before any training step
+    assert main(["train", str(recipe), "--quiet", "--no-eval", "--force"]) == 0
+    assert json.loads((stage / "result.json").read_text())["steps"] == 2
+
+
+class FaultyReward(BaseHTTPRequestHandler):
+    """The reward contract with faults on demand: `mode` = "ok" | "http_500" (every request) | "flaky"
+    (every other request fails with 500, retried) | "nan" (one sample per request gets NaN)."""
+
+    mode = "ok"
+    healthy_requests = 0  # the first N requests are answered normally whatever the mode
+    requests = 0
+    lock = threading.Lock()
+
+    def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        with FaultyReward.lock:
+            FaultyReward.requests += 1
+            n = FaultyReward.requests
+        faulty = n > FaultyReward.healthy_requests
+        if faulty and (self.mode == "http_500" or (self.mode == "flaky" and n % 2 == 1)):
+            self.send_response(500)
+            self.end_headers()
+            return
+        reply = [
+            {"id": s["id"], "aggregate_reward_score": float(len(s["messages"][-1]["content"]) % 2)}
+            for s in body
+        ]
+        if faulty and self.mode == "nan":
+            reply[0]["aggregate_reward_score"] = float("nan")
+        data = json.dumps(reply).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def faulty_server():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FaultyReward)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    FaultyReward.requests = 0
+    FaultyReward.healthy_requests = 0
+    yield server, f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+    server.server_close()
+
+
+def _events(stage: Path) -> list[dict]:
+    return _rows(stage / "events.jsonl") if (stage / "events.jsonl").exists() else []
+
+
+def test_transient_endpoint_faults_are_retried_counted_and_training_continues(
+    tmp_path, micro_model_dir, faulty_server
+) -> None:
+    _, url = faulty_server
+    FaultyReward.mode = "flaky"
+    reward = {"function": url, "retries": 2, "backoff_s": 0.01, "timeout_s": 5}
+    recipe = _recipe(tmp_path, micro_model_dir, reward, steps=2)
+    assert main(["train", str(recipe), "--quiet", "--no-eval", "--force"]) == 0
+    stage = tmp_path / "runs" / "micro-rft" / "rft"
+    result = json.loads((stage / "result.json").read_text())
+    faults = [e for e in _events(stage) if e["detector"] == "reward_fault"]
+    assert result["reward"]["failed"] == 0  # every fault was retried successfully
+    assert result["reward"]["faults"].get("http_500", 0) == len(faults) > 0
+    assert all(e["action"] == "warn" for e in faults)
+
+
+def test_persistent_endpoint_failure_stops_the_stage_by_policy(
+    tmp_path, micro_model_dir, faulty_server, capsys
+) -> None:
+    _, url = faulty_server
+    FaultyReward.mode = "http_500"
+    reward = {
+        "function": url,
+        "retries": 1,
+        "backoff_s": 0.01,
+        "max_failure_rate": 0.2,
+        "min_samples_for_policy": 8,
+    }
+    recipe = _recipe(tmp_path, micro_model_dir, reward, steps=6)
+    # down from the start: the readiness probe hits the policy first — one line, before any training
+    assert main(["train", str(recipe), "--quiet", "--no-eval", "--force"]) == 2
+    err = capsys.readouterr().err
+    assert "failed (100.0%) > max_failure_rate 20.0%" in err and "http_500" in err and "Traceback" not in err
+    stage = tmp_path / "runs" / "micro-rft" / "rft"
+    assert not (stage / "checkpoints").exists()
+    # healthy for the probe (24 prompts x 4 samples = 6 requests of 16) and the start's validation (1), then
+    # down during training: the stage stops by policy at its first step
+    FaultyReward.requests, FaultyReward.healthy_requests = 0, 7
+    assert main(["train", str(recipe), "--quiet", "--no-eval", "--force"]) == 3  # a monitor stop
+    events = _events(stage)
+    stops = [e for e in events if e["detector"] == "reward_endpoint"]
+    assert len(stops) == 1 and stops[0]["action"] == "stop" and "http_500" in stops[0]["message"]
+    assert stops[0]["step"] == 1
+    faults = [e for e in events if e["detector"] == "reward_fault"]
+    assert faults and all(e["details"]["fault"] == "http_500" for e in faults)
+    # every request after the healthy ones failed (retries included), and each failure is one event
+    assert len(faults) == FaultyReward.requests - 7
+    checkpoints = sorted((stage / "checkpoints").glob("checkpoint-*"))
+    assert checkpoints and int(checkpoints[-1].name.split("-")[1]) < 6  # saved at the stop, resumable
+
+
+def test_nan_scores_fail_only_their_samples_below_the_threshold(
+    tmp_path, micro_model_dir, faulty_server
+) -> None:
+    _, url = faulty_server
+    FaultyReward.mode = "nan"
+    # one NaN per request of 16 samples = 6.25% failed: below a 10% threshold, training goes on
+    reward = {
+        "function": url,
+        "retries": 0,
+        "batch_size": 16,
+        "max_failure_rate": 0.1,
+        "min_samples_for_policy": 8,
+    }
+    recipe = _recipe(tmp_path, micro_model_dir, reward, steps=2)
+    assert main(["train", str(recipe), "--quiet", "--no-eval", "--force"]) == 0
+    stage = tmp_path / "runs" / "micro-rft" / "rft"
+    result = json.loads((stage / "result.json").read_text())
+    assert result["reward"]["failed_by_fault"] == {"non_finite_score": result["reward"]["failed"]}
+    assert result["reward"]["failed"] == result["reward"]["requests"]  # exactly one per request
+    faults = [e for e in _events(stage) if e["detector"] == "reward_fault"]
+    assert len(faults) == result["reward"]["faults"]["non_finite_score"]
