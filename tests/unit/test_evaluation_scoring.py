@@ -69,9 +69,9 @@ def test_module_function_reward_and_one_line_errors() -> None:
     fn = resolve_reward(f"{__name__}:reward_len")
     assert fn("ab", "cd") == 1.0
     for spec, words in [
-        ("https://example.com/reward", "builtin:brindle or module:function"),
-        ("no_such_module_xyz:f", "cannot import"),
-        (f"{__name__}:missing", "no callable"),
+        ("not a reward", "unknown reward"),
+        ("no_such_module_xyz:f", "no_such_module_xyz"),
+        (f"{__name__}:missing", "missing"),
     ]:
         with pytest.raises(UserError) as err:
             resolve_reward(spec)

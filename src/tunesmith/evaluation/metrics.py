@@ -17,13 +17,12 @@
 
 from __future__ import annotations
 
-import importlib
 import re
 import string
 from collections import Counter
 from collections.abc import Callable
+from typing import Any
 
-from tunesmith.errors import UserError
 from tunesmith.models.generate import exact_match as _exact_match
 
 Scorer = Callable[[str, str], float]
@@ -104,30 +103,36 @@ def score_all(prediction: str, reference: str, reward: Scorer | None = None) -> 
     return scores
 
 
-BUILTIN_REWARDS: dict[str, str] = {"builtin:brindle": "tunesmith.data.domain:reward"}
-"""Reward specs that name a built-in verifier -> its `module:function`."""
+class RewardScorer:
+    """A stage's reward (any `tunesmith.rewards` spec: built-in verifier, module:function, HTTP endpoint,
+    Lambda) as an evaluation scorer: `scorer(prediction, reference)` for one item, `score_batch` for many
+    (one call, so an endpoint sees batches, not single items)."""
+
+    def __init__(self, spec: Any) -> None:
+        from tunesmith.rewards import load_reward
+
+        self.spec = spec
+        self.reward = load_reward(spec)
+
+    def score_batch(self, items: list[tuple[list[dict], str, str]]) -> list[float]:
+        """(prompt messages, prediction, reference) per item -> scores (0.0 where scoring failed)."""
+        from tunesmith.rewards import RewardSample
+
+        samples = [
+            RewardSample(
+                id=str(i),
+                messages=[*messages, {"role": "assistant", "content": prediction}],
+                reference_answer=ref,
+            )
+            for i, (messages, prediction, ref) in enumerate(items)
+        ]
+        return [float(r.score) for r in self.reward.score(samples)] if samples else []
+
+    def __call__(self, prediction: str, reference: str) -> float:
+        return self.score_batch([([{"role": "user", "content": ""}], prediction, reference)])[0]
 
 
-def resolve_reward(spec: str) -> Scorer:
-    """A reward spec -> `(completion, reference_answer) -> float`.
-
-    Accepted: `builtin:brindle` (the demo domain's verifier) and `module:function` (an importable callable
-    taking the completion and the reference answer). Endpoints (http/Lambda) are the rewards issue's.
-    """
-    target = BUILTIN_REWARDS.get(spec, spec)
-    module_name, sep, function_name = target.partition(":")
-    if spec.startswith(("http://", "https://", "arn:")) or not sep or not module_name or "/" in target:
-        raise UserError(
-            f"reward {spec!r}: not a reward this evaluation can call (endpoints are scored by the rewards "
-            "issue's client) — use builtin:brindle or module:function"
-        )
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as err:
-        raise UserError(
-            f"reward {spec!r}: cannot import module {module_name!r} ({err}) — check the name and PYTHONPATH"
-        ) from None
-    fn = getattr(module, function_name, None)
-    if not callable(fn):
-        raise UserError(f"reward {spec!r}: {module_name} has no callable {function_name!r} — check the name")
-    return fn
+def resolve_reward(spec: Any) -> RewardScorer:
+    """A reward spec (see `tunesmith.rewards.config.RewardSpec`) -> a scorer; a bad spec is a one-line
+    `UserError` naming it and the accepted forms."""
+    return RewardScorer(spec)

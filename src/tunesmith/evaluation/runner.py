@@ -41,7 +41,7 @@ class EvalConfig:
     suites: tuple[str, ...] = SUITES
     general_items_per_category: int = 60
     domain: str | None = None  # gen_qa file or builtin: reference
-    reward: str | None = None  # builtin:brindle or module:function ("rft_eval")
+    reward: str | dict | None = None  # any reward spec (tunesmith.rewards): the "rft_eval" score
     lm_eval_tasks: tuple[str, ...] | None = None  # None: DEFAULT_TASKS for real models, none for small
     lm_eval_include: str | None = None
     lm_eval_limit: int | None = None
@@ -504,11 +504,12 @@ def eval_command(
     return 0
 
 
-def _recipe_reward(recipe: dict) -> str | None:
-    """The last RFT stage's reward, when this evaluation can call it (builtin:brindle or module:function)."""
+def _recipe_reward(recipe: dict) -> str | dict | None:
+    """The last RFT stage's reward (any spec the rewards client can call: built-in, module:function,
+    endpoint, Lambda): the domain suite is then also scored by it (the managed service's "rft_eval")."""
     for stage in reversed(recipe.get("stages", [])):
         spec = (stage.get("rft") or {}).get("reward")
-        if spec and (spec.startswith("builtin:") or (":" in spec and "/" not in spec)):
+        if spec:
             return spec
     return None
 
@@ -517,7 +518,8 @@ def evaluate_run(
     run_dir: str | Path, start_ref: str | Path, *, base_dir: Path | None = None, quiet: bool = False
 ) -> dict:
     """The end of `tunesmith train`: the starting checkpoint and every stage's best on the same items,
-    each stage compared with the start; the report goes to `<run>/eval/`. Returns the JSON payload."""
+    each stage compared with the start, then each later stage with the one before it (what RFT added to
+    SFT, say); the report goes to `<run>/eval/`. Returns the JSON payload."""
     run_dir = Path(run_dir)
     recipe = yaml.safe_load((run_dir / "recipe.resolved.yaml").read_text()) or {}
     spec = recipe.get("evaluation") or {}
@@ -538,11 +540,14 @@ def evaluate_run(
     start = resolve_checkpoint(start_ref)
     start.label = f"start ({start.label})"
     checkpoints = [evaluate_checkpoint(start, config, quiet=quiet)]
-    comparisons = []
     for stage in _finished_stages(run_dir):
-        stage_scores = evaluate_checkpoint(resolve_checkpoint(run_dir / stage), config, quiet=quiet)
-        checkpoints.append(stage_scores)
-        comparisons.append(compare(checkpoints[0], stage_scores, config))
+        checkpoints.append(evaluate_checkpoint(resolve_checkpoint(run_dir / stage), config, quiet=quiet))
+    # what each later stage added on top of the one before it (e.g. RFT over SFT), then every stage against
+    # the start (last: the final stage against the start, whose verdict is the run's)
+    comparisons = [
+        compare(previous, current, config)
+        for previous, current in zip(checkpoints[1:], checkpoints[2:], strict=False)
+    ] + [compare(checkpoints[0], scores, config) for scores in checkpoints[1:]]
     write_report(run_dir / "eval", checkpoints, comparisons)
     if not quiet:
         for comparison in comparisons:

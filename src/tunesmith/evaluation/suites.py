@@ -108,17 +108,26 @@ def answer_items(
     predictions = generate_batch(
         model, tokenizer, [item["messages"] for item in items], max_new_tokens, batch_size
     )
-    return [
+    answered = [
         {
             "id": item["id"],
             "category": item["category"],
             "prompt": item["messages"][-1]["content"],
             "reference": item["reference"],
             "prediction": prediction,
-            "scores": score_all(prediction, item["reference"], reward),
+            "scores": score_all(prediction, item["reference"]),
         }
         for item, prediction in zip(items, predictions, strict=True)
     ]
+    if reward is not None:  # one batched call: endpoints see batches, not one request per item
+        batch = getattr(reward, "score_batch", None)
+        triples = [
+            (item["messages"], p, item["reference"]) for item, p in zip(items, predictions, strict=True)
+        ]
+        scores = batch(triples) if batch is not None else [float(reward(p, r)) for _, p, r in triples]
+        for row, score in zip(answered, scores, strict=True):
+            row["scores"]["reward"] = score
+    return answered
 
 
 @torch.inference_mode()
