@@ -217,7 +217,18 @@ def test_persistent_endpoint_failure_stops_the_stage_by_policy(
     # every request after the healthy ones failed (retries included), and each failure is one event
     assert len(faults) == FaultyReward.requests - 7
     checkpoints = sorted((stage / "checkpoints").glob("checkpoint-*"))
-    assert checkpoints and int(checkpoints[-1].name.split("-")[1]) < 6  # saved at the stop, resumable
+    assert checkpoints and int(checkpoints[-1].name.split("-")[1]) < 6  # saved at the stop
+    assert not (stage / "result.json").exists()  # an outage is not a verdict: the stage is unfinished
+    err = capsys.readouterr().err
+    assert "tunesmith train --resume" in err and "Traceback" not in err
+    # the endpoint is back: --resume finishes the stage from the saved checkpoint
+    FaultyReward.mode = "ok"
+    assert (
+        main(["train", "--resume", str(tmp_path / "runs" / "micro-rft"), "--quiet", "--no-eval", "--force"])
+        == 0
+    )
+    result = json.loads((stage / "result.json").read_text())
+    assert result["steps"] == 6 and result["reward"]["failed"] == 0
 
 
 def test_nan_scores_fail_only_their_samples_below_the_threshold(

@@ -42,3 +42,24 @@ def test_without_a_limit_or_probe_the_lowest_loss_wins(tmp_path: Path) -> None:
 def test_when_every_checkpoint_forgot_the_lowest_loss_wins_and_says_so(tmp_path: Path) -> None:
     best = _keeper(tmp_path, {0: 0.95, 2: 0.50, 4: 0.60}, {2: 0.30, 4: 0.40}, drop=0.10).best()
     assert best["checkpoint"] == "checkpoint-2" and "every checkpoint forgot" in best["selected_by"]
+
+
+def test_rft_selection_takes_the_highest_validation_reward_within_the_limit(tmp_path: Path) -> None:
+    (tmp_path / "probes.jsonl").write_text(
+        "".join(
+            json.dumps({"step": s, "general_accuracy": a, "kl": 0.0}) + "\n"
+            for s, a in {0: 0.95, 2: 0.94, 4: 0.70, 6: 0.93}.items()
+        )
+    )
+    keeper = CheckpointKeeper(
+        tmp_path, tmp_path / "checkpoints", 2, 0.10, metric="eval_reward", higher_is_better=True
+    )
+    keeper.index = {
+        f"checkpoint-{s}": {"step": s, "eval_reward": r, "general_probe": p}
+        for s, r, p in [(2, 0.40, 0.94), (4, 0.80, 0.70), (6, 0.55, 0.93)]
+    }
+    best = keeper.best()
+    # step 4 has the highest reward but forgot 25 points: step 6 wins
+    assert best["checkpoint"] == "checkpoint-6" and best["eval_reward"] == 0.55
+    assert best["selected_by"].startswith("validation reward among checkpoints within 10 points")
+    assert best["eval_loss"] is None

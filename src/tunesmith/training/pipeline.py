@@ -204,7 +204,13 @@ def train_command(
         else:
             stopped = result.stages[-1]
             where = f"at step {stopped.summary['steps']} of {stopped.summary['planned_steps']} in stage {stopped.name}"
-            if stopped.summary.get("stopped_by_monitor"):
+            if stopped.summary.get("resumable"):
+                print(
+                    f"stopped {where}: {stopped.summary['stopped_by_monitor']['message']} — a checkpoint was saved; "
+                    f"once fixed, continue with: tunesmith train --resume {result.run_dir}",
+                    file=sys.stderr,
+                )
+            elif stopped.summary.get("stopped_by_monitor"):
                 print(
                     f"stopped by the run monitor {where}: {stopped.summary['stopped_by_monitor']['message']} — see "
                     f"{stopped.stage_dir / 'events.jsonl'} for the diagnosis; the best checkpoint so far is in "

@@ -68,6 +68,8 @@ from tunesmith.training.monitor import (
 from tunesmith.training.schedule import Schedule, lr_multiplier
 
 GENERATION_MARKER = "{% generation %}"
+RESUMABLE_STOPS = ("reward_endpoint",)
+"""Monitor stops caused by infrastructure, not by the training itself: `train --resume` continues them."""
 
 
 @dataclass
@@ -539,6 +541,9 @@ def run_stage(run: StageRun) -> StageResult:
             {k: getattr(stopped, k) for k in ("detector", "step", "message")} if stopped is not None else None
         ),
         "events": events,
+        # an infrastructure stop (the reward endpoint failed) is not a verdict on the run: the stage is left
+        # unfinished (no result.json), so `train --resume` continues it once the endpoint is back
+        "resumable": stopped is not None and stopped.detector in RESUMABLE_STOPS,
     }
     if rft_setup is not None:
         from tunesmith.training.rft import reward_summary
@@ -550,7 +555,7 @@ def run_stage(run: StageRun) -> StageResult:
     if is_main_process():
         if not run.quiet or events["total"]:
             print(_events_report(stage.name or stage.technique, events), file=sys.stderr, flush=True)
-        if completed or (stopped is not None and keeper.best() is not None):
+        if completed or (stopped is not None and not summary["resumable"] and keeper.best() is not None):
             export_best(run, keeper.best(), tokenizer, best_dir)
             atomic_write_json(stage_dir / "result.json", summary)
     if world_size() > 1:
