@@ -198,6 +198,23 @@ def test_kl_spike_fires_on_a_jump_not_on_a_small_start() -> None:
     assert fire_steps(d.KLSpike(), tiny) == []
 
 
+# the KL stream (per step) of the tiny family's healthy RFT run (recipes/tiny-sft-rft.yaml, full rank 3e-4)
+HEALTHY_RFT_KL = [
+    0.0, 0.0, 0.0, 0.001, 0.002, 0.003, 0.01, 0.008, 0.018, 0.016, 0.018, 0.054, 0.03, 0.042, 0.058, 0.069,
+    0.067, 0.048, 0.098, 0.081, 0.084, 0.12, 0.097, 0.085, 0.07, 0.142, 0.12, 0.113, 0.091, 0.108, 0.089,
+    0.071, 0.093, 0.088, 0.087, 0.273, 0.086, 0.115, 0.063, 0.113, 0.105, 0.13, 0.064, 0.106, 0.082, 0.094,
+    0.133, 0.082, 0.087, 0.14, 0.147, 0.105, 0.093, 0.154, 0.089, 0.069, 0.093, 0.141, 0.079, 0.067, 0.095,
+    0.065, 0.149, 0.097, 0.096, 0.104, 0.12, 0.105, 0.05, 0.101, 0.15, 0.068, 0.108, 0.103, 0.089, 0.172,
+    0.108, 0.103, 0.114, 0.102,
+]  # fmt: skip
+
+
+def test_kl_spike_is_quiet_on_a_real_healthy_rft_run_and_fires_on_a_real_jump() -> None:
+    assert fire_steps(d.KLSpike(), HEALTHY_RFT_KL) == []
+    jumped = HEALTHY_RFT_KL[:50] + [10 * k for k in HEALTHY_RFT_KL[50:]]  # e.g. the LR raised x10 at step 51
+    assert fire_steps(d.KLSpike(), jumped) == [51]
+
+
 def test_collapse_fires_on_a_destroyed_model_not_on_a_healthy_dip() -> None:
     from tunesmith.monitoring.detectors import Collapse
 
@@ -217,3 +234,20 @@ def test_collapse_fires_on_a_destroyed_model_not_on_a_healthy_dip() -> None:
     detector = Collapse()
     detector.update(0, 0.95, 0.0)
     assert detector.update(20, 0.9, float("nan")) is not None
+
+
+# the mean reward (per step) of the same run: it climbs from ~0.27 to ~0.45 with step-to-step noise
+HEALTHY_RFT_REWARD = [
+    0.29, 0.24, 0.23, 0.24, 0.33, 0.28, 0.28, 0.3, 0.26, 0.33, 0.4, 0.27, 0.31, 0.33, 0.2, 0.38, 0.38, 0.25,
+    0.37, 0.32, 0.25, 0.28, 0.32, 0.41, 0.3, 0.38, 0.38, 0.37, 0.52, 0.44, 0.3, 0.37, 0.45, 0.34, 0.38, 0.49,
+    0.33, 0.32, 0.4, 0.45, 0.42, 0.4, 0.52, 0.4, 0.51, 0.48, 0.49, 0.38, 0.42, 0.51, 0.44, 0.49, 0.43, 0.52,
+    0.5, 0.43, 0.54, 0.44, 0.43, 0.5, 0.46, 0.38, 0.33, 0.54, 0.56, 0.33, 0.42, 0.44, 0.56, 0.45, 0.41, 0.47,
+    0.55, 0.38, 0.42, 0.44, 0.42, 0.4, 0.64, 0.37,
+]  # fmt: skip
+
+
+def test_reward_detectors_are_quiet_on_the_real_healthy_rft_run() -> None:
+    for detector in (d.RewardCollapse(), d.RewardStuckLow(), d.RewardSaturated()):
+        assert fire_steps(detector, HEALTHY_RFT_REWARD) == [], detector.name
+    collapsed = HEALTHY_RFT_REWARD[:50] + [0.05] * 30  # the reward drops and does not recover
+    assert fire_steps(d.RewardCollapse(), collapsed) != []

@@ -252,3 +252,28 @@ def test_nan_scores_fail_only_their_samples_below_the_threshold(
     assert result["reward"]["failed"] == result["reward"]["requests"]  # exactly one per request
     faults = [e for e in _events(stage) if e["detector"] == "reward_fault"]
     assert len(faults) == result["reward"]["faults"]["non_finite_score"]
+
+
+def test_general_prompts_mixed_into_rft_are_scored_by_the_general_verifier(tmp_path, micro_model_dir) -> None:
+    recipe_path = _recipe(tmp_path, micro_model_dir, "parity", steps=2)
+    recipe = yaml.safe_load(recipe_path.read_text())
+    recipe["stages"][0]["data_mixing"] = {"customer_percent": 50, "general": {"math": 50, "knowledge": 50}}
+    recipe["acknowledge"]["lr-deviates-while-mixing"] = "micro test model"
+    recipe_path.write_text(yaml.safe_dump(recipe))
+    assert main(["train", str(recipe_path), "--quiet", "--no-eval"]) == 0
+    stage = tmp_path / "runs" / "micro-rft" / "rft"
+    rows = _rows(stage / "data" / "train.jsonl")
+    general = [r for r in rows if "general_category" in r]
+    assert len(general) == len(rows) // 2 and {r["general_category"] for r in general} == {
+        "math",
+        "knowledge",
+    }
+    assert all(isinstance(r["reference_answer"], str) and r["prompt"][-1]["role"] == "user" for r in general)
+    validation = _rows(stage / "data" / "validation.jsonl")
+    assert sum("general_category" in r for r in validation) == 4  # the 4 customer rows, mirrored 50/50
+    probe = json.loads((stage / "probe.json").read_text())
+    assert probe["prompts"] == len(rows) - len(general)  # the probe looks at your prompts only
+    result = json.loads((stage / "result.json").read_text())
+    # your reward saw only your prompts: 2 steps x 2 customer prompts x 4 samples + 2 validations (steps 0
+    # and 2) x 4 customer prompts x 4 samples
+    assert result["reward"]["samples"] == 2 * 2 * 4 + 2 * 4 * 4

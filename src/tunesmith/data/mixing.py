@@ -333,25 +333,33 @@ def rows_source(
 
 def builtin_general_sources(categories: Iterable[str], kind: str, *, seed: int = 0) -> dict[str, Source]:
     """Sources for the embedded general data (`tunesmith.data.general.stream`), unlimited and seeded.
-    `kind` is the stage's data kind: cpt -> "text" rows, sft -> "sft" rows."""
+    `kind` is the stage's data kind: cpt -> "text" rows, sft -> "sft" rows, rft -> prompts with the general
+    answer as `reference_answer` (RFT stages mix general prompts in to hold general skill: see
+    `tunesmith.training.rft`)."""
     from tunesmith.data import general
 
-    row_kind = {"cpt": "text", "sft": "sft"}.get(kind)
+    row_kind = {"cpt": "text", "sft": "sft", "rft": "sft"}.get(kind)
     if row_kind is None:
         raise DataError(
-            f"data_mixing: mixing is for CPT and SFT data, not {kind} — remove the data_mixing block"
+            f"data_mixing: mixing is for CPT, SFT and RFT data, not {kind} — remove the data_mixing block"
         )
     unknown = sorted(set(categories) - set(general.CATEGORIES))
     if unknown:
         raise MixingRuleError(
             f"data_mixing.general.{unknown[0]}: unknown category — use one of {', '.join(general.CATEGORIES)}"
         )
-    return {
-        name: rows_source(
-            name, lambda epoch, name=name: general.stream(name, row_kind, seed=seed + 1000 * epoch), kind
-        )
-        for name in categories
-    }
+
+    def rows(name: str, epoch: int) -> Iterator[dict[str, Any]]:
+        for row in general.stream(name, row_kind, seed=seed + 1000 * epoch):
+            yield as_rft_prompt(row) if kind == "rft" else row
+
+    return {name: rows_source(name, lambda epoch, name=name: rows(name, epoch), kind) for name in categories}
+
+
+def as_rft_prompt(row: dict[str, Any]) -> dict[str, Any]:
+    """A demonstration -> an RFT prompt: the conversation before the answer, the answer as reference."""
+    messages = row["messages"]
+    return {"messages": messages[:-1], "reference_answer": messages[-1]["content"]}
 
 
 def file_source(

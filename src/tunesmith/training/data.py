@@ -31,6 +31,10 @@ class StageData:
     mix_report: dict[str, Any] | None
 
 
+GENERAL_MARKER = "general_category"
+"""RFT rows from the general mix carry their category under this key (see `tunesmith.training.rft`)."""
+
+
 def row_for_trainer(example: Any, kind: str) -> dict[str, Any]:
     """CPT -> {"text"}; SFT -> {"messages"} (OpenAI chat form, system first when present); RFT -> {"prompt",
     "reference_answer", **extra}. A message's
@@ -38,7 +42,10 @@ def row_for_trainer(example: Any, kind: str) -> dict[str, Any]:
     if kind == "cpt":
         return {"text": example.text if example.text is not None else example.render_text()}
     if kind == "rft":  # {"prompt", "reference_answer"?, **extra}: extra fields go to the reward
-        return example.to_row()
+        row = example.to_row()
+        if example.source != "customer":  # a general prompt mixed in: scored by the general verifier
+            row[GENERAL_MARKER] = example.source.removeprefix("general:")
+        return row
     messages = []
     for m in example.messages or []:
         message = {"role": m["role"], "content": m["content"]}
@@ -164,11 +171,20 @@ def general_validation_rows(
         return []
     total_general = round(customer_rows * (100 - customer_percent) / customer_percent)
     counts = largest_remainder(total_general, general)
-    row_kind = {"cpt": "text", "sft": "sft"}[kind]
+    from tunesmith.data.mixing import as_rft_prompt
+
+    row_kind = {"cpt": "text", "sft": "sft", "rft": "sft"}[kind]
     rows: list[dict[str, Any]] = []
     for category, n in counts.items():
         for row in general_data.sample(category, row_kind, n, seed=seed + VALIDATION_SEED_OFFSET):
-            rows.append({"text": row["text"]} if kind == "cpt" else {"messages": row["messages"]})
+            if kind == "cpt":
+                rows.append({"text": row["text"]})
+            elif kind == "rft":
+                prompt = as_rft_prompt(row)
+                rows.append({"prompt": prompt["messages"], "reference_answer": prompt["reference_answer"],
+                             GENERAL_MARKER: category})  # fmt: skip
+            else:
+                rows.append({"messages": row["messages"]})
     return rows
 
 

@@ -139,8 +139,11 @@ def readiness_gate(
         from tunesmith.training.rft import read_rows
 
         settings = ProbeSettings.for_stage(stage)
+        from tunesmith.training.data import GENERAL_MARKER
+
+        rows = [r for r in read_rows(data.train_file) if GENERAL_MARKER not in r]  # your prompts only
         report = probe_rows(
-            input_ref, read_rows(data.train_file), stage.rft.reward, settings, base_dir=base_dir, quiet=quiet
+            input_ref, rows, stage.rft.reward, settings, base_dir=base_dir, quiet=quiet
         ).to_dict()
         atomic_write_json(path, report)
     if not quiet:

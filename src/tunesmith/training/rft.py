@@ -16,6 +16,9 @@ What is RFT-specific lives here:
   handed to TRL as unscorable (None): TRL then gives it zero advantage, so an endpoint outage does not
   teach the policy to avoid whatever it happened to be saying. Past the reward's failure-rate threshold,
   the stage stops (saved, resumable) with the client's one-line message as a `reward_endpoint` event.
+- General mixing: with `data_mixing` on an RFT stage, general prompts (with their answers as references)
+  join the batches and are scored by `GENERAL_REWARD`, never by your reward (an endpoint for your domain
+  need not understand them); the readiness probe looks at your prompts only.
 - `RFTTrainer.drop_zero_variance_groups`: groups whose samples all scored the same carry no signal (zero
   advantage under group normalization) yet still count in the token-level loss normalization; DAPO's
   dynamic sampling drops them (reference/papers.md 4). Dropped groups are masked out of the loss and their
@@ -33,7 +36,12 @@ from trl import GRPOConfig, GRPOTrainer
 
 from tunesmith.errors import UserError
 from tunesmith.monitoring.events import Event
+from tunesmith.training.data import GENERAL_MARKER
 from tunesmith.training.stage import PlaybookSchedule, StageResult, StageRun, run_stage
+
+GENERAL_REWARD = "exact_match"
+"""The verifier of general prompts mixed into an RFT stage: their references are the general data's exact
+answers, judged as the general evaluation judges them (exact match, whitespace collapsed)."""
 
 ROW_KEY = "_row"
 """The dataset column that points each prompt back to its full row (reference answers may be any JSON
@@ -84,6 +92,9 @@ class RewardBridge:
         self.calls = 0
         self.failure: str | None = None  # the failure policy's stop message, once raised
         self.on_failure: Any = None  # set by the stage: (message) -> None
+        from tunesmith.rewards import load_reward
+
+        self.general_reward = load_reward(GENERAL_REWARD)
 
     def samples(self, prompts: list[Any], completions: list[Any], pointers: list[str]) -> list[Any]:
         from tunesmith.rewards import RewardSample
@@ -99,7 +110,9 @@ class RewardBridge:
             metadata = row.get("metadata")
             if reference is None and isinstance(metadata, dict):  # the Bedrock form: under metadata
                 reference = metadata.get("reference_answer")
-            extra = {k: v for k, v in row.items() if k not in ("prompt", "reference_answer", "id")}
+            extra = {
+                k: v for k, v in row.items() if k not in ("prompt", "reference_answer", "id", GENERAL_MARKER)
+            }
             sample_id = f"{row.get('id', pointer)}#{self.calls}.{i}"
             out.append(RewardSample(id=sample_id, messages=messages, reference_answer=reference, extra=extra))
         return out
@@ -107,18 +120,28 @@ class RewardBridge:
     def __call__(self, prompts: list[Any], completions: list[Any], **columns: Any) -> list[float | None]:
         from tunesmith.rewards import RewardFailureError
 
-        samples = self.samples(prompts, completions, columns[ROW_KEY])
+        pointers = columns[ROW_KEY]
+        samples = self.samples(prompts, completions, pointers)
         self.calls += 1
         if self.failure is not None:  # already stopping: do not hammer a failing endpoint
             return [None] * len(samples)
+        general = [GENERAL_MARKER in self.rows[p] for p in pointers]
+        scores: list[float | None] = [None] * len(samples)
+        mine = [i for i, g in enumerate(general) if not g]
         try:
-            results = self.reward.score(samples)
+            results = self.reward.score([samples[i] for i in mine]) if mine else []
         except RewardFailureError as err:
             self.failure = str(err)
             if self.on_failure is not None:
                 self.on_failure(self.failure)
-            return [None] * len(samples)
-        return [None if r.failed else float(r.score) for r in results]
+            return scores
+        for i, r in zip(mine, results, strict=True):
+            scores[i] = None if r.failed else float(r.score)
+        theirs = [i for i, g in enumerate(general) if g]
+        if theirs:  # general prompts of the mix: their own verifier, never the user's reward (endpoint)
+            for i, r in zip(theirs, self.general_reward.score([samples[i] for i in theirs]), strict=True):
+                scores[i] = None if r.failed else float(r.score)
+        return scores
 
 
 # --------------------------------------------------------------------------------------------- trainer
