@@ -53,7 +53,7 @@ def test_no_two_entries_share_key_and_conditions() -> None:
         ),
         ({"size_class": "tiny", "technique": "sft", "mode": "full"}, "hyperparameters.lr", 1e-3),
         ({"size_class": "tiny", "technique": "sft", "mode": "lora"}, "hyperparameters.lr", 1e-2),
-        ({"size_class": "tiny", "technique": "rft", "mode": "full"}, "hyperparameters.lr", 3e-4),
+        ({"size_class": "tiny", "technique": "rft", "mode": "full"}, "hyperparameters.lr", 1e-4),
         ({"size_class": "tiny", "technique": "rft", "mode": "lora"}, "hyperparameters.lr", 3e-3),
         ({"size_class": "tiny", "technique": "rft", "mode": "full"}, "hyperparameters.global_batch_size", 32),
         ({"size_class": "tiny", "technique": "rft", "mode": "lora"}, "rft.drop_zero_variance_groups", True),
