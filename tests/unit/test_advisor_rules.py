@@ -228,11 +228,11 @@ def test_rft_without_sft_or_probe() -> None:
 
 
 def test_rft_lr_raised() -> None:
-    (warn,) = check(resolved(SFT, stage(RFT, hyperparameters={"lr": 5e-3})), "rft-lr-raised")
-    assert warn.severity == "warning" and "5x the tiny-class rft lora default 0.001" in warn.message
-    (err,) = check(resolved(SFT, stage(RFT, hyperparameters={"lr": 2e-2})), "rft-lr-raised")
+    (warn,) = check(resolved(SFT, stage(RFT, hyperparameters={"lr": 1.5e-2})), "rft-lr-raised")
+    assert warn.severity == "warning" and "5x the tiny-class rft lora default 0.003" in warn.message
+    (err,) = check(resolved(SFT, stage(RFT, hyperparameters={"lr": 4e-2})), "rft-lr-raised")
     assert err.severity == "error"
-    assert check(resolved(SFT, stage(RFT, hyperparameters={"lr": 2e-3})), "rft-lr-raised") == []
+    assert check(resolved(SFT, stage(RFT, hyperparameters={"lr": 5e-3})), "rft-lr-raised") == []
     assert check(resolved(SFT, RFT), "rft-lr-raised") == []
 
 
