@@ -37,7 +37,8 @@ from trl import GRPOConfig, GRPOTrainer
 from tunesmith.errors import UserError
 from tunesmith.monitoring.events import Event
 from tunesmith.training.data import GENERAL_MARKER
-from tunesmith.training.stage import PlaybookSchedule, StageResult, StageRun, run_stage
+from tunesmith.training.monitor import read_rows
+from tunesmith.training.stage import PlaybookSchedule, StageResult, StageRun, gradient_accumulation, run_stage
 
 GENERAL_REWARD = "exact_match"
 """The verifier of general prompts mixed into an RFT stage: their references are the general data's exact
@@ -53,10 +54,6 @@ def run(run: StageRun) -> StageResult:
 
 
 # --------------------------------------------------------------------------------------------- data
-
-
-def read_rows(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def prompt_dataset(rows: list[dict[str, Any]], prefix: str) -> Any:
@@ -172,15 +169,7 @@ def grpo_config(run: StageRun, base: dict[str, Any], has_validation: bool, eval_
     """TRL's GRPOConfig for the stage: the shared trainer arguments (`base`) plus the RFT block."""
     hp, rft = run.stage.hyperparameters, run.stage.rft
     g = rft.number_generation
-    from tunesmith.training.stage import world_size
-
-    processes = world_size()
-    per_step = hp.micro_batch_size * processes
-    if hp.global_batch_size % per_step:
-        raise UserError(
-            f"stage {run.stage.name}: global_batch_size {hp.global_batch_size} (prompts per step) is not divisible "
-            f"by micro_batch_size {hp.micro_batch_size} x {processes} processes — change micro_batch_size"
-        )
+    accumulation = gradient_accumulation(run)
     eval_batch = g * max(1, min(eval_prompts, hp.micro_batch_size))
     while has_validation and (eval_prompts * g) % eval_batch:
         eval_batch -= g
@@ -188,7 +177,7 @@ def grpo_config(run: StageRun, base: dict[str, Any], has_validation: bool, eval_
         **base,
         per_device_train_batch_size=hp.micro_batch_size * g,  # completions per device per micro-step
         per_device_eval_batch_size=max(eval_batch, g),
-        gradient_accumulation_steps=hp.global_batch_size // per_step,
+        gradient_accumulation_steps=accumulation,
         num_generations=g,
         max_completion_length=rft.max_new_tokens,
         temperature=rft.temperature,
@@ -238,7 +227,7 @@ def mean_or_none(values: list[float]) -> float | None:
 
 def reward_summary(metrics_path: Path) -> dict[str, Any]:
     """First/last mean training reward and validation reward from metrics.jsonl."""
-    rows = read_rows(metrics_path) if metrics_path.exists() else []
+    rows = read_rows(metrics_path)
     train = [(r["step"], r["reward"]) for r in rows if r.get("reward") is not None]
     evals = [(r["step"], r["eval_reward"]) for r in rows if r.get("eval_reward") is not None]
     head, tail = train[:5], train[-5:]
@@ -281,8 +270,7 @@ class RFTSetup:
         rows = {f"t{i}": r for i, r in enumerate(train_rows)} | {f"v{i}": r for i, r in enumerate(val_rows)}
         self.watcher: Any = None
         self.step = 0
-        base_dir = Path(run.recipe_dir) if getattr(run, "recipe_dir", None) else None
-        self.reward = load_reward(stage.rft.reward, on_event=self._on_event, base_dir=base_dir)
+        self.reward = load_reward(stage.rft.reward, on_event=self._on_event, base_dir=run.recipe_dir)
         self.bridge = RewardBridge(self.reward, rows)
         self.bridge.on_failure = self._on_failure
         self.stage_name = stage.name or "rft"

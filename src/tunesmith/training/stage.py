@@ -245,22 +245,31 @@ def _base_args(run: StageRun, has_validation: bool, resuming: bool) -> dict[str,
     )
 
 
-def _training_args(
-    run: StageRun, loss_options: dict[str, Any], has_validation: bool, resuming: bool = False
-) -> SFTConfig:
+def gradient_accumulation(run: StageRun) -> int:
+    """global_batch_size / (micro_batch_size x processes); a one-line error when it does not divide (for
+    RFT the batch counts prompts)."""
     hp = run.stage.hyperparameters
     processes = world_size()
     per_step = hp.micro_batch_size * processes
     if hp.global_batch_size % per_step:
+        what = " (prompts per step)" if run.stage.technique == "rft" else ""
         raise UserError(
-            f"stage {run.stage.name}: global_batch_size {hp.global_batch_size} is not divisible by micro_batch_size "
-            f"{hp.micro_batch_size} x {processes} processes — change micro_batch_size or the process count"
+            f"stage {run.stage.name}: global_batch_size {hp.global_batch_size}{what} is not divisible by "
+            f"micro_batch_size {hp.micro_batch_size} x {processes} processes — change micro_batch_size or the "
+            "process count"
         )
+    return hp.global_batch_size // per_step
+
+
+def _training_args(
+    run: StageRun, loss_options: dict[str, Any], has_validation: bool, resuming: bool = False
+) -> SFTConfig:
+    hp = run.stage.hyperparameters
     return SFTConfig(
         **_base_args(run, has_validation, resuming),
         per_device_train_batch_size=hp.micro_batch_size,
         per_device_eval_batch_size=hp.micro_batch_size,
-        gradient_accumulation_steps=hp.global_batch_size // per_step,
+        gradient_accumulation_steps=gradient_accumulation(run),
         train_sampling_strategy="sequential",  # the mixture's order is the training order (quality tail)
         shuffle_dataset=False,
         max_length=hp.max_length,
