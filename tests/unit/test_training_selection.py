@@ -1,4 +1,5 @@
-"""Best-checkpoint selection: lowest validation loss among checkpoints that kept general skill."""
+"""Best-checkpoint selection: the stage's metric (CPT validation loss, SFT validation token accuracy, RFT
+validation reward), best among checkpoints that kept general skill."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import json
 from pathlib import Path
 
 from tunesmith.training.callbacks import CheckpointKeeper
+from tunesmith.training.stage import selection_metric
 
 
 def _keeper(
@@ -63,3 +65,24 @@ def test_rft_selection_takes_the_highest_validation_reward_within_the_limit(tmp_
     assert best["checkpoint"] == "checkpoint-6" and best["eval_reward"] == 0.55
     assert best["selected_by"].startswith("validation reward among checkpoints within 10 points")
     assert best["eval_loss"] is None
+
+
+def test_sft_selection_takes_the_highest_token_accuracy_not_the_lowest_loss(tmp_path: Path) -> None:
+    """The tiny-family pattern: the validation loss bottoms out mid-run (in the general dip) and rises as
+    the model grows over-confident, while token accuracy keeps improving; SFT picks by accuracy."""
+    (tmp_path / "probes.jsonl").write_text(
+        "".join(
+            json.dumps({"step": s, "general_accuracy": a, "kl": 0.0}) + "\n"
+            for s, a in {0: 0.95, 160: 0.86, 360: 0.93, 400: 0.93}.items()
+        )
+    )
+    keeper = CheckpointKeeper(tmp_path, tmp_path / "checkpoints", 3, 0.10, **selection_metric("sft"))
+    keeper.index = {
+        f"checkpoint-{s}": {"step": s, "eval_loss": loss, "eval_mean_token_accuracy": acc, "general_probe": p}
+        for s, loss, acc, p in [(160, 0.27, 0.955, 0.86), (360, 0.29, 0.969, 0.93), (400, 0.30, 0.969, 0.93)]
+    }
+    best = keeper.best()
+    assert best["checkpoint"] == "checkpoint-360"  # the earliest of the tied best
+    assert best["eval_mean_token_accuracy"] == 0.969 and best["eval_loss"] == 0.29
+    assert best["selected_by"].startswith("validation token accuracy among checkpoints within 10 points")
+    assert selection_metric("cpt") == {}  # CPT keeps the lowest validation loss (the keeper's default)

@@ -107,14 +107,18 @@ def test_stage_writes_outputs_follows_schedule_and_keeps_top_k(tmp_path, micro_m
     schedule = {r["step"]: r["lr"] for r in _rows(stage / "schedule.jsonl")}
     for row in steps:
         assert row["lr"] == pytest.approx(schedule[row["step"] - 1], rel=1e-6, abs=1e-12)
-    # validation every 2 steps and at the end; top-2 kept (+ latest); best = lowest validation loss
-    evals = {r["step"]: r["eval_loss"] for r in metrics if "eval_loss" in r}
-    assert sorted(evals) == [0, 2, 4, 6, 8]  # 0: the starting point, for comparison
-    assert result["initial_eval_loss"] == pytest.approx(evals.pop(0))
+    # validation every 2 steps and at the end; top-2 kept (+ latest); SFT's best = the highest validation
+    # token accuracy (the earliest on a tie)
+    losses = {r["step"]: r["eval_loss"] for r in metrics if "eval_loss" in r}
+    assert sorted(losses) == [0, 2, 4, 6, 8]  # 0: the starting point, for comparison
+    assert result["initial_eval_loss"] == pytest.approx(losses[0])
+    accuracy = {r["step"]: r["eval_mean_token_accuracy"] for r in metrics if "eval_loss" in r and r["step"]}
     best = json.loads((stage / "best.json").read_text())
-    assert best["eval_loss"] == pytest.approx(min(evals.values()))
+    assert best["eval_mean_token_accuracy"] == pytest.approx(max(accuracy.values()))
+    assert best["selected_by"].startswith("validation token accuracy")
+    assert best["eval_loss"] == pytest.approx(losses[best["step"]])
     kept = sorted(p.name for p in (stage / "checkpoints").glob("checkpoint-*"))
-    top2 = sorted(evals, key=evals.get)[:2]
+    top2 = sorted(accuracy, key=lambda step: (-accuracy[step], step))[:2]
     assert set(kept) == {f"checkpoint-{s}" for s in set(top2) | {8}}
     assert all((stage / "checkpoints" / k / "COMPLETE").exists() for k in kept)
     # the best model loads and is the selected checkpoint

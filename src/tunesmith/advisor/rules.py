@@ -342,7 +342,7 @@ def sft_full_multi_epoch(resolved: ResolvedRecipe, facts: LintFacts) -> list[Fin
                 "warning",
                 f"full-rank SFT makes {epochs:g} passes over your demonstrations "
                 f"({resolved.stages[i].numbers.get('total_steps')} steps); full rank needs ~1",
-                "set hyperparameters.max_epochs: 1 and pick the best checkpoint by validation loss",
+                "set hyperparameters.max_epochs: 1 and keep the best checkpoint by validation",
                 f"BLOG-HPO batch size and training duration; {FACTS} 1.3, 5.1, 5.2",
                 where(resolved, i),
             )

@@ -66,7 +66,7 @@ DEFAULT_POLICIES: dict[str, PolicyDefault] = {
     ),
     "overfitting": PolicyDefault(
         "warn",
-        "top-k checkpoint selection by validation loss already keeps the pre-overfitting checkpoint; the "
+        "top-k checkpoint selection by validation already keeps the pre-overfitting checkpoint; the "
         "playbook's advice is to change epochs/data next time (facts 5.4)",
     ),
     "plateau": PolicyDefault("warn", "a plateau wastes compute but does no harm (facts 5.4: 'when to stop')"),

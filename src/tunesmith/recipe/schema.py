@@ -173,7 +173,10 @@ class Hyperparameters(Strict):
     adam_beta2: Annotated[float, Field(ge=0, lt=1)] | None = None
     lora: LoraSpec | None = None
     val_check_interval: PositiveInt | None = Field(None, description="validate every N optimizer steps")
-    save_top_k: PositiveInt | None = Field(None, description="keep the K best checkpoints by validation loss")
+    save_top_k: PositiveInt | None = Field(
+        None,
+        description="keep the K best checkpoints (CPT: validation loss, SFT: token accuracy, RFT: reward)",
+    )
     seed: int | None = Field(None, description="stage seed (defaults to the recipe seed)")
     reasoning_enabled: bool | None = Field(
         None, description="the data carries reasoning traces; must match evaluation.reasoning_enabled"

@@ -1,4 +1,4 @@
-"""Trainer callbacks: per-step metrics, top-k checkpoints by validation loss, final validation, SIGTERM.
+"""Trainer callbacks: per-step metrics, top-k checkpoints by a validation metric, final validation, SIGTERM.
 
 Checkpoint safety: the trainer writes `checkpoints/checkpoint-N/`; only after it has finished (optimizer,
 scheduler, RNG and trainer state included) does `CheckpointKeeper.on_save` drop a `COMPLETE` marker into
@@ -116,15 +116,25 @@ class MetricsLogger(TrainerCallback):
             handle.write(json.dumps(row) + "\n")
 
 
+METRIC_NAMES = {
+    "eval_loss": "validation loss",
+    "eval_reward": "validation reward",
+    "eval_mean_token_accuracy": "validation token accuracy",
+}
+"""How `best.json`'s `selected_by` names each selection metric."""
+
+
 class CheckpointKeeper(TrainerCallback):
     """Marks finished checkpoints, keeps the `save_top_k` best (plus the latest, for resume) and maintains
     `best.json` -> the best checkpoint.
 
-    "Best" is the lowest validation loss among the checkpoints whose general-capability probe (the
-    monitor's `probes.jsonl`, measured at the same steps) stayed within `max_general_drop` of its value at
-    the start; when every checkpoint dropped more, the lowest validation loss overall. Measured on the tiny
-    family (50% mix, full rank, 400 steps): by validation loss alone the pick sat in the mid-run general dip
-    (it retained 87-93% of general accuracy) while later checkpoints retained 97%.
+    "Best" is the best value of the stage's selection `metric` (`stage.selection_metric`: validation loss
+    for CPT, validation token accuracy for SFT, validation reward for RFT) among the checkpoints whose
+    general-capability probe (the monitor's `probes.jsonl`, measured at the same steps) stayed within
+    `max_general_drop` of its value at the start; when every checkpoint dropped more, the best value
+    overall. Measured on the tiny family (50% mix, full rank, 400 steps): by validation loss alone the pick
+    sat in the mid-run general dip (it retained 87-93% of general accuracy) while later checkpoints
+    retained 97%.
     """
 
     def __init__(
@@ -139,13 +149,13 @@ class CheckpointKeeper(TrainerCallback):
     ) -> None:
         self.stage_dir, self.checkpoints_dir, self.save_top_k = stage_dir, checkpoints_dir, save_top_k
         self.max_general_drop = max_general_drop
-        # CPT/SFT: the lowest validation loss; RFT: the highest validation reward ("eval_reward")
         self.metric, self.higher_is_better = metric, higher_is_better
         self.index_path = stage_dir / "checkpoints.json"
         self.index: dict[str, dict[str, Any]] = (
             json.loads(self.index_path.read_text()) if self.index_path.exists() else {}
         )
         self._eval_value: dict[int, float] = {}
+        self._eval_loss: dict[int, float] = {}  # reported next to another selection metric
 
     def on_evaluate(
         self,
@@ -157,6 +167,8 @@ class CheckpointKeeper(TrainerCallback):
     ) -> None:
         if metrics and _finite(metrics.get(self.metric)):
             self._eval_value[state.global_step] = float(metrics[self.metric])
+        if metrics and _finite(metrics.get("eval_loss")):
+            self._eval_loss[state.global_step] = float(metrics["eval_loss"])
 
     def on_save(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any
@@ -171,6 +183,7 @@ class CheckpointKeeper(TrainerCallback):
         atomic_write_json(folder / COMPLETE_MARKER, {"step": step, self.metric: value, "time": time.time()})
         self.index[folder.name] = {
             "step": step,
+            "eval_loss": self._eval_loss.get(step),
             self.metric: value,
             "general_probe": self._probes().get(step),
         }
@@ -209,7 +222,7 @@ class CheckpointKeeper(TrainerCallback):
     def best(self) -> dict[str, Any] | None:
         """The best checkpoint (see the class docstring); without validation: the latest."""
         ranked = self._ranked()
-        what = "validation reward" if self.metric == "eval_reward" else "validation loss"
+        what = METRIC_NAMES.get(self.metric, self.metric)
         if ranked:
             forgot, _, step, name = ranked[0]
             how = what
