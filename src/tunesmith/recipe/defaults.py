@@ -145,7 +145,7 @@ DEFAULTS: tuple[Default, ...] = (
         "tiny family, full rank, 50% mix, measured on the built family (benchmarks/RESULTS.md, forgetting; "
         "3 seeds each, best checkpoint, 751 held-out general items): 3e-4 x 800 steps kept general accuracy "
         "within -0.9..+0.1 points (no significant drop), 1e-3 x 400 lost 2.8-4.9 points (significant in "
-        f"every seed), Brindle 0.88-0.91 either way; {TINY}'s 1e-3 came from a simpler world, where 3e-4 "
+        f"every seed), Brindle 0.88-0.93 either way; {TINY}'s 1e-3 came from a simpler world, where 3e-4 "
         "in 400 steps learned too slowly and 3e-3 was unstable",
         size_class="tiny",
         technique="sft",

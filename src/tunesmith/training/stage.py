@@ -357,8 +357,8 @@ def selection_metric(technique: str) -> dict[str, Any]:
       the model ranks first). Measured on the tiny family (benchmarks/RESULTS.md, forgetting): the
       validation loss bottoms out mid-run and then rises as the model grows over-confident on the answers
       it gets wrong, while exact match keeps improving (domain 0.82 at the lowest-loss checkpoint, 0.935 at
-      the last; validation loss 0.455 -> 0.623). The lowest-loss pick sat in the mid-run general dip in
-      every mixed run; token accuracy peaks where exact match does.
+      the last; validation loss 0.455 -> 0.623), and the lowest-loss pick sat in the mid-run general dip
+      in most mixed runs measured; token accuracy peaks late, where exact match does.
     - RFT: the highest validation reward (GRPO's validation loss is a policy-gradient surrogate, not a
       quality measure).
     """
