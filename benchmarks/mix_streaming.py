@@ -114,7 +114,7 @@ def _phase(phase: str, path: str, customer_percent: float, general: str) -> dict
                 name: rows_source(name, lambda epoch, name=name: _fake_rows(name), "cpt")
                 for name in categories
             }
-        spec = MixSpec(customer_percent=customer_percent, general=categories)
+        spec = MixSpec(customer_percent, categories, "examples", "without_replacement", 4, 0.0)
         mixture = mix(CustomerData(path), sources, spec, seed=0)
         scanned = time.perf_counter()
         for _ in mixture:

@@ -16,9 +16,14 @@ from tunesmith.errors import UserError
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
-    from tunesmith.recipe.plan import plan_command
+    from tunesmith.recipe.plan import plan_report, render_report
+    from tunesmith.runs import atomic_write_yaml
 
-    return plan_command(args.recipe, overrides=args.overrides, out=args.out, fmt=args.format)
+    resolved, findings = plan_report(args.recipe, args.overrides)
+    if args.out:
+        atomic_write_yaml(args.out, resolved.to_dict())
+    sys.stdout.write(render_report(resolved, findings, fmt=args.format, out=args.out))
+    return 0
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -222,7 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--items-per-category",
         type=int,
-        help="general held-out items per category (default: the run's, or 60)",
+        help="general held-out items per category (default: the run's, or the defaults table's)",
     )
     p.add_argument(
         "--lm-eval",

@@ -27,9 +27,12 @@ import time
 from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
+
+if TYPE_CHECKING:
+    from tunesmith.recipe.resolve import ResolvedRecipe
 
 _MANIFEST_PACKAGES = (
     "tunesmith",
@@ -182,3 +185,15 @@ class RunDir:
 
     def write_manifest(self, command: list[str] | None = None) -> Path:
         return atomic_write_json(self.manifest_path, manifest(command))
+
+
+def prepare_run(resolved: ResolvedRecipe, runs_root: str | os.PathLike[str] | None = None) -> RunDir:
+    """Create `runs/<name>/` with the resolved recipe, the plan (values, provenance, derived numbers) and
+    a manifest of package versions — all written atomically. Training stages add their folders later."""
+    run = RunDir.create(
+        runs_root if runs_root is not None else resolved.recipe.output_dir, resolved.recipe.name
+    )
+    atomic_write_yaml(run.resolved_recipe_path, resolved.to_dict())
+    atomic_write_json(run.plan_path, resolved.to_json())
+    run.write_manifest()
+    return run

@@ -30,6 +30,19 @@ from tunesmith.errors import DataError
 UNEVEN = {"reasoning-instruction-following": 55.5, "math": 24.5, "knowledge": 13, "reasoning": 7}
 
 
+def mix_spec(
+    customer_percent: float,
+    general: dict[str, float] | None = None,
+    *,
+    unit: str = "examples",
+    sampling: str = "without_replacement",
+    max_general_repeats: int = 4,
+    quality_tail_percent: float = 0.0,
+) -> MixSpec:
+    """A `MixSpec` with every knob spelled out (these tests' values; `MixSpec` itself has no defaults)."""
+    return MixSpec(customer_percent, general or {}, unit, sampling, max_general_repeats, quality_tail_percent)
+
+
 def fake_general(categories, *, size: int | None = None, text_length=lambda i: 10):
     """Unlimited (or `size`-long) SFT rows per category; row i of a pass is distinguishable."""
 
@@ -133,7 +146,7 @@ def test_interleave_keeps_every_window_close_to_the_shares() -> None:
 def test_realized_shares_match_requested_within_1pp(customer_percent: int, tmp_path: Path) -> None:
     path = customer_file(tmp_path / "c.jsonl", 10_000)
     general = {} if customer_percent == 100 else UNEVEN
-    spec = MixSpec(customer_percent=customer_percent, general=general)
+    spec = mix_spec(customer_percent=customer_percent, general=general)
     mixture = mix(CustomerData(path), fake_general(UNEVEN), spec, seed=7, total=10_000)
     examples = list(mixture)
     assert len(examples) == 10_000
@@ -147,7 +160,7 @@ def test_realized_shares_match_requested_within_1pp(customer_percent: int, tmp_p
 
 def test_same_seed_same_order_other_seed_differs(tmp_path: Path) -> None:
     path = customer_file(tmp_path / "c.jsonl", 2_000)
-    spec = MixSpec(customer_percent=40, general={"math": 70, "knowledge": 30})
+    spec = mix_spec(customer_percent=40, general={"math": 70, "knowledge": 30})
 
     def order(seed: int) -> list[str]:
         mixture = mix(CustomerData(path, shuffle_buffer=500), fake_general(spec.general), spec, seed=seed)
@@ -164,7 +177,7 @@ def test_token_unit_balances_tokens_not_examples(tmp_path: Path) -> None:
     # customer examples are short, general ones long: a token mix needs many more customer examples
     path = customer_file(tmp_path / "c.jsonl", 3_000, length=lambda i: 5 + i % 7)
     general = fake_general({"math": 1, "knowledge": 1}, text_length=lambda i: 40 + (i * 13) % 60)
-    spec = MixSpec(customer_percent=50, general={"math": 75, "knowledge": 25}, unit="tokens")
+    spec = mix_spec(customer_percent=50, general={"math": 75, "knowledge": 25}, unit="tokens")
     length = lambda example: len(example.render_text())  # noqa: E731 (a char-level "tokenizer")
     mixture = mix(CustomerData(path), general, spec, seed=0, length=length)
     examples = list(mixture)
@@ -188,7 +201,7 @@ def test_token_unit_balances_tokens_not_examples(tmp_path: Path) -> None:
 def test_default_total_uses_customer_data_once(tmp_path: Path) -> None:
     path = customer_file(tmp_path / "c.jsonl", 300)
     mixture = mix(
-        CustomerData(path), fake_general({"math": 1}), MixSpec(customer_percent=30, general={"math": 100})
+        CustomerData(path), fake_general({"math": 1}), mix_spec(customer_percent=30, general={"math": 100})
     )
     examples = list(mixture)
     assert len(examples) == 1000
@@ -198,7 +211,7 @@ def test_default_total_uses_customer_data_once(tmp_path: Path) -> None:
 
 def test_without_replacement_shrinks_when_customer_is_too_small(tmp_path: Path) -> None:
     path = customer_file(tmp_path / "c.jsonl", 200)
-    spec = MixSpec(customer_percent=50, general={"math": 100})
+    spec = mix_spec(customer_percent=50, general={"math": 100})
     mixture = mix(CustomerData(path), fake_general({"math": 1}), spec, total=1000)
     examples = list(mixture)
     assert len(examples) == 400
@@ -207,7 +220,7 @@ def test_without_replacement_shrinks_when_customer_is_too_small(tmp_path: Path) 
 
 def test_with_replacement_repeats_customer_data(tmp_path: Path) -> None:
     path = customer_file(tmp_path / "c.jsonl", 200)
-    spec = MixSpec(customer_percent=50, general={"math": 100}, sampling="with_replacement")
+    spec = mix_spec(customer_percent=50, general={"math": 100}, sampling="with_replacement")
     mixture = mix(CustomerData(path), fake_general({"math": 1}), spec, total=1000)
     examples = list(mixture)
     customer = Counter(e.messages[0]["content"] for e in examples if e.source == CUSTOMER)
@@ -218,7 +231,7 @@ def test_with_replacement_repeats_customer_data(tmp_path: Path) -> None:
 
 def test_warns_when_general_data_would_repeat_too_often(tmp_path: Path) -> None:
     path = customer_file(tmp_path / "c.jsonl", 900)
-    spec = MixSpec(
+    spec = mix_spec(
         customer_percent=10, general={"math": 100}, sampling="with_replacement", max_general_repeats=4
     )
     mixture = mix(CustomerData(path), fake_general({"math": 1}, size=1000), spec)
@@ -235,7 +248,7 @@ def test_file_source_as_a_finite_general_category(tmp_path: Path) -> None:
 
     general_path = customer_file(tmp_path / "general.jsonl", 50)
     path = customer_file(tmp_path / "c.jsonl", 100)
-    spec = MixSpec(
+    spec = mix_spec(
         customer_percent=50, general={"mine": 100}, sampling="with_replacement", max_general_repeats=1
     )
     mixture = mix(CustomerData(path), {"mine": file_source("mine", general_path, "sft")}, spec)
@@ -247,11 +260,11 @@ def test_file_source_as_a_finite_general_category(tmp_path: Path) -> None:
 
 def test_general_only_needs_a_total() -> None:
     with pytest.raises(MixingRuleError, match="needs an explicit mix size"):
-        mix(None, fake_general({"math": 1}), MixSpec(customer_percent=0, general={"math": 100}))
+        mix(None, fake_general({"math": 1}), mix_spec(customer_percent=0, general={"math": 100}))
     mixture = mix(
         None,
         fake_general({"math": 1}),
-        MixSpec(customer_percent=0, general={"math": 100}),
+        mix_spec(customer_percent=0, general={"math": 100}),
         total=50,
         kind="cpt",
     )
@@ -263,7 +276,7 @@ def test_general_only_needs_a_total() -> None:
 
 def test_quality_tail_places_high_quality_examples_in_the_final_steps(tmp_path: Path) -> None:
     path = customer_file(tmp_path / "c.jsonl", 1_000, high_every=20)  # 50 high-quality examples
-    spec = MixSpec(customer_percent=50, general={"math": 100}, quality_tail_percent=10)
+    spec = mix_spec(customer_percent=50, general={"math": 100}, quality_tail_percent=10)
     mixture = mix(CustomerData(path), fake_general({"math": 1}), spec, seed=4)
     examples = list(mixture)
     assert len(examples) == 2_000
@@ -291,7 +304,7 @@ def test_quality_file_examples_go_to_the_tail(tmp_path: Path) -> None:
             for i in range(100)
         )
     )
-    spec = MixSpec(customer_percent=100, quality_tail_percent=10)
+    spec = mix_spec(customer_percent=100, quality_tail_percent=10)
     examples = list(mix(CustomerData(path, quality_file=quality), {}, spec))
     assert len(examples) == 1000
     assert all(e.messages[0]["content"].startswith("gold") for e in examples[-100:])
@@ -299,7 +312,7 @@ def test_quality_file_examples_go_to_the_tail(tmp_path: Path) -> None:
 
 def test_quality_tail_without_marked_examples_warns(tmp_path: Path) -> None:
     path = customer_file(tmp_path / "c.jsonl", 100)
-    mixture = mix(CustomerData(path), {}, MixSpec(customer_percent=100, quality_tail_percent=20))
+    mixture = mix(CustomerData(path), {}, mix_spec(customer_percent=100, quality_tail_percent=20))
     assert any("no example is marked high quality" in w for w in mixture.report.warnings)
 
 
@@ -309,17 +322,17 @@ def test_quality_tail_without_marked_examples_warns(tmp_path: Path) -> None:
 def test_sft_mix_without_reasoning_instruction_following_warns(tmp_path: Path) -> None:
     path = customer_file(tmp_path / "c.jsonl", 100)
     warned = mix(
-        CustomerData(path), fake_general({"math": 1}), MixSpec(customer_percent=50, general={"math": 100})
+        CustomerData(path), fake_general({"math": 1}), mix_spec(customer_percent=50, general={"math": 100})
     )
     assert any("reasoning-instruction-following" in w for w in warned.report.warnings)
-    spec = MixSpec(customer_percent=50, general={"math": 50, "reasoning-instruction-following": 50})
+    spec = mix_spec(customer_percent=50, general={"math": 50, "reasoning-instruction-following": 50})
     quiet = mix(CustomerData(path), fake_general(spec.general), spec)
     assert not quiet.report.warnings
 
 
 def test_report_table_dict_and_saved_json(tmp_path: Path) -> None:
     path = customer_file(tmp_path / "c.jsonl", 250)
-    spec = MixSpec(customer_percent=25, general=UNEVEN)
+    spec = mix_spec(customer_percent=25, general=UNEVEN)
     mixture = mix(CustomerData(path), fake_general(UNEVEN), spec, seed=5)
     assert "stream not fully consumed" in mixture.report.render_table()
     list(mixture)
@@ -336,7 +349,7 @@ def test_integration_with_the_embedded_general_stream(tmp_path: Path) -> None:
     from tunesmith.data.mixing import builtin_general_sources
 
     path = customer_file(tmp_path / "c.jsonl", 500)
-    spec = MixSpec(customer_percent=50, general={"reasoning-instruction-following": 60, "math": 40})
+    spec = mix_spec(customer_percent=50, general={"reasoning-instruction-following": 60, "math": 40})
     sources = builtin_general_sources(spec.general, "sft", seed=0)
     first = [(e.source, e.content_key()) for e in mix(CustomerData(path), sources, spec, seed=1)]
     again = [(e.source, e.content_key()) for e in mix(CustomerData(path), sources, spec, seed=1)]

@@ -28,7 +28,14 @@ def test_mix_of_two_million_lines_stays_in_bounded_memory(tmp_path: Path) -> Non
     general = {
         "web": rows_source("web", lambda epoch: ({"text": f"general {i}"} for i in itertools.count()), "cpt")
     }
-    spec = MixSpec(customer_percent=95, general={"web": 100})
+    spec = MixSpec(
+        customer_percent=95,
+        general={"web": 100},
+        unit="examples",
+        sampling="without_replacement",
+        max_general_repeats=4,
+        quality_tail_percent=0.0,
+    )
 
     before = rss_bytes()
     mixture = mix(CustomerData(path, shuffle_buffer=10_000), general, spec, seed=0)

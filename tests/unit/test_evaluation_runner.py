@@ -14,8 +14,9 @@ import yaml
 from tunesmith.cli import main
 from tunesmith.errors import ModelError, UserError
 from tunesmith.evaluation import cache
-from tunesmith.evaluation.runner import EvalConfig, resolve_checkpoint, run_start_ref
+from tunesmith.evaluation.runner import EvalConfig, load_run_recipe, resolve_checkpoint, run_start_ref
 from tunesmith.evaluation.suites import answer_perplexity, domain_items, perplexity
+from tunesmith.recipe.plan import plan
 
 
 def reward_first_char(completion: str, reference_answer: str) -> float:
@@ -125,16 +126,16 @@ def test_cache_key_follows_content_not_path(micro_model_dir, tmp_path, home) -> 
 def test_model_references(micro_model_dir, tmp_path) -> None:
     run = tmp_path / "runs" / "demo"
     shutil.copytree(micro_model_dir, run / "sft" / "best")
-    (run / "recipe.resolved.yaml").write_text(
-        yaml.safe_dump(
-            {"model": {"family": "tiny", "checkpoint": "post-trained"}, "stages": [{"technique": "sft"}]}
-        )
-    )
+    resolved = plan(_micro_recipe(tmp_path, micro_model_dir))
+    (run / "recipe.resolved.yaml").write_text(yaml.safe_dump(resolved.to_dict(), sort_keys=False))
     for ref in (run, run / "sft", run / "sft" / "best"):
         checkpoint = resolve_checkpoint(ref)
         assert checkpoint.load_ref == run / "sft" / "best" and checkpoint.label == "demo/sft"
         assert checkpoint.run_dir == run and checkpoint.stage == "sft"
-    assert run_start_ref(run) == "tiny:post-trained"
+    stored = load_run_recipe(run)  # the stored recipe, typed: every resolved value as resolve() gave it
+    assert stored.stages[0].hyperparameters.lr == resolved.recipe.stages[0].hyperparameters.lr
+    assert stored.evaluation.general_items_per_category == 2
+    assert run_start_ref(run) == str(micro_model_dir) == run_start_ref(run, stored)
     assert resolve_checkpoint(micro_model_dir).run_dir is None
     with pytest.raises(ModelError, match="not a model folder"):
         resolve_checkpoint(tmp_path)

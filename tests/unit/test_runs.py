@@ -10,13 +10,14 @@ import pytest
 import yaml
 
 from tunesmith.recipe.loading import load_recipe
-from tunesmith.recipe.plan import plan, prepare_run
+from tunesmith.recipe.plan import plan
 from tunesmith.runs import (
     RunDir,
     atomic_directory,
     atomic_write_json,
     atomic_write_text,
     clean_stale_temp_dirs,
+    prepare_run,
 )
 
 

@@ -15,7 +15,13 @@ from typing import Any
 
 from tunesmith.advisor.findings import SEVERITIES, Finding, exit_code, has_errors, sort_key
 from tunesmith.advisor.rules import RULES, LintFacts, setting
-from tunesmith.advisor.stats import DEFAULT_MAX_EXAMPLES, StageData, measure_file, tokenizer_for
+from tunesmith.advisor.stats import (
+    DEFAULT_MAX_EXAMPLES,
+    StageData,
+    measure_file,
+    measure_snapshot,
+    tokenizer_for,
+)
 from tunesmith.recipe.resolve import ResolvedRecipe
 
 __all__ = ["Finding", "has_errors", "lint", "lint_command", "measure_stages", "render_findings", "run_rules"]
@@ -45,7 +51,8 @@ def acknowledgments(resolved: ResolvedRecipe) -> dict[str, str]:
 def measure_stages(
     resolved: ResolvedRecipe, *, max_examples: int = DEFAULT_MAX_EXAMPLES
 ) -> dict[int, StageData]:
-    """Sample each stage's training file with the family tokenizer (lengths, reasoning traces)."""
+    """Sample each stage's training file with the family tokenizer (lengths, reasoning traces): the head of
+    the data snapshot `resolve()` took, or the file itself for a plan without snapshots."""
     from tunesmith.errors import UserError
     from tunesmith.recipe.resolve import locate_data
 
@@ -56,6 +63,10 @@ def measure_stages(
     for i, stage in enumerate(recipe.stages):
         if tokenizer is None:
             out[i] = StageData(unavailable=why)
+            continue
+        snapshot = resolved.stages[i].train_data if i < len(resolved.stages) else None
+        if snapshot is not None:
+            out[i] = measure_snapshot(snapshot, stage.technique, tokenizer, max_examples=max_examples)
             continue
         try:
             path = locate_data(stage.data.train, base_dir)

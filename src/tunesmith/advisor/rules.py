@@ -21,6 +21,7 @@ from tunesmith.advisor.findings import Finding, Severity
 from tunesmith.advisor.stats import StageData
 from tunesmith.recipe import defaults as table
 from tunesmith.recipe.resolve import ResolvedRecipe
+from tunesmith.recipe.resolve import input_checkpoints as stage_input_checkpoints
 
 FACTS = table.FACTS
 TINY = table.TINY
@@ -70,15 +71,10 @@ def rule(rule_id: str, severity: Severity, summary: str) -> Callable[[Check], Ch
 
 
 def input_checkpoints(resolved: ResolvedRecipe) -> list[str | None]:
-    """The kind of checkpoint each stage starts from: the recipe's model for the first stage; a CPT stage
-    keeps its input's kind, an SFT/RFT stage makes it post-trained (the rule `resolve()` applies)."""
-    kinds: list[str | None] = []
-    kind = resolved.recipe.model.checkpoint
-    for stage in resolved.recipe.stages:
-        kinds.append(kind)
-        if stage.technique in ("sft", "rft"):
-            kind = "post-trained"
-    return kinds
+    """The kind of checkpoint each stage starts from (`tunesmith.recipe.resolve.input_checkpoints`, the
+    rule `resolve()` applies)."""
+    recipe = resolved.recipe
+    return stage_input_checkpoints(recipe.model.checkpoint, [stage.technique for stage in recipe.stages])
 
 
 def default_for(resolved: ResolvedRecipe, index: int, key: str, *, scale: str | None = None) -> Any:

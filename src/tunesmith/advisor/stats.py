@@ -16,10 +16,15 @@ from dataclasses import dataclass
 from functools import lru_cache
 from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-DEFAULT_MAX_EXAMPLES = 2000
-"""Lines sampled per data file (the head of the file)."""
+from tunesmith.data.snapshot import HEAD_EXAMPLES
+
+if TYPE_CHECKING:
+    from tunesmith.data.snapshot import DataSnapshot
+
+DEFAULT_MAX_EXAMPLES = HEAD_EXAMPLES
+"""Lines sampled per data file (the head of the file; the head a data snapshot keeps)."""
 
 _WORD = re.compile(r"[A-Za-z][A-Za-z'-]*")
 
@@ -115,6 +120,33 @@ def measure_file(
     from tunesmith.data.formats import read_examples
 
     examples = list(islice(read_examples(path, technique, skip_invalid=True), max_examples + 1))
+    return measure_examples(examples, path, technique, tokenizer, max_examples=max_examples)
+
+
+def measure_snapshot(
+    snapshot: DataSnapshot, technique: str, tokenizer: Any, *, max_examples: int = DEFAULT_MAX_EXAMPLES
+) -> StageData:
+    """`measure_file` on the head sample a data snapshot already holds (no read of the file); reads the file
+    only when more examples are asked for than the snapshot kept."""
+    from tunesmith.errors import UserError
+
+    head = snapshot.head
+    if len(head) <= max_examples and snapshot.error is not None:
+        return StageData(unavailable=snapshot.error)
+    if len(head) > max_examples or snapshot.error is None and len(head) == snapshot.examples:
+        return measure_examples(
+            list(head[: max_examples + 1]), snapshot.path, technique, tokenizer, max_examples=max_examples
+        )
+    try:
+        return measure_file(snapshot.path, technique, tokenizer, max_examples=max_examples)
+    except UserError as err:
+        return StageData(unavailable=str(err))
+
+
+def measure_examples(
+    examples: list[Any], path: str | Path, technique: str, tokenizer: Any, *, max_examples: int
+) -> StageData:
+    """The measurements of `measure_file` on the first `max_examples + 1` examples of `path`."""
     capped = len(examples) > max_examples
     examples = examples[:max_examples]
     if not examples:

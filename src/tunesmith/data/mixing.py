@@ -31,23 +31,25 @@ from dataclasses import dataclass, field
 from itertools import islice
 from operator import itemgetter
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from tunesmith.data.formats import Example, ValidationReport, format_for_row, read_examples
 from tunesmith.errors import DataError
+from tunesmith.recipe.mixing_rules import mixing_rule_violations as rule_violations
+
+if TYPE_CHECKING:
+    from tunesmith.data.snapshot import DataSnapshot
 
 T = TypeVar("T")
 
 CUSTOMER = "customer"
 #: "For SFT, always include the 'reasoning-instruction-following' category" (BLOG-HPO, DOC-FORGE-SFT; 2.3)
 SFT_GUARD_CATEGORY = "reasoning-instruction-following"
-#: warn above this many passes over a finite general source: repeating data more than ~4 epochs gives
-#: rapidly diminishing returns (Muennighoff et al. 2023, "Scaling Data-Constrained Language Models")
-DEFAULT_MAX_GENERAL_REPEATS = 4
 #: examples held by the seeded shuffle buffer of a file source
 DEFAULT_SHUFFLE_BUFFER = 10_000
-#: the SDK's tolerance on the sum of the general shares (section 2.2)
-SUM_TOLERANCE = 0.01
+#: the kind of general rows each stage kind mixes in: CPT reads text; SFT demonstrations; RFT turns
+#: demonstrations into prompts with the answer as `reference_answer` (`as_rft_prompt`)
+GENERAL_ROW_KIND = {"cpt": "text", "sft": "sft", "rft": "sft"}
 
 Unit = Literal["examples", "tokens"]
 Sampling = Literal["with_replacement", "without_replacement"]
@@ -64,38 +66,9 @@ class MixingRuleError(DataError, ValueError):
 def mixing_rule_violations(
     customer_percent: float, general: Mapping[str, float] | None, *, where: str = "data_mixing"
 ) -> list[str]:
-    """The SDK rules (`validate_data_mixing_config`, managed-service-facts.md 2.2), as messages
+    """The SDK rules (`tunesmith.recipe.mixing_rules`, the one copy the schema also calls), as messages
     `key.path: what — fix`; empty when the block is valid."""
-    general = dict(general or {})
-    found: list[str] = []
-    if not 0 <= customer_percent <= 100:
-        found.append(
-            f"{where}.customer_percent: {customer_percent} is outside 0-100 — use a percent of the overall mix"
-        )
-    for name, value in general.items():
-        if not 0 <= value <= 100:
-            found.append(
-                f"{where}.general.{name}: {value} is outside 0-100 — use a percent of the general portion"
-            )
-    total = sum(general.values())
-    if customer_percent == 100:
-        if abs(total) > SUM_TOLERANCE:
-            found.append(
-                f"{where}.general: customer_percent is 100 (your data only) but the general shares sum to "
-                f"{total:g} — remove the general block or set every category to 0"
-            )
-    else:
-        if not general or abs(total) <= SUM_TOLERANCE:
-            found.append(
-                f"{where}.general: customer_percent is {customer_percent:g} but no general category has a share "
-                "— name at least one category (shares of the general portion summing to 100)"
-            )
-        elif abs(total - 100) > SUM_TOLERANCE:
-            found.append(
-                f"{where}.general: the shares sum to {total:g}, not 100 — they are shares of the general "
-                "portion, so they must add up to 100 (tolerance 0.01)"
-            )
-    return found
+    return [f"{where}.{key}: {message}" for key, message in rule_violations(customer_percent, general)]
 
 
 def check_mixing_rules(
@@ -263,14 +236,36 @@ class CustomerData:
         if self.kind is None:
             self.kind = self.report.kind
         if self.quality_file is not None:
-            self.quality_report = ValidationReport(file=str(self.quality_file))
-            for example in read_examples(
-                self.quality_file, self.kind, skip_invalid=self.skip_invalid, report=self.quality_report
-            ):
-                example.quality = True
-                self._count(example, length)
+            self._scan_quality(length)
         self.scanned = True
         return self
+
+    def _scan_quality(self, length: Callable[[Example], int] | None) -> None:
+        assert self.quality_file is not None
+        self.quality_report = ValidationReport(file=str(self.quality_file))
+        for example in read_examples(
+            self.quality_file, self.kind, skip_invalid=self.skip_invalid, report=self.quality_report
+        ):
+            example.quality = True
+            self._count(example, length)
+
+    @classmethod
+    def from_snapshot(
+        cls, snapshot: DataSnapshot, *, quality_file: str | os.PathLike[str] | None = None
+    ) -> CustomerData:
+        """The user's file, counted by its snapshot (taken by `resolve()`) instead of a pre-scan of its own;
+        only a separate `quality_file` is scanned here. Invalid lines fail as the pre-scan would."""
+        if snapshot.error is not None:
+            raise DataError(snapshot.error)
+        if snapshot.first_issue() is not None:
+            raise DataError(snapshot.first_issue())
+        data = cls(snapshot.path, snapshot.kind or snapshot.report.kind, quality_file=quality_file)
+        data.report = snapshot.report
+        data.count, data.high_count = snapshot.examples, snapshot.high_quality
+        if quality_file is not None:
+            data._scan_quality(None)
+        data.scanned = True
+        return data
 
     def _count(self, example: Example, length: Callable[[Example], int] | None) -> None:
         tokens = length(example) if length else 0
@@ -338,7 +333,7 @@ def builtin_general_sources(categories: Iterable[str], kind: str, *, seed: int =
     `tunesmith.training.rft`)."""
     from tunesmith.data import general
 
-    row_kind = {"cpt": "text", "sft": "sft", "rft": "sft"}.get(kind)
+    row_kind = GENERAL_ROW_KIND.get(kind)
     if row_kind is None:
         raise DataError(
             f"data_mixing: mixing is for CPT, SFT and RFT data, not {kind} — remove the data_mixing block"
@@ -484,14 +479,27 @@ class MixReport:
 
 @dataclass(frozen=True)
 class MixSpec:
-    """The mixing knobs; mirrors the recipe's `data_mixing` block (percents are 0-100)."""
+    """The mixing knobs of a resolved `data_mixing` block (percents are 0-100). Every field is required:
+    the values come from the recipe or the defaults table (`resolve()`), never from here."""
 
-    customer_percent: float = 100.0
-    general: Mapping[str, float] = field(default_factory=dict)
-    unit: Unit = "examples"
-    sampling: Sampling = "without_replacement"
-    max_general_repeats: int = DEFAULT_MAX_GENERAL_REPEATS
-    quality_tail_percent: float = 0.0
+    customer_percent: float
+    general: Mapping[str, float]
+    unit: Unit
+    sampling: Sampling
+    max_general_repeats: int
+    quality_tail_percent: float
+
+    @classmethod
+    def from_mixing(cls, mixing: Any) -> MixSpec:
+        """From a resolved `data_mixing` block (`tunesmith.recipe.schema.ResolvedMixing`)."""
+        return cls(
+            customer_percent=mixing.customer_percent,
+            general=dict(mixing.general),
+            unit=mixing.unit,
+            sampling=mixing.sampling,
+            max_general_repeats=mixing.max_general_repeats,
+            quality_tail_percent=mixing.quality_tail_percent,
+        )
 
 
 class Mixture:

@@ -19,7 +19,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import yaml
 
@@ -30,16 +30,29 @@ from tunesmith.evaluation.lm_eval_adapter import DEFAULT_TASKS, REAL_MODEL_PARAM
 from tunesmith.evaluation.metrics import METRICS, resolve_reward
 from tunesmith.runs import atomic_write_json, atomic_write_jsonl, atomic_write_text
 
+if TYPE_CHECKING:
+    from tunesmith.recipe.schema import ResolvedConfig
+
 SUITES: tuple[str, ...] = ("general", "domain")
 LM_EVAL_SUITE = "general/lm-eval"
 
 
+def default_items_per_category() -> int:
+    """General items per category for a checkpoint evaluated outside any run: the defaults table's value
+    (a run uses its resolved `evaluation.general_items_per_category`)."""
+    from tunesmith.recipe.defaults import lookup
+
+    entry = lookup("evaluation.general_items_per_category", {})
+    assert entry is not None, "the defaults table has evaluation.general_items_per_category"
+    return int(entry.value)
+
+
 @dataclass
 class EvalConfig:
-    """What to evaluate and how (defaults match the recipe's `evaluation` block and the tiny setup)."""
+    """What to evaluate and how (a run passes its resolved `evaluation` block)."""
 
     suites: tuple[str, ...] = SUITES
-    general_items_per_category: int = 60
+    general_items_per_category: int = field(default_factory=default_items_per_category)
     domain: str | None = None  # gen_qa file or builtin: reference
     reward: str | dict | None = None  # any reward spec (tunesmith.rewards): the "rft_eval" score
     lm_eval_tasks: tuple[str, ...] | None = None  # None: DEFAULT_TASKS for real models, none for small
@@ -69,6 +82,7 @@ class Checkpoint:
     label: str
     run_dir: Path | None = None
     stage: str | None = None
+    recipe: ResolvedConfig | None = None  # the run's resolved recipe, when it was read to find the stage
 
 
 @dataclass
@@ -86,19 +100,28 @@ def _run_of(folder: Path) -> Path | None:
     return folder if (folder / "recipe.resolved.yaml").is_file() else None
 
 
-def _finished_stages(run_dir: Path) -> list[str]:
-    recipe = yaml.safe_load((run_dir / "recipe.resolved.yaml").read_text()) or {}
-    names = [s.get("name") or s.get("technique") for s in recipe.get("stages", [])]
-    return [n for n in names if n and (run_dir / n / "best").is_dir()]
+def load_run_recipe(run_dir: Path) -> ResolvedConfig:
+    """A run's stored resolved recipe (`recipe.resolved.yaml`), parsed once into the typed tree."""
+    from tunesmith.recipe.schema import ResolvedConfig
+
+    return ResolvedConfig.model_validate(yaml.safe_load((run_dir / "recipe.resolved.yaml").read_text()) or {})
 
 
-def run_start_ref(run_dir: Path) -> str:
-    """The starting checkpoint of a run, from its resolved recipe (as `training.pipeline.model_ref`)."""
-    recipe = yaml.safe_load((run_dir / "recipe.resolved.yaml").read_text()) or {}
-    model = recipe.get("model", {})
-    if model.get("path"):
-        return f"{model['path']}@{model['revision']}" if model.get("revision") else model["path"]
-    return f"{model.get('family', 'tiny')}:{model.get('checkpoint', 'post-trained')}"
+def _finished_stages(run_dir: Path, recipe: ResolvedConfig) -> list[str]:
+    return [stage.name for stage in recipe.stages if (run_dir / stage.name / "best").is_dir()]
+
+
+def run_start_ref(run_dir: Path, recipe: ResolvedConfig | None = None) -> str:
+    """The starting checkpoint of a run, from its resolved recipe (read from the run when not given)."""
+    from tunesmith.recipe.resolve import start_ref
+
+    return start_ref((recipe or load_run_recipe(run_dir)).model)
+
+
+def _stage_checkpoint(run_dir: Path, stage: str, recipe: ResolvedConfig | None = None) -> Checkpoint:
+    """A finished stage of a run (what `resolve_checkpoint(run_dir / stage)` gives)."""
+    folder = run_dir / stage
+    return Checkpoint(str(folder), folder / "best", f"{run_dir.name}/{stage}", run_dir, stage, recipe)
 
 
 def resolve_checkpoint(ref: str | Path) -> Checkpoint:
@@ -108,21 +131,26 @@ def resolve_checkpoint(ref: str | Path) -> Checkpoint:
     if folder.is_dir():
         if (folder / "best").is_dir():
             run_dir = _run_of(folder.parent)
-            label = f"{run_dir.name}/{folder.name}" if run_dir else text
-            return Checkpoint(text, folder / "best", label, run_dir, folder.name if run_dir else None)
+            if run_dir is not None:
+                checkpoint = _stage_checkpoint(run_dir, folder.name)
+                checkpoint.ref = text
+                return checkpoint
+            return Checkpoint(text, folder / "best", text)
         if (folder / "config.json").is_file():
             run_dir = _run_of(folder.parent.parent) if folder.name == "best" else None
             stage = folder.parent.name if run_dir else None
             label = f"{run_dir.name}/{stage}" if run_dir else text
             return Checkpoint(text, folder, label, run_dir, stage)
         if _run_of(folder):
-            finished = _finished_stages(folder)
+            recipe = load_run_recipe(folder)
+            finished = _finished_stages(folder, recipe)
             if not finished:
                 raise ModelError(
                     f"{text}: this run has no finished stage yet — train it first, or pass a stage"
                 )
-            return Checkpoint(text, folder / finished[-1] / "best", f"{folder.name}/{finished[-1]}", folder,
-                              finished[-1])  # fmt: skip
+            checkpoint = _stage_checkpoint(folder, finished[-1], recipe)
+            checkpoint.ref = text
+            return checkpoint
         raise ModelError(
             f"{text}: not a model folder (no config.json), stage folder (no best/) or run folder — check the path"
         )
@@ -452,12 +480,12 @@ def eval_command(
     """`tunesmith eval`: scores of one checkpoint, or its forgetting report against a baseline."""
     checkpoint = resolve_checkpoint(model)
     requested = tuple(s.strip() for s in suites_arg.split(",") if s.strip())
-    recipe_eval: dict[str, Any] = {}
-    if checkpoint.run_dir is not None:
-        recipe = yaml.safe_load((checkpoint.run_dir / "recipe.resolved.yaml").read_text()) or {}
-        recipe_eval = recipe.get("evaluation") or {}
+    recipe = checkpoint.recipe
+    if recipe is None and checkpoint.run_dir is not None:
+        recipe = checkpoint.recipe = load_run_recipe(checkpoint.run_dir)
+    if recipe is not None:
         reward = reward or _recipe_reward(recipe)
-    domain = domain or recipe_eval.get("domain")
+        domain = domain or recipe.evaluation.domain
     if domain is None and "domain" in requested and suites_arg == "general,domain":
         requested = ("general",)  # the default asks for both; without a domain file, general alone
         print("eval: no domain file (--domain FILE) — evaluating the general suite only", file=sys.stderr)
@@ -467,7 +495,7 @@ def eval_command(
     config = EvalConfig(
         suites=requested,
         general_items_per_category=items_per_category
-        or int(recipe_eval.get("general_items_per_category") or 60),
+        or (recipe.evaluation.general_items_per_category if recipe else default_items_per_category()),
         domain=domain,
         reward=reward,
         lm_eval_tasks=tasks,
@@ -478,7 +506,7 @@ def eval_command(
     quiet = fmt == "json"
     after = evaluate_checkpoint(checkpoint, config, quiet=quiet)
     if baseline is None and checkpoint.run_dir is not None:
-        baseline = run_start_ref(checkpoint.run_dir)
+        baseline = run_start_ref(checkpoint.run_dir, recipe)
     checkpoints, comparisons = [after], []
     if baseline is not None:
         before = evaluate_checkpoint(resolve_checkpoint(baseline), config, quiet=quiet)
@@ -504,27 +532,34 @@ def eval_command(
     return 0
 
 
-def _recipe_reward(recipe: dict) -> str | dict | None:
+def _recipe_reward(recipe: ResolvedConfig) -> str | dict | None:
     """The last RFT stage's reward (any spec the rewards client can call: built-in, module:function,
-    endpoint, Lambda): the domain suite is then also scored by it (the managed service's "rft_eval")."""
-    for stage in reversed(recipe.get("stages", [])):
-        spec = (stage.get("rft") or {}).get("reward")
-        if spec:
-            return spec
+    endpoint, Lambda): the domain suite is then also scored by it (the managed service's "rft_eval").
+    An object spec is passed as the plain data the run stores (it is part of the result cache key)."""
+    for stage in reversed(recipe.stages):
+        if stage.rft is not None and stage.rft.reward:
+            spec = stage.rft.reward
+            return spec if isinstance(spec, str) else spec.model_dump(mode="json", exclude_none=True)
     return None
 
 
 def evaluate_run(
-    run_dir: str | Path, start_ref: str | Path, *, base_dir: Path | None = None, quiet: bool = False
+    run_dir: str | Path,
+    start_ref: str | Path,
+    *,
+    recipe: ResolvedConfig | None = None,
+    base_dir: Path | None = None,
+    quiet: bool = False,
 ) -> dict:
     """The end of `tunesmith train`: the starting checkpoint and every stage's best on the same items,
     each stage compared with the start, then each later stage with the one before it (what RFT added to
-    SFT, say); the report goes to `<run>/eval/`. Returns the JSON payload."""
+    SFT, say); the report goes to `<run>/eval/`. `recipe` is the run's resolved recipe (read from the run
+    folder when not given). Returns the JSON payload."""
     run_dir = Path(run_dir)
-    recipe = yaml.safe_load((run_dir / "recipe.resolved.yaml").read_text()) or {}
-    spec = recipe.get("evaluation") or {}
-    requested = tuple(spec.get("suites") or SUITES)
-    if "domain" in requested and not spec.get("domain"):
+    recipe = recipe or load_run_recipe(run_dir)
+    spec = recipe.evaluation
+    requested = tuple(spec.suites)
+    if "domain" in requested and not spec.domain:
         requested = tuple(s for s in requested if s != "domain")
         if not quiet:
             print("eval: no evaluation.domain file in the recipe — general suite only", file=sys.stderr)
@@ -532,16 +567,18 @@ def evaluate_run(
         return {}
     config = EvalConfig(
         suites=requested,
-        general_items_per_category=int(spec.get("general_items_per_category") or 60),
-        domain=spec.get("domain"),
+        general_items_per_category=spec.general_items_per_category,
+        domain=spec.domain,
         reward=_recipe_reward(recipe),
         base_dir=base_dir,
     )
     start = resolve_checkpoint(start_ref)
     start.label = f"start ({start.label})"
     checkpoints = [evaluate_checkpoint(start, config, quiet=quiet)]
-    for stage in _finished_stages(run_dir):
-        checkpoints.append(evaluate_checkpoint(resolve_checkpoint(run_dir / stage), config, quiet=quiet))
+    for stage in _finished_stages(run_dir, recipe):
+        checkpoints.append(
+            evaluate_checkpoint(_stage_checkpoint(run_dir, stage, recipe), config, quiet=quiet)
+        )
     # what each later stage added on top of the one before it (e.g. RFT over SFT), then every stage against
     # the start (last: the final stage against the start, whose verdict is the run's)
     comparisons = [

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 from tunesmith.recipe.loading import load_recipe
 from tunesmith.recipe.resolve import ResolvedRecipe, resolve
-from tunesmith.runs import RunDir, atomic_write_json, atomic_write_yaml
 
 
 def plan(recipe_path: str | Path, overrides: list[str] | None = None) -> ResolvedRecipe:
@@ -18,27 +16,31 @@ def plan(recipe_path: str | Path, overrides: list[str] | None = None) -> Resolve
     return resolve(recipe, recipe_path=recipe_path)
 
 
-def plan_command(
-    recipe_path: str, *, overrides: list[str] | None = None, out: str | None = None, fmt: str = "text"
-) -> int:
-    from tunesmith.advisor.lint import lint, render_findings, summary
+def plan_report(
+    recipe_path: str | Path, overrides: list[str] | None = None
+) -> tuple[ResolvedRecipe, list[Any]]:
+    """What `tunesmith plan` shows: the resolved recipe (with parameter counts) and its lint findings."""
+    from tunesmith.advisor.lint import lint
 
     resolved = plan(recipe_path, overrides)
     add_parameter_counts(resolved)
-    findings = lint(resolved)
-    if out:
-        atomic_write_yaml(out, resolved.to_dict())
+    return resolved, lint(resolved)
+
+
+def render_report(
+    resolved: ResolvedRecipe, findings: list[Any], *, fmt: str = "text", out: str | None = None
+) -> str:
+    """The `plan` output: text (values, provenance, derived numbers, lint) or JSON. `out` names the file the
+    caller wrote the resolved recipe to (this module writes no files)."""
+    from tunesmith.advisor.lint import render_findings, summary
+
     if fmt == "json":
-        json.dump(
-            {**resolved.to_json(), "lint": [f.to_json() for f in findings]}, sys.stdout, indent=2, default=str
-        )
-        sys.stdout.write("\n")
-    else:
-        sys.stdout.write(render_plan(resolved))
-        sys.stdout.write("\n== lint ==\n" + render_findings(findings) + summary(findings) + "\n")
-        if out:
-            sys.stdout.write(f"\nresolved recipe written to {out}\n")
-    return 0
+        payload = {**resolved.to_json(), "lint": [f.to_json() for f in findings]}
+        return json.dumps(payload, indent=2, default=str) + "\n"
+    text = render_plan(resolved) + "\n== lint ==\n" + render_findings(findings) + summary(findings) + "\n"
+    if out:
+        text += f"\nresolved recipe written to {out}\n"
+    return text
 
 
 def add_parameter_counts(resolved: ResolvedRecipe) -> None:
@@ -144,15 +146,3 @@ def render_plan(resolved: ResolvedRecipe) -> str:
         for note in sp.notes:
             lines.append(f"  {note}")
     return "\n".join(lines) + "\n"
-
-
-def prepare_run(resolved: ResolvedRecipe, runs_root: str | Path | None = None) -> RunDir:
-    """Create `runs/<name>/` with the resolved recipe, the plan (values, provenance, derived numbers) and
-    a manifest of package versions — all written atomically. Training stages add their folders later."""
-    run = RunDir.create(
-        runs_root if runs_root is not None else resolved.recipe.output_dir, resolved.recipe.name
-    )
-    atomic_write_yaml(run.resolved_recipe_path, resolved.to_dict())
-    atomic_write_json(run.plan_path, resolved.to_json())
-    run.write_manifest()
-    return run

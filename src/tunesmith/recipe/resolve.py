@@ -11,12 +11,17 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel
 
 from tunesmith.errors import RecipeError
 from tunesmith.models.catalog import FAMILIES
 from tunesmith.recipe import defaults as table
-from tunesmith.recipe.schema import Recipe, Stage
+from tunesmith.recipe.schema import ModelSpec, Recipe, ResolvedConfig, Stage
+
+if TYPE_CHECKING:
+    from tunesmith.data.snapshot import DataSnapshot
 
 
 @dataclass(frozen=True)
@@ -39,6 +44,8 @@ class StagePlan:
     numbers: dict[str, Any] = field(default_factory=dict)
     formulas: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    train_data: DataSnapshot | None = None  # the training file's snapshot (resolve takes it once)
+    validation_data: DataSnapshot | None = None
 
     def set(self, key: str, value: Any, formula: str) -> Any:
         self.numbers[key] = value
@@ -48,7 +55,9 @@ class StagePlan:
 
 @dataclass
 class ResolvedRecipe:
-    recipe: Recipe
+    """The resolved recipe (`recipe`: every value filled), where each value came from, and the stage plans."""
+
+    recipe: ResolvedConfig
     provenance: dict[str, Provenance]
     stages: list[StagePlan]
     size_class: str
@@ -86,14 +95,17 @@ class ResolvedRecipe:
 
 
 def resolve(recipe: Recipe, *, recipe_path: str | Path | None = None) -> ResolvedRecipe:
-    """Fill every unset value and compute the derived numbers. Raises `RecipeError` on contradictions."""
-    recipe = recipe.model_copy(deep=True)
+    """Fill every unset value and compute the derived numbers. Raises `RecipeError` on contradictions.
+
+    The input is filled on a copy, then validated once into the resolved types (`ResolvedConfig`), whose
+    fields are required wherever a value always exists after resolution."""
     provenance: dict[str, Provenance] = {}
+    _mark_user(recipe, provenance)
+    recipe = recipe.model_copy(deep=True)
     base_dir = Path(recipe_path).parent if recipe_path else None
 
     family = FAMILIES.get(recipe.model.family) if recipe.model.family else None
     size_class = family.size_class if family else "billion"
-    _mark_user(recipe, provenance)
     if family is None:
         provenance["model.family"] = Provenance(
             "derived", "no catalog family: a Hugging Face id / local path gets the billion-parameter defaults"
@@ -107,9 +119,9 @@ def resolve(recipe: Recipe, *, recipe_path: str | Path | None = None) -> Resolve
         )
 
     plans: list[StagePlan] = []
-    checkpoint_kind = recipe.model.checkpoint
+    input_kinds = input_checkpoints(recipe.model.checkpoint, [stage.technique for stage in recipe.stages])
     used_names: dict[str, int] = {}
-    for index, stage in enumerate(recipe.stages):
+    for index, (stage, checkpoint_kind) in enumerate(zip(recipe.stages, input_kinds, strict=True)):
         prefix = f"stages[{index}]"
         if stage.name is None:
             base = stage.technique
@@ -128,29 +140,66 @@ def resolve(recipe: Recipe, *, recipe_path: str | Path | None = None) -> Resolve
             else f"best checkpoint of stage '{recipe.stages[index - 1].name}'"
         )
         plans.append(_resolve_stage(stage, prefix, context, recipe, provenance, base_dir, input_desc))
-        if stage.technique in ("sft", "rft"):
-            checkpoint_kind = "post-trained"
 
     _resolve_evaluation(recipe, provenance, size_class)
-    return ResolvedRecipe(recipe, provenance, plans, size_class, str(recipe_path) if recipe_path else None)
+    return ResolvedRecipe(
+        ResolvedConfig.model_validate(recipe, from_attributes=True),
+        provenance,
+        plans,
+        size_class,
+        str(recipe_path) if recipe_path else None,
+    )
+
+
+def start_ref(model: ModelSpec) -> str:
+    """The model reference a recipe's first stage starts from (`family:checkpoint`, or the path / Hub id
+    with `@revision`): what training loads and what evaluation compares against."""
+    if model.path:
+        return f"{model.path}@{model.revision}" if model.revision else model.path
+    return f"{model.family}:{model.checkpoint}"
+
+
+POST_TRAINING = ("sft", "rft")
+"""Techniques after which a checkpoint counts as post-trained (instruction following); CPT keeps its
+input's kind."""
+
+
+def input_checkpoints(start: str | None, techniques: list[str]) -> list[str | None]:
+    """The kind of checkpoint each stage starts from: `start` (the recipe's model) for the first stage,
+    then the kind the stage before it left (SFT and RFT make it post-trained)."""
+    kinds: list[str | None] = []
+    kind = start
+    for technique in techniques:
+        kinds.append(kind)
+        if technique in POST_TRAINING:
+            kind = "post-trained"
+    return kinds
 
 
 def _mark_user(recipe: Recipe, provenance: dict[str, Provenance]) -> None:
-    """Every value present in the recipe as given is the user's."""
+    """Every value present in the recipe as given is the user's (pydantic's `model_fields_set`, walked
+    recursively; mappings are walked key by key except the category shares and sources, shown whole)."""
 
     def walk(node: Any, path: str) -> None:
-        if isinstance(node, dict) and not path.endswith((".general", ".general_sources")):
-            if not node and path:
-                provenance[path] = Provenance("user")
-            for key, value in node.items():
-                walk(value, f"{path}.{key}" if path else key)
-        elif isinstance(node, list) and node and all(isinstance(x, dict) for x in node):
+        if isinstance(node, BaseModel):
+            given = node.model_fields_set
+            values = {name: getattr(node, name) for name in type(node).model_fields if name in given}
+            walk_mapping({k: v for k, v in values.items() if v is not None}, path)
+        elif isinstance(node, dict) and not path.endswith((".general", ".general_sources")):
+            walk_mapping(node, path)
+        elif isinstance(node, list) and node and all(isinstance(x, (dict, BaseModel)) for x in node):
             for i, value in enumerate(node):
                 walk(value, f"{path}[{i}]")
         elif node is not None:
             provenance[path] = Provenance("user")
 
-    walk(recipe.model_dump(exclude_none=True, exclude_unset=True), "")
+    def walk_mapping(node: dict[str, Any], path: str) -> None:
+        if not node and path:
+            provenance[path] = Provenance("user")
+        for key, value in node.items():
+            walk(value, f"{path}.{key}" if path else key)
+
+    walk(recipe, "")
 
 
 def _fill(
@@ -193,7 +242,8 @@ def _resolve_stage(
 ) -> StagePlan:
     _fill(stage, "mode", f"{prefix}.mode", "mode", context, provenance)
     context = {**context, "mode": stage.mode}
-    plan = StagePlan(stage.name or stage.technique, stage.technique, stage.mode or "lora", input_desc)
+    assert stage.name is not None and stage.mode is not None, "resolve() names the stage and fills its mode"
+    plan = StagePlan(stage.name, stage.technique, stage.mode, input_desc)
     hp = stage.hyperparameters
     hpp = f"{prefix}.hyperparameters"
 
@@ -268,14 +318,12 @@ def _resolve_stage(
             _fill(stage.rft, attr, f"{prefix}.rft.{attr}", f"rft.{attr}", context, provenance)
 
     # -- data size -> steps --
-    customer_examples = count_examples(stage.data.train, base_dir)
+    plan.train_data = snapshot_of(stage.data.train, stage.technique, base_dir)
+    customer_examples = plan.train_data.records
     plan.set("customer_examples", customer_examples, f"examples in {stage.data.train}")
     if stage.data.validation:
-        plan.set(
-            "validation_examples",
-            count_examples(stage.data.validation, base_dir),
-            f"examples in {stage.data.validation}",
-        )
+        plan.validation_data = snapshot_of(stage.data.validation, stage.technique, base_dir)
+        plan.set("validation_examples", plan.validation_data.records, f"examples in {stage.data.validation}")
     share = mix.customer_percent / 100
     examples_per_epoch = math.ceil(customer_examples / share) if share > 0 else None
     if examples_per_epoch is not None:
@@ -419,31 +467,28 @@ def _resolve_evaluation(recipe: Recipe, provenance: dict[str, Provenance], size_
 
 
 def count_examples(ref: str, base_dir: Path | None = None) -> int:
-    """How many examples a data reference holds (non-empty lines of JSONL/.txt, rows of a datasets folder)."""
+    """How many examples a data reference holds (non-blank records of JSONL, lines of .txt, rows of a
+    parquet file or datasets folder)."""
+    return snapshot_of(ref, None, base_dir).records
+
+
+def snapshot_of(ref: str, kind: str | None, base_dir: Path | None = None) -> DataSnapshot:
+    """One streaming pass over a data reference (`tunesmith.data.snapshot`); raises `RecipeError` for a
+    folder that is not a saved datasets folder and for a file without any example."""
+    from tunesmith.data.snapshot import take_snapshot
+
     path = locate_data(ref, base_dir)
-    if path.is_dir():
-        try:
-            import datasets
-
-            loaded = datasets.load_from_disk(str(path))
-        except Exception as err:  # noqa: BLE001 - any failure is the user's folder
-            raise RecipeError(
-                f"{ref}: not a Hugging Face datasets folder ({type(err).__name__}) — pass a JSONL file "
-                "or a folder written by Dataset.save_to_disk"
-            ) from None
-        return len(loaded["train"]) if hasattr(loaded, "keys") and "train" in loaded else len(loaded)
-    if path.suffix == ".parquet":
-        import pyarrow.parquet as pq
-
-        return pq.ParquetFile(path).metadata.num_rows
-    count = 0
-    with open(path, "rb") as handle:
-        for line in handle:
-            if line.strip():
-                count += 1
-    if count == 0:
+    if path.is_dir() and not any(
+        (path / name).exists() for name in ("dataset_info.json", "state.json", "dataset_dict.json")
+    ):
+        raise RecipeError(
+            f"{ref}: not a Hugging Face datasets folder — pass a JSONL file or a folder written by "
+            "Dataset.save_to_disk"
+        )
+    snapshot = take_snapshot(path, kind)
+    if snapshot.records == 0:
         raise RecipeError(f"{ref}: the data file is empty — it needs at least one example")
-    return count
+    return snapshot
 
 
 def locate_data(ref: str, base_dir: Path | None = None) -> Path:

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from tunesmith.data.general import CATEGORIES
 from tunesmith.models.catalog import CHECKPOINT_STAGES, FAMILIES
 from tunesmith.monitoring.policies import DETECTORS, threshold_names
+from tunesmith.recipe.mixing_rules import mixing_rule_violations
 from tunesmith.recipe.suggest import did_you_mean
 from tunesmith.rewards.config import RewardSpec
 
@@ -116,23 +117,10 @@ class DataMixing(Strict):
                     f"unknown general category {category!r}{did_you_mean(category, CATEGORIES)}; built-in "
                     f"categories: {', '.join(CATEGORIES)} (or give a file for it in `general_sources`)"
                 )
-        total = sum(general.values())
-        if self.customer_percent is not None and self.customer_percent >= 100:
-            if total > 0:
-                raise ValueError(
-                    "customer_percent is 100 (your data only), so the general shares must be empty or all 0"
-                )
-            return self
-        if self.general is not None:
-            if not general or total == 0:
-                raise ValueError(
-                    "general shares are all 0 but customer_percent < 100: name at least one category"
-                )
-            if abs(total - 100) > 0.01:
-                raise ValueError(
-                    f"general shares must sum to 100 (they are shares of the general portion); they sum to "
-                    f"{total:g}"
-                )
+        if self.general is not None:  # unset shares are filled by the defaults (then checked by the mixer)
+            found = mixing_rule_violations(self.customer_percent, self.general)
+            if found:
+                raise ValueError(found[0][1])
         return self
 
 
@@ -364,6 +352,111 @@ class Recipe(Strict):
                 raise ValueError(f"stages[{index}]: stage name {name!r} is used twice")
             seen.add(name)
         return self
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The resolved tree: what `resolve()` returns. Same field names and order as the input types above (so the
+# stored recipe and `plan` read the same), but every value that always exists after resolution is required.
+# Optional here means "may legitimately be absent": one of max_steps / max_epochs, the CPT-only `scale`, a
+# full-rank stage's `lora`, settings without a default (reasoning_enabled, probe_positive_rate, ...).
+
+
+class Resolved(BaseModel):
+    """Base of the resolved nodes: unknown keys are errors; built by `resolve()` from validated input."""
+
+    model_config = ConfigDict(extra="forbid", from_attributes=True)
+
+
+class ResolvedMixing(Resolved):
+    customer_percent: float
+    general: dict[str, float]
+    general_sources: dict[str, str] = Field(default_factory=dict)
+    unit: Literal["examples", "tokens"]
+    sampling: Literal["with_replacement", "without_replacement"]
+    max_general_repeats: int
+    quality_tail_percent: float
+    quality_file: str | None = None
+
+
+class ResolvedLora(Resolved):
+    rank: int
+    alpha: float
+    dropout: float
+    target_modules: list[str] | Literal["all-linear"]
+
+
+class ResolvedHyperparameters(Resolved):
+    lr: float
+    min_lr: float
+    warmup_steps: int
+    warmup_ratio: float | None = Field(
+        None,
+        description="always set by resolve(); None only in a recipe read back from a run folder, which states "
+        "warmup as warmup_steps alone (so that it validates again as a recipe)",
+    )
+    constant_steps: int
+    decay: Literal["cosine", "linear"]
+    global_batch_size: int
+    micro_batch_size: int
+    max_length: int
+    max_steps: int | None = None
+    max_epochs: float | None = None
+    weight_decay: float
+    grad_clip: float
+    adam_beta1: float
+    adam_beta2: float
+    lora: ResolvedLora | None = None
+    val_check_interval: int
+    save_top_k: int
+    seed: int
+    reasoning_enabled: bool | None = None
+
+    @model_validator(mode="after")
+    def _one_duration(self) -> ResolvedHyperparameters:
+        assert (self.max_steps is None) != (self.max_epochs is None), "resolve() sets max_steps or max_epochs"
+        return self
+
+
+class ResolvedRFT(Resolved):
+    reward: str | RewardSpec
+    number_generation: int
+    max_new_tokens: int
+    temperature: float
+    kl_coef: float
+    probe_positive_rate: float | None = None
+    drop_zero_variance_groups: bool
+
+
+class ResolvedStage(Resolved):
+    name: str
+    technique: Technique
+    mode: Mode
+    scale: Literal["standard", "large"] | None = None
+    data: DataSpec
+    data_mixing: ResolvedMixing
+    hyperparameters: ResolvedHyperparameters
+    rft: ResolvedRFT | None = None
+    monitoring: MonitoringSpec | None = None
+
+
+class ResolvedEvaluation(Resolved):
+    suites: list[Literal["general", "domain"]]
+    domain: str | None = None
+    general_items_per_category: int
+    reasoning_enabled: bool | None = None
+
+
+class ResolvedConfig(Resolved):
+    """The whole recipe after `resolve()` (the `recipe` of a `ResolvedRecipe`)."""
+
+    name: str
+    model: ModelSpec
+    stages: list[ResolvedStage]
+    evaluation: ResolvedEvaluation
+    seed: int
+    output_dir: str
+    acknowledge: dict[str, str] = Field(default_factory=dict)
+    report_to: list[Literal["tensorboard", "mlflow", "wandb"]] = Field(default_factory=list)
 
 
 assert set(CHECKPOINT_STAGES) == {"pre-trained", "mid-trained", "post-trained"}

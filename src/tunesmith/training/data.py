@@ -15,11 +15,18 @@ from pathlib import Path
 from typing import Any
 
 from tunesmith.data.formats import read_examples
-from tunesmith.data.mixing import CustomerData, MixReport, MixSpec, builtin_general_sources, file_source, mix
+from tunesmith.data.mixing import (
+    GENERAL_ROW_KIND,
+    CustomerData,
+    MixReport,
+    MixSpec,
+    builtin_general_sources,
+    file_source,
+    mix,
+)
+from tunesmith.data.snapshot import DataSnapshot
 from tunesmith.recipe.resolve import locate_data
-from tunesmith.recipe.schema import Stage
-
-DATA_KIND = {"cpt": "cpt", "sft": "sft", "rft": "rft"}
+from tunesmith.recipe.schema import ResolvedStage
 
 
 @dataclass
@@ -71,7 +78,7 @@ def _write_rows(path: Path, rows: Any) -> int:
 
 
 def prepare_stage_data(
-    stage: Stage,
+    stage: ResolvedStage,
     *,
     stage_dir: Path,
     total_examples: int,
@@ -79,12 +86,15 @@ def prepare_stage_data(
     base_dir: Path | None = None,
     quiet: bool = False,
     tokenizer: Any = None,
+    snapshot: DataSnapshot | None = None,
 ) -> StageData:
     """Build (or reuse, when resuming) the stage's mixed training file and its validation file.
 
-    With `data_mixing.unit: tokens` the shares count tokens (measured with `tokenizer`); the mix then holds
-    about `total_examples x mean tokens per customer example` tokens."""
-    kind = DATA_KIND[stage.technique]
+    `snapshot` is the training file's snapshot from `resolve()` (`StagePlan.train_data`): the mix takes its
+    counts instead of pre-scanning the file again. With `data_mixing.unit: tokens` the shares count tokens
+    (measured with `tokenizer`, one pass of its own); the mix then holds about `total_examples x mean tokens
+    per customer example` tokens."""
+    kind = stage.technique
     data_dir = stage_dir / "data"
     train_file = data_dir / "train.jsonl"
     validation_file = data_dir / "validation.jsonl" if stage.data.validation else None
@@ -101,25 +111,21 @@ def prepare_stage_data(
 
     customer_path = locate_data(stage.data.train, base_dir)
     mixing = stage.data_mixing
-    assert mixing is not None and mixing.customer_percent is not None, "resolve() fills data_mixing"
-    general = dict(mixing.general or {})
+    general = dict(mixing.general)
     quality_file = str(locate_data(mixing.quality_file, base_dir)) if mixing.quality_file else None
-    customer = (
-        CustomerData(customer_path, kind, quality_file=quality_file) if mixing.customer_percent > 0 else None
-    )
+    customer = None
+    if mixing.customer_percent > 0:
+        if snapshot is not None and mixing.unit == "examples":
+            assert snapshot.path == customer_path, (snapshot.path, customer_path)
+            customer = CustomerData.from_snapshot(snapshot, quality_file=quality_file)
+        else:
+            customer = CustomerData(customer_path, kind, quality_file=quality_file)
     builtin = [c for c in general if c not in mixing.general_sources]
     sources = builtin_general_sources(builtin, kind, seed=seed) if builtin else {}
     for category, ref in mixing.general_sources.items():
         if category in general:
             sources[category] = file_source(category, locate_data(ref, base_dir), kind, seed=seed)
-    spec = MixSpec(
-        customer_percent=mixing.customer_percent,
-        general=general,
-        unit=mixing.unit or "examples",
-        sampling=mixing.sampling or "with_replacement",
-        max_general_repeats=mixing.max_general_repeats or 4,
-        quality_tail_percent=mixing.quality_tail_percent or 0.0,
-    )
+    spec = MixSpec.from_mixing(mixing)
     length = None
     total = total_examples
     if spec.unit == "tokens":
@@ -173,10 +179,11 @@ def general_validation_rows(
     counts = largest_remainder(total_general, general)
     from tunesmith.data.mixing import as_rft_prompt
 
-    row_kind = {"cpt": "text", "sft": "sft", "rft": "sft"}[kind]
     rows: list[dict[str, Any]] = []
     for category, n in counts.items():
-        for row in general_data.sample(category, row_kind, n, seed=seed + VALIDATION_SEED_OFFSET):
+        for row in general_data.sample(
+            category, GENERAL_ROW_KIND[kind], n, seed=seed + VALIDATION_SEED_OFFSET
+        ):
             if kind == "cpt":
                 rows.append({"text": row["text"]})
             elif kind == "rft":

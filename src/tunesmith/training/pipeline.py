@@ -14,9 +14,9 @@ from typing import Any
 from tunesmith.errors import UserError
 from tunesmith.models.loading import load_tokenizer
 from tunesmith.recipe.loading import load_recipe
-from tunesmith.recipe.plan import plan, prepare_run
-from tunesmith.recipe.resolve import ResolvedRecipe, resolve
-from tunesmith.runs import RunDir, atomic_write_json
+from tunesmith.recipe.plan import plan
+from tunesmith.recipe.resolve import ResolvedRecipe, resolve, start_ref
+from tunesmith.runs import RunDir, atomic_write_json, prepare_run
 from tunesmith.training import cpt, rft, sft
 from tunesmith.training.data import prepare_stage_data
 from tunesmith.training.stage import StageResult, StageRun, is_main_process
@@ -32,10 +32,7 @@ class TrainResult:
 
 
 def model_ref(resolved: ResolvedRecipe) -> str:
-    model = resolved.recipe.model
-    if model.path:
-        return f"{model.path}@{model.revision}" if model.revision else model.path
-    return f"{model.family}:{model.checkpoint}"
+    return start_ref(resolved.recipe.model)
 
 
 def train(
@@ -81,9 +78,8 @@ def train(
             seed=hp.seed,
             base_dir=base_dir,
             quiet=quiet or not is_main_process(),
-            tokenizer=load_tokenizer(input_ref)
-            if (stage.data_mixing and stage.data_mixing.unit == "tokens")
-            else None,
+            tokenizer=load_tokenizer(input_ref) if stage.data_mixing.unit == "tokens" else None,
+            snapshot=stage_plan.train_data,
         )
         if is_main_process():
             atomic_write_json(
@@ -237,6 +233,8 @@ def train_command(
         from tunesmith.evaluation.runner import evaluate_run
 
         base_dir = Path(resolved.source).parent if resolved.source else None
-        evaluate_run(result.run_dir, model_ref(resolved), base_dir=base_dir, quiet=quiet)
+        evaluate_run(
+            result.run_dir, model_ref(resolved), recipe=resolved.recipe, base_dir=base_dir, quiet=quiet
+        )
     # --- end evaluation ------------------------------------------------------------------------------------
     return 0

@@ -1,0 +1,100 @@
+"""A data snapshot: what one streaming pass over a stage's data file found, taken once and shared.
+
+`resolve()` takes one snapshot per stage file (training and validation) and keeps it on the stage's plan;
+`plan` shows its counts, `lint` measures token lengths on its head sample, and the mixer takes its counts
+instead of pre-scanning the file again. Memory stays flat in the file size: the pass streams the file and
+keeps only counts, a running hash and the first `HEAD_EXAMPLES + 1` valid examples.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tunesmith.data.formats import Example, ValidationReport, read_examples
+from tunesmith.errors import DataError
+
+HEAD_EXAMPLES = 2000
+"""Valid examples kept from the head of the file: the sample `lint` measures token lengths on."""
+
+
+@dataclass(frozen=True)
+class DataSnapshot:
+    """One file's counts and fingerprint (plus a head sample), from a single streaming pass.
+
+    `records`: non-blank records (valid + invalid), what `plan` shows as the file's examples.
+    `fingerprint`: blake2b over the valid examples' content in file order (changes with the data, not with
+    whitespace or key order). `report`: the reader's exact counts (valid, invalid, high quality, format).
+    `head`: the first `HEAD_EXAMPLES + 1` valid examples (one more than sampled, to tell a capped sample).
+    `error`: why no valid example could be read (then only `records` is known).
+    """
+
+    path: Path
+    kind: str | None
+    records: int
+    fingerprint: str
+    report: ValidationReport
+    head: tuple[Example, ...]
+    error: str | None = None
+
+    @property
+    def examples(self) -> int:
+        """Valid examples (what training reads)."""
+        return self.report.valid
+
+    @property
+    def high_quality(self) -> int:
+        return self.report.high_quality
+
+    def first_issue(self) -> str | None:
+        """The first invalid line as the reader words it (`FILE:LINE: what — fix`), if any."""
+        return str(self.report.issues[0]) if self.report.issues else None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "path": str(self.path),
+            "kind": self.kind,
+            "records": self.records,
+            "examples": self.examples,
+            "high_quality": self.high_quality,
+            "invalid": self.report.invalid,
+            "fingerprint": self.fingerprint,
+        }
+
+
+def take_snapshot(path: str | os.PathLike[str], kind: str | None) -> DataSnapshot:
+    """Stream `path` once (invalid lines counted, not fatal) and return its snapshot.
+
+    A `.txt` file's records are its non-empty lines (documents are separated by blank lines), as the
+    line count `plan` has always shown for it."""
+    path = Path(path)
+    report = ValidationReport(file=str(path))
+    digest = hashlib.blake2b(digest_size=16)
+    head: list[Example] = []
+    keep = HEAD_EXAMPLES + 1
+    txt_lines = 0
+    error = None
+    try:
+        for example in read_examples(path, kind, skip_invalid=True, report=report):
+            digest.update(example.content_key().encode("utf-8"))
+            digest.update(b"\0")
+            if len(head) < keep:
+                head.append(example)
+            if example.text is not None and path.suffix == ".txt":
+                txt_lines += example.text.count("\n") + 1
+    except DataError as err:
+        error = str(err)
+    records = report.valid + report.invalid
+    if path.suffix == ".txt":
+        records = txt_lines + report.invalid
+    if error is not None and path.is_file() and path.suffix != ".parquet":
+        records = _nonblank_lines(path)  # unreadable as `kind` data: still show how many lines it has
+    return DataSnapshot(path, kind, records, digest.hexdigest(), report, tuple(head), error)
+
+
+def _nonblank_lines(path: Path) -> int:
+    with open(path, "rb") as handle:
+        return sum(1 for line in handle if line.strip())
