@@ -22,6 +22,7 @@ from tunesmith.advisor.stats import StageData
 from tunesmith.recipe import defaults as table
 from tunesmith.recipe.resolve import ResolvedRecipe
 from tunesmith.recipe.resolve import input_checkpoints as stage_input_checkpoints
+from tunesmith.recipe.schema import ResolvedStage
 
 FACTS = table.FACTS
 TINY = table.TINY
@@ -91,14 +92,10 @@ def default_for(resolved: ResolvedRecipe, index: int, key: str, *, scale: str | 
     return None if entry is None or isinstance(entry.value, table.Derived) else entry.value
 
 
-def mixing_on(stage: Any) -> bool:
+def mixing_on(stage: ResolvedStage) -> bool:
     """True when general data is mixed into the stage."""
     mix = stage.data_mixing
-    return (
-        mix is not None
-        and (mix.customer_percent or 0) < 100
-        and any(share > 0 for share in (mix.general or {}).values())
-    )
+    return mix.customer_percent < 100 and any(share > 0 for share in mix.general.values())
 
 
 def where(resolved: ResolvedRecipe, index: int) -> str:
@@ -175,7 +172,7 @@ def sft_mix_without_rif(resolved: ResolvedRecipe, facts: LintFacts) -> list[Find
     for i, stage in enumerate(resolved.recipe.stages):
         if stage.technique != "sft" or not mixing_on(stage):
             continue
-        general = stage.data_mixing.general or {}
+        general = stage.data_mixing.general
         if general.get(RIF, 0) > 0:
             continue
         out.append(

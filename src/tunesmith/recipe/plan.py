@@ -51,7 +51,7 @@ def add_parameter_counts(resolved: ResolvedRecipe) -> None:
     ref = model.path if model.path else f"{model.family}:{model.checkpoint}"
     for stage, stage_plan in zip(resolved.recipe.stages, resolved.stages, strict=True):
         lora = stage.hyperparameters.lora
-        counts = parameter_counts(ref, stage.mode or "lora", lora)
+        counts = parameter_counts(ref, stage.mode, lora)
         if counts is None:
             stage_plan.notes.append(f"trainable parameters: unknown until {ref} is available locally")
             continue
