@@ -7,7 +7,8 @@ customer and 15% of each category.
 
 Layers, from pure to I/O:
 
-- `mixing_rule_violations` / `check_mixing_rules`: the SDK's validation rules (section 2.2), pure.
+- `mixing_rule_violations` / `check_mixing_rules`: the SDK's validation rules (section 2.2), pure; the
+  rules themselves are `tunesmith.recipe.mixing_rules` (one copy, which the recipe schema calls too).
 - `requested_percents`, `largest_remainder`, `plan_counts`: arithmetic, pure.
 - `weighted_interleave`: the schedule. Each source's k-th item is placed at a jittered position inside
   its k-th stratum (k + u) / target of the run, and the sources are merged in position order, so every
@@ -16,8 +17,9 @@ Layers, from pure to I/O:
   returns a `Mixture`: iterate it for `Example`s (each with `source` set); its `MixReport` holds the
   requested vs realized share per source, repeats and warnings (`render_table()`, `to_dict()`, `save()`).
 
-Memory: the customer file is read lazily (a streaming pre-scan counts it), shuffled through a bounded
-buffer, and never held whole; `benchmarks/mix_streaming.py` measures a 2 GB file.
+Memory: the customer file is read lazily (counted by the stage's data snapshot, `tunesmith.data.snapshot`,
+or by a streaming pre-scan when there is none), shuffled through a bounded buffer, and never held whole;
+`benchmarks/mix_streaming.py` measures a 2 GB file.
 """
 
 from __future__ import annotations
