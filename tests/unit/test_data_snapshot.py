@@ -42,8 +42,8 @@ def test_counts_fingerprint_and_a_bounded_head(tmp_path: Path) -> None:
     assert snapshot.examples == HEAD_EXAMPLES + 500 and snapshot.high_quality == 1
     assert len(snapshot.head) == HEAD_EXAMPLES + 1  # the file is not held: only the head sample
     assert snapshot.first_issue().startswith(f"{path}:{HEAD_EXAMPLES + 502}: invalid JSON")
-    same = take_snapshot(_write(tmp_path / "b.jsonl", rows), "sft")
-    assert same.fingerprint == snapshot.fingerprint  # content, not the file name or a broken line
+    same = take_snapshot(_write(tmp_path / "b.jsonl", rows, extra="\n{not json}\n"), "sft")
+    assert same.fingerprint == snapshot.fingerprint  # the bytes, not the file name
     rows[0]["messages"][1]["content"] = "changed"
     assert take_snapshot(_write(tmp_path / "c.jsonl", rows), "sft").fingerprint != snapshot.fingerprint
 

@@ -3,7 +3,9 @@
 `resolve()` takes one snapshot per stage file (training and validation) and keeps it on the stage's plan;
 `plan` shows its counts, `lint` measures token lengths on its head sample, and the mixer takes its counts
 instead of pre-scanning the file again. Memory stays flat in the file size: the pass streams the file and
-keeps only counts, a running hash and the first `HEAD_EXAMPLES + 1` valid examples.
+keeps only counts and the first `HEAD_EXAMPLES + 1` valid examples. The fingerprint (a hash of the file's
+bytes) is computed on first use and kept: hashing each parsed example in the pass cost more than the parse
+itself would gain back (measured: 3.4 s -> 5.7 s for a 63 MB SFT file), a byte hash costs ~0.1 s.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +29,8 @@ class DataSnapshot:
     """One file's counts and fingerprint (plus a head sample), from a single streaming pass.
 
     `records`: non-blank records (valid + invalid), what `plan` shows as the file's examples.
-    `fingerprint`: blake2b over the valid examples' content in file order (changes with the data, not with
-    whitespace or key order). `report`: the reader's exact counts (valid, invalid, high quality, format).
+    `fingerprint`: blake2b of the file's bytes (a folder: of its files, in name order), on first use.
+    `report`: the reader's exact counts (valid, invalid, high quality, format).
     `head`: the first `HEAD_EXAMPLES + 1` valid examples (one more than sampled, to tell a capped sample).
     `error`: why no valid example could be read (then only `records` is known).
     """
@@ -35,10 +38,20 @@ class DataSnapshot:
     path: Path
     kind: str | None
     records: int
-    fingerprint: str
     report: ValidationReport
     head: tuple[Example, ...]
     error: str | None = None
+
+    @cached_property
+    def fingerprint(self) -> str:
+        digest = hashlib.blake2b(digest_size=16)
+        files = sorted(p for p in self.path.rglob("*") if p.is_file()) if self.path.is_dir() else [self.path]
+        for file in files:
+            digest.update(str(file.relative_to(self.path) if self.path.is_dir() else "").encode() + b"\0")
+            with open(file, "rb") as handle:
+                while block := handle.read(1 << 20):
+                    digest.update(block)
+        return digest.hexdigest()
 
     @property
     def examples(self) -> int:
@@ -72,15 +85,12 @@ def take_snapshot(path: str | os.PathLike[str], kind: str | None) -> DataSnapsho
     line count `plan` has always shown for it."""
     path = Path(path)
     report = ValidationReport(file=str(path))
-    digest = hashlib.blake2b(digest_size=16)
     head: list[Example] = []
     keep = HEAD_EXAMPLES + 1
     txt_lines = 0
     error = None
     try:
         for example in read_examples(path, kind, skip_invalid=True, report=report):
-            digest.update(example.content_key().encode("utf-8"))
-            digest.update(b"\0")
             if len(head) < keep:
                 head.append(example)
             if example.text is not None and path.suffix == ".txt":
@@ -92,7 +102,7 @@ def take_snapshot(path: str | os.PathLike[str], kind: str | None) -> DataSnapsho
         records = txt_lines + report.invalid
     if error is not None and path.is_file() and path.suffix != ".parquet":
         records = _nonblank_lines(path)  # unreadable as `kind` data: still show how many lines it has
-    return DataSnapshot(path, kind, records, digest.hexdigest(), report, tuple(head), error)
+    return DataSnapshot(path, kind, records, report, tuple(head), error)
 
 
 def _nonblank_lines(path: Path) -> int:
