@@ -2,8 +2,7 @@
 `train` call `lint()` too: `train` refuses when `has_errors(findings)` unless `--force`).
 
 A recipe may acknowledge a finding with a stated reason — `acknowledge: {rule-id: reason}` or
-`{rule-id@stage-name: reason}` — once the schema has that field (read getattr-safe here); an acknowledged
-finding is shown as info with its reason.
+`{rule-id@stage-name: reason}`; an acknowledged finding is shown as info with its reason.
 """
 
 from __future__ import annotations
@@ -14,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from tunesmith.advisor.findings import SEVERITIES, Finding, exit_code, has_errors, sort_key
-from tunesmith.advisor.rules import RULES, LintFacts, setting
+from tunesmith.advisor.rules import RULES, LintFacts
 from tunesmith.advisor.stats import (
     DEFAULT_MAX_EXAMPLES,
     StageData,
@@ -43,9 +42,8 @@ def run_rules(resolved: ResolvedRecipe, facts: LintFacts, rule_ids: list[str] | 
 
 
 def acknowledgments(resolved: ResolvedRecipe) -> dict[str, str]:
-    """`acknowledge` of the recipe (rule id or rule-id@stage-name -> stated reason), if the schema has it."""
-    value = setting(resolved.recipe, ("acknowledge",))
-    return {str(k): str(v) for k, v in value.items() if v} if isinstance(value, dict) else {}
+    """`acknowledge` of the recipe (rule id or rule-id@stage-name -> stated reason)."""
+    return {rule_id: reason for rule_id, reason in resolved.recipe.acknowledge.items() if reason}
 
 
 def measure_stages(

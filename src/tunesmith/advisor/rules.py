@@ -102,31 +102,6 @@ def where(resolved: ResolvedRecipe, index: int) -> str:
     return f"stages[{index}] ({resolved.stages[index].name})"
 
 
-def setting(obj: Any, names: tuple[str, ...]) -> Any:
-    """The first of `names` that `obj` has and that is set (getattr-safe: fields the schema may add)."""
-    for name in names:
-        value = getattr(obj, name, None)
-        if value is not None:
-            return value
-    return None
-
-
-REASONING_FIELDS = ("reasoning_enabled", "reasoning", "thinking", "reasoning_effort")
-
-
-def reasoning_setting(*objs: Any) -> bool | None:
-    """On/off of a reasoning/thinking setting found on any of `objs` (None when none has one).
-    `reasoning_effort` counts as on unless it is empty, 'none' or 'off'."""
-    for obj in objs:
-        value = setting(obj, REASONING_FIELDS) if obj is not None else None
-        if value is None:
-            continue
-        if isinstance(value, str):
-            return value.strip().lower() not in ("", "none", "off", "false", "no", "disabled")
-        return bool(value)
-    return None
-
-
 def _lr_phrase(resolved: ResolvedRecipe, index: int) -> str:
     stage = resolved.recipe.stages[index]
     return f"the {resolved.size_class}-class {stage.technique} {stage.mode} default"
@@ -372,11 +347,11 @@ def warmup_far_from_15(resolved: ResolvedRecipe, facts: LintFacts) -> list[Findi
     return out
 
 
-def probe_rate(stage: Any, facts: LintFacts) -> float | None:
-    """The RFT probe's positive-reward rate (0-1): from `facts`, else a recipe field if the schema has one."""
+def probe_rate(stage: ResolvedStage, facts: LintFacts) -> float | None:
+    """The RFT probe's positive-reward rate (0-1): from `facts`, else the recipe's `rft.probe_positive_rate`."""
     if facts.probe_positive_rate is not None:
         return facts.probe_positive_rate
-    return setting(stage.rft, ("probe_positive_rate",)) if stage.rft is not None else None
+    return stage.rft.probe_positive_rate if stage.rft is not None else None
 
 
 @rule("rft-without-sft-or-probe", "error", "RFT with no SFT before it and no (or a failing) probe result")
@@ -458,10 +433,9 @@ def rft_lr_raised(resolved: ResolvedRecipe, facts: LintFacts) -> list[Finding]:
     return out
 
 
-def task_count(stage: Any) -> int:
-    """How many tasks the SFT data covers (a `data.tasks` field if the schema has one; else 1)."""
-    value = setting(stage.data, ("tasks", "num_tasks"))
-    return int(value) if value else 1
+def task_count(stage: ResolvedStage) -> int:
+    """How many tasks the SFT data covers (`data.tasks`; else 1)."""
+    return stage.data.tasks or 1
 
 
 @rule("sft-data-count", "warning", "SFT data outside 1,000-10,000 demonstrations per task")
@@ -563,18 +537,17 @@ def _round_up(tokens: int) -> int:
 @rule("reasoning-mismatch", "warning", "reasoning/thinking setting differs between training and evaluation")
 def reasoning_mismatch(resolved: ResolvedRecipe, facts: LintFacts) -> list[Finding]:
     """Pitfall 5, mismatched reasoning settings: 'match reasoning_enabled between training and inference'
-    (BLOG-HPO; DOC-SFT2; managed-service-facts.md 2.4, 5.3). Reads a reasoning setting from the stage, its
-    hyperparameters / rft block and the evaluation block when the schema has one (`reasoning_enabled`,
-    `reasoning`, `thinking`, `reasoning_effort`); without a stage setting, SFT data with reasoning traces
-    (>= 50% of sampled examples) counts as on and data without any as off."""
-    evaluation = reasoning_setting(resolved.recipe.evaluation)
+    (BLOG-HPO; DOC-SFT2; managed-service-facts.md 2.4, 5.3). Compares the stage's
+    `hyperparameters.reasoning_enabled` with `evaluation.reasoning_enabled`; without a stage setting, SFT data
+    with reasoning traces (>= 50% of sampled examples) counts as on and data without any as off."""
+    evaluation = resolved.recipe.evaluation.reasoning_enabled
     if evaluation is None:
         return []
     out = []
     for i, stage in enumerate(resolved.recipe.stages):
         if stage.technique == "cpt":
             continue
-        trained = reasoning_setting(stage, stage.hyperparameters, stage.rft)
+        trained = stage.hyperparameters.reasoning_enabled
         basis = "the stage's reasoning setting"
         data = facts.stage_data.get(i)
         if trained is None and data is not None and data.reasoning_share is not None:
