@@ -27,12 +27,9 @@ import time
 from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import yaml
-
-if TYPE_CHECKING:
-    from tunesmith.recipe.resolve import ResolvedRecipe
 
 _MANIFEST_PACKAGES = (
     "tunesmith",
@@ -187,7 +184,19 @@ class RunDir:
         return atomic_write_json(self.manifest_path, manifest(command))
 
 
-def prepare_run(resolved: ResolvedRecipe, runs_root: str | os.PathLike[str] | None = None) -> RunDir:
+class ResolvedLike(Protocol):
+    """What `prepare_run` reads of a `tunesmith.recipe.resolve.ResolvedRecipe` (a protocol: this module sits
+    below the recipe layer and imports nothing from it)."""
+
+    @property
+    def recipe(self) -> Any: ...
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+    def to_json(self) -> dict[str, Any]: ...
+
+
+def prepare_run(resolved: ResolvedLike, runs_root: str | os.PathLike[str] | None = None) -> RunDir:
     """Create `runs/<name>/` with the resolved recipe, the plan (values, provenance, derived numbers) and
     a manifest of package versions — all written atomically. Training stages add their folders later."""
     run = RunDir.create(
