@@ -193,3 +193,10 @@ def test_train_evaluates_start_and_best_unless_no_eval(micro_model_dir, tmp_path
     assert f"eval: {report['verdict']}" in printed
     overall = next(r for r in report["comparisons"][0]["rows"] if r["category"] == "overall")
     assert overall["items"] == 10
+    # `tunesmith eval --model runs/<name>` reads the stored recipe once, typed: the run's items per category,
+    # its start as the baseline, hence the very same (cached) results and verdict
+    assert main(["eval", "--model", str(run), "--format", "json"]) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert [c["label"] for c in again["checkpoints"]] == [micro_model_dir.as_posix(), "micro-eval/sft"]
+    assert all(s["cached"] for c in again["checkpoints"] for s in c["suites"].values())
+    assert again["verdict"] == report["verdict"]
