@@ -16,7 +16,7 @@ from tunesmith.errors import UserError
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
-    from tunesmith.recipe.plan import plan_command
+    from tunesmith.advisor.lint import plan_command
 
     return plan_command(args.recipe, overrides=args.overrides, out=args.out, fmt=args.format)
 
@@ -108,7 +108,7 @@ def _cmd_data_inspect(args: argparse.Namespace) -> int:
 
 
 def _cmd_probe(args: argparse.Namespace) -> int:
-    from tunesmith.rewards.probe import probe_command
+    from tunesmith.evaluation.probe import probe_command
 
     return probe_command(
         args.model,

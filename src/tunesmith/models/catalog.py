@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-CHECKPOINT_STAGES: tuple[str, ...] = ("pre-trained", "mid-trained", "post-trained")
+from tunesmith.vocabulary import CHECKPOINT_STAGES
 
 
 @dataclass(frozen=True)

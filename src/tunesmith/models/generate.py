@@ -11,6 +11,8 @@ from collections.abc import Sequence
 
 import torch
 
+from tunesmith import matching
+
 Messages = list[dict[str, str]]
 
 
@@ -76,8 +78,8 @@ def generate_batch(
 
 def exact_match(prediction: str, reference: str) -> bool:
     """True when the answer equals the reference after collapsing whitespace (case matters: some tasks
-    ask for capitals)."""
-    return " ".join(prediction.split()) == " ".join(reference.split())
+    ask for capitals): `tunesmith.matching.exact_match`, the evaluation suite's scorer."""
+    return bool(matching.exact_match(prediction, reference))
 
 
 def accuracy_by_category(

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any
 
+from tunesmith import vocabulary
 from tunesmith.monitoring import detectors as d
 
 DETECTOR_CLASSES: dict[str, type] = {
@@ -29,7 +30,7 @@ DETECTOR_CLASSES: dict[str, type] = {
     "reward_saturated": d.RewardSaturated,
     "kl_spike": d.KLSpike,
 }
-DETECTORS: tuple[str, ...] = tuple(DETECTOR_CLASSES)
+DETECTORS: tuple[str, ...] = vocabulary.DETECTORS
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,11 @@ def threshold_names(detector: str) -> list[str]:
     """The tunable thresholds of `detector` (dataclass fields without a leading underscore)."""
     cls = DETECTOR_CLASSES[detector]
     return [f.name for f in fields(cls) if f.init and not f.name.startswith("_")]
+
+
+# the recipe schema validates against the vocabulary: it must name exactly these detectors and thresholds
+assert tuple(DETECTOR_CLASSES) == DETECTORS
+assert all(tuple(threshold_names(name)) == vocabulary.DETECTOR_THRESHOLDS[name] for name in DETECTORS)
 
 
 @dataclass(frozen=True)

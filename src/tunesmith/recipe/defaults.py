@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from tunesmith.data.general import CATEGORIES
+from tunesmith.vocabulary import CATEGORIES
 
 FACTS = "reference/managed-service-facts.md"
 TINY = "reference/tiny-feasibility.md"

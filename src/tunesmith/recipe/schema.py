@@ -15,15 +15,18 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from tunesmith.data.general import CATEGORIES
-from tunesmith.models.catalog import CHECKPOINT_STAGES, FAMILIES
-from tunesmith.monitoring.policies import DETECTORS, threshold_names
-from tunesmith.recipe.suggest import did_you_mean
+from tunesmith.models.catalog import FAMILIES
 from tunesmith.rewards.config import RewardSpec
-
-Technique = Literal["cpt", "sft", "rft"]
-Mode = Literal["lora", "full"]
-CheckpointStage = Literal["pre-trained", "mid-trained", "post-trained"]
+from tunesmith.suggest import did_you_mean
+from tunesmith.vocabulary import (
+    CATEGORIES,
+    CHECKPOINT_STAGES,
+    DETECTORS,
+    CheckpointStage,
+    Mode,
+    Technique,
+    threshold_names,
+)
 
 Percent = Annotated[float, Field(ge=0, le=100)]
 PositiveInt = Annotated[int, Field(ge=1)]

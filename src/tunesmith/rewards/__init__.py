@@ -9,8 +9,8 @@ metrics_list?}` per sample out.
 Layout: `base` (samples, results, counters, failure policy), `config` (RewardSpec), `contract` (the wire
 format, both sides), `verifiers` (built-ins + weighted), `callables` (module:function), `client` (HTTP and
 Lambda transports under one retrying client), `loading` (load_reward), `handler` (deploy as a Lambda),
-`server` (`tunesmith reward serve`). No torch here (exact_match / normalized_match import the evaluation
-scorers lazily).
+`server` (`tunesmith reward serve`). No torch here (exact_match / normalized_match are
+`tunesmith.matching`'s, shared with the evaluation suite).
 """
 
 from tunesmith.rewards.base import (

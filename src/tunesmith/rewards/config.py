@@ -20,7 +20,7 @@ from urllib.parse import urlparse
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from tunesmith.errors import UserError
-from tunesmith.recipe.suggest import did_you_mean
+from tunesmith.suggest import did_you_mean
 
 BUILTINS: tuple[str, ...] = ("exact_match", "normalized_match", "numeric", "regex", "json_schema", "brindle")
 """Built-in verifiers (`name` or `builtin:name`; the demo domain's is usually written `builtin:brindle`)."""

@@ -27,14 +27,8 @@ from itertools import islice
 
 from tunesmith.data.general.split import in_split
 from tunesmith.data.general.tasks import Item, draw
+from tunesmith.vocabulary import CATEGORIES
 
-CATEGORIES: tuple[str, ...] = (
-    "reasoning-instruction-following",
-    "instruction-following",
-    "math",
-    "reasoning",
-    "knowledge",
-)
 KINDS: tuple[str, ...] = ("text", "sft", "eval")
 
 SENTENCES_PER_DOCUMENT = (3, 6)
