@@ -141,6 +141,12 @@ def _cmd_reward_serve(args: argparse.Namespace) -> int:
     )
 
 
+def _cmd_references(args: argparse.Namespace) -> int:
+    from tunesmith.references import references_command
+
+    return references_command(args.key)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tunesmith",
@@ -314,6 +320,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--skip-invalid", action="store_true", help="drop bad lines (always reported)")
     p.add_argument("--format", choices=["text", "json"], default="text")
     p.set_defaults(func=_cmd_data_inspect)
+
+    p = sub.add_parser("references", help="the sources that defaults, lint rules and detectors cite by [key]")
+    p.add_argument("key", nargs="?", help="show one entry, e.g. nova-hpo-blog")
+    p.set_defaults(func=_cmd_references)
 
     return parser
 

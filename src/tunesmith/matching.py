@@ -5,7 +5,7 @@ One definition each, so a reward and the domain suite report the same number:
 - `exact_match`: equal after collapsing whitespace (case kept: some tasks ask for capitals);
 - `normalized_match`: equal after SQuAD normalization (lower case, punctuation and the articles a/an/the
   removed, whitespace collapsed). Source: the official SQuAD v1.1 evaluation script (`normalize_answer`,
-  Rajpurkar et al. 2016);
+  [rajpurkar-2016]);
 - `token_f1`: harmonic mean of token precision and recall over the normalized bags of words (same script,
   `f1_score`).
 """

@@ -17,7 +17,7 @@ MODES: tuple[str, ...] = ("lora", "full")
 
 CheckpointStage = Literal["pre-trained", "mid-trained", "post-trained"]
 CHECKPOINT_STAGES: tuple[str, ...] = ("pre-trained", "mid-trained", "post-trained")
-"""A family's checkpoints, from the most plastic to instruction-tuned [nova-checkpoints]."""
+"""A family's checkpoints, from the most plastic to instruction-tuned [nova-cpt-docs]."""
 
 CATEGORIES: tuple[str, ...] = (
     "reasoning-instruction-following",
@@ -26,7 +26,7 @@ CATEGORIES: tuple[str, ...] = (
     "reasoning",
     "knowledge",
 )
-"""The built-in general data's categories, named after the managed service's curated mix [nova-mixing]."""
+"""The built-in general data's categories, named after the managed service's curated mix [nova-data-mixing]."""
 
 _LOSS_SPIKE_THRESHOLDS = (
     "window",

@@ -3,10 +3,10 @@
 - `exact_match`, `normalized_match`, `token_f1`: `tunesmith.matching` (shared with the reward verifiers, so
   a reward and the domain suite report the same number).
 - `rouge_l`: ROUGE-L F-measure (beta = 1) from the longest common subsequence of lower-cased alphanumeric
-  tokens (Lin 2004, "ROUGE: A Package for Automatic Evaluation of Summaries", section 3.1), computed by
+  tokens ([lin-2004], section 3.1), computed by
   Google's `rouge-score` package without stemming.
 - rewards: the managed service's `rft_eval` scores a domain set with the RFT stage's reward function
-  (reference/managed-service-facts.md section 6); `resolve_reward` turns a reward spec into a callable
+  ([nova-evaluation]); `resolve_reward` turns a reward spec into a callable
   `(completion, reference_answer) -> float`.
 """
 

@@ -1,6 +1,6 @@
 """The recipe: one typed, strict config tree (the single source of truth for a run).
 
-Vocabulary follows the managed service users migrate from (reference/managed-service-facts.md sections 1-2):
+Vocabulary follows the managed service users migrate from ([nova-recipes]):
 `lr`, `min_lr`, `warmup_steps` / `warmup_ratio`, `constant_steps`, `global_batch_size`, `max_length`,
 `max_steps` / `max_epochs`, `lora.alpha`, `data_mixing.customer_percent`, `data_mixing.general`,
 `save_top_k`, `val_check_interval`, `number_generation`.
@@ -85,7 +85,7 @@ class DataSpec(Strict):
 
 
 class DataMixing(Strict):
-    """Blend the user's data with curated general data (managed-service-facts.md 2.1-2.2 semantics).
+    """Blend the user's data with curated general data ([nova-data-mixing] semantics).
 
     `customer_percent` is the share of the OVERALL mix drawn from the user's data; `general` gives each
     general category's share of the remaining (general) portion and must sum to 100.
@@ -111,7 +111,7 @@ class DataMixing(Strict):
 
     @model_validator(mode="after")
     def _mixing_rules(self) -> DataMixing:
-        # The managed service SDK's rules (managed-service-facts.md 2.2).
+        # The managed service SDK's rules ([nova-forge-sdk]).
         general = self.general or {}
         for category in general:
             if category not in CATEGORIES and category not in self.general_sources:

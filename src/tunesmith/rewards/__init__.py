@@ -1,6 +1,6 @@
 """Rewards: built-in verifiers, Python callables, the HTTP / Lambda reward client, a reward server and a
-Lambda handler — all speaking the managed service's reward contract (reference/managed-service-facts.md
-section 3): a JSON list of `{id, messages, reference_answer?, ...}` in, `{id, aggregate_reward_score,
+Lambda handler — all speaking the managed service's reward contract
+([nova-reward-functions]): a JSON list of `{id, messages, reference_answer?, ...}` in, `{id, aggregate_reward_score,
 metrics_list?}` per sample out.
 
     reward = load_reward("numeric", on_event=events.append)       # or a RewardSpec / mapping

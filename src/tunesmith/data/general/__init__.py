@@ -1,7 +1,7 @@
 """Built-in general data, by category (procedurally generated, seeded, unlimited, exactly checkable).
 
 Category names follow the managed service's curated general mix where the meaning fits
-(reference/managed-service-facts.md section 2.1):
+([nova-data-mixing]):
 
 - `reasoning-instruction-following`: multi-step instructions ("Sort 5 3 8, then give the first two.").
 - `instruction-following`: output-format constraints (capitals, wrap in [], prefix, first N items).
