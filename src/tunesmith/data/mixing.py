@@ -1,13 +1,13 @@
 """The mixture: the user's data blended with curated general data, seeded, streamed, reported.
 
-Semantics follow the managed service (managed-service-facts.md 2.1-2.2): `customer_percent` (0-100) of
+Semantics follow the managed service ([nova-data-mixing]): `customer_percent` (0-100) of
 the OVERALL mix comes from the user's data; `general` gives each general category's share of the
 remaining general portion, summing to 100. E.g. customer 25 with five categories at 20 each means 25%
 customer and 15% of each category.
 
 Layers, from pure to I/O:
 
-- `mixing_rule_violations` / `check_mixing_rules`: the SDK's validation rules (section 2.2), pure.
+- `mixing_rule_violations` / `check_mixing_rules`: the SDK's validation rules ([nova-forge-sdk]), pure.
 - `requested_percents`, `largest_remainder`, `plan_counts`: arithmetic, pure.
 - `weighted_interleave`: the schedule. Each source's k-th item is placed at a jittered position inside
   its k-th stratum (k + u) / target of the run, and the sources are merged in position order, so every
@@ -39,14 +39,14 @@ from tunesmith.errors import DataError
 T = TypeVar("T")
 
 CUSTOMER = "customer"
-#: "For SFT, always include the 'reasoning-instruction-following' category" (BLOG-HPO, DOC-FORGE-SFT; 2.3)
+#: "For SFT, always include the 'reasoning-instruction-following' category" ([nova-hpo-blog], [nova-sft-docs])
 SFT_GUARD_CATEGORY = "reasoning-instruction-following"
 #: warn above this many passes over a finite general source: repeating data more than ~4 epochs gives
-#: rapidly diminishing returns (Muennighoff et al. 2023, "Scaling Data-Constrained Language Models")
+#: rapidly diminishing returns (Muennighoff et al. 2023, [muennighoff-2023])
 DEFAULT_MAX_GENERAL_REPEATS = 4
 #: examples held by the seeded shuffle buffer of a file source
 DEFAULT_SHUFFLE_BUFFER = 10_000
-#: the SDK's tolerance on the sum of the general shares (section 2.2)
+#: the SDK's tolerance on the sum of the general shares ([nova-forge-sdk])
 SUM_TOLERANCE = 0.01
 
 Unit = Literal["examples", "tokens"]
@@ -54,7 +54,7 @@ Sampling = Literal["with_replacement", "without_replacement"]
 
 
 class MixingRuleError(DataError, ValueError):
-    """A mixing block that breaks a rule of section 2.2 (a `ValueError` too, so pydantic validators can
+    """A mixing block that breaks a rule of the SDK's ([nova-forge-sdk]; a `ValueError` too, so pydantic validators can
     raise it)."""
 
 
@@ -64,7 +64,7 @@ class MixingRuleError(DataError, ValueError):
 def mixing_rule_violations(
     customer_percent: float, general: Mapping[str, float] | None, *, where: str = "data_mixing"
 ) -> list[str]:
-    """The SDK rules (`validate_data_mixing_config`, managed-service-facts.md 2.2), as messages
+    """The SDK rules (`validate_data_mixing_config`, [nova-forge-sdk]), as messages
     `key.path: what — fix`; empty when the block is valid."""
     general = dict(general or {})
     found: list[str] = []
@@ -625,7 +625,7 @@ def mix(
     if kind == "sft" and spec.customer_percent < 100 and spec.general.get(SFT_GUARD_CATEGORY, 0) <= 0:
         warnings.append(
             f"SFT mix without '{SFT_GUARD_CATEGORY}': the managed service's guidance is to always include it "
-            "to keep general instruction following (managed-service-facts.md 2.3)"
+            "to keep general instruction following ([nova-data-mixing])"
         )
 
     # What each source can give per pass, in the mix unit (None: unlimited).

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 
 import torch
 
+from tunesmith import matching
+
 Messages = list[dict[str, str]]
 
 _REASONING = re.compile(r"^\s*<think>(.*?)(?:</think>|$)", re.DOTALL)
@@ -114,8 +116,8 @@ def generate_batch(
 
 def exact_match(prediction: str, reference: str) -> bool:
     """True when the answer equals the reference after collapsing whitespace (case matters: some tasks
-    ask for capitals)."""
-    return " ".join(prediction.split()) == " ".join(reference.split())
+    ask for capitals): `tunesmith.matching.exact_match`, the evaluation suite's scorer."""
+    return bool(matching.exact_match(prediction, reference))
 
 
 def accuracy_by_category(

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,29 +14,6 @@ def plan(recipe_path: str | Path, overrides: list[str] | None = None) -> Resolve
     """Load, override, validate and resolve a recipe file (the library call behind `tunesmith plan`)."""
     recipe = load_recipe(recipe_path, overrides)
     return resolve(recipe, recipe_path=recipe_path)
-
-
-def plan_command(
-    recipe_path: str, *, overrides: list[str] | None = None, out: str | None = None, fmt: str = "text"
-) -> int:
-    from tunesmith.advisor.lint import lint, render_findings, summary
-
-    resolved = plan(recipe_path, overrides)
-    add_parameter_counts(resolved)
-    findings = lint(resolved)
-    if out:
-        atomic_write_yaml(out, resolved.to_dict())
-    if fmt == "json":
-        json.dump(
-            {**resolved.to_json(), "lint": [f.to_json() for f in findings]}, sys.stdout, indent=2, default=str
-        )
-        sys.stdout.write("\n")
-    else:
-        sys.stdout.write(render_plan(resolved))
-        sys.stdout.write("\n== lint ==\n" + render_findings(findings) + summary(findings) + "\n")
-        if out:
-            sys.stdout.write(f"\nresolved recipe written to {out}\n")
-    return 0
 
 
 def add_parameter_counts(resolved: ResolvedRecipe) -> None:

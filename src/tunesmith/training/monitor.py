@@ -19,7 +19,7 @@ exact-match accuracy (every answer token, and the end-of-sequence token, is the 
 prefix; this is exactly when greedy decoding reproduces the answer, without the cost of generating), and
 the forward KL(start || current) in nats per answer token on the same positions (a proxy that needs no
 correctness judgment; RL's Razor uses forward KL to the start policy as the forgetting predictor,
-reference/papers.md 1.3). Only the start model's top-k log-probs are stored, so the KL ignores the tail mass
+[rls-razor-2025]). Only the start model's top-k log-probs are stored, so the KL ignores the tail mass
 outside them (exact for the tiny family's 100-token vocabulary). A first version generated answers with
 `generate_batch`: 17.7 s per probe on the tiny family, against ~0.2 s per training step.
 """

@@ -9,7 +9,7 @@ What is RFT-specific lives here:
 
 - `grpo_config`: the recipe's `number_generation`, `max_new_tokens`, `temperature`, `kl_coef` and LR mapped
   onto TRL's GRPOConfig. `global_batch_size` counts *prompts* per optimizer step (the SMTJ semantics,
-  reference/managed-service-facts.md 1.6): each step scores `global_batch_size x number_generation` samples.
+  [nova-rft-docs]): each step scores `global_batch_size x number_generation` samples.
 - `RewardBridge`: TRL's reward-function call -> the reward contract's samples (`id`, `messages` ending
   with the generated assistant turn, `reference_answer`, extra dataset fields) -> `RewardFunction.score`.
   A sample whose scoring failed (endpoint fault after retries) is recorded with score 0 and counted, and is
@@ -21,7 +21,7 @@ What is RFT-specific lives here:
   need not understand them); the readiness probe looks at your prompts only.
 - `RFTTrainer.drop_zero_variance_groups`: groups whose samples all scored the same carry no signal (zero
   advantage under group normalization) yet still count in the token-level loss normalization; DAPO's
-  dynamic sampling drops them (reference/papers.md 4). Dropped groups are masked out of the loss and their
+  dynamic sampling drops them ([dapo-2025]). Dropped groups are masked out of the loss and their
   share is logged as `rft/dropped_group_share` (next to TRL's `frac_reward_zero_std`).
 """
 
@@ -182,8 +182,8 @@ def grpo_config(run: StageRun, base: dict[str, Any], has_validation: bool, eval_
         max_completion_length=rft.max_new_tokens,
         temperature=rft.temperature,
         beta=rft.kl_coef,
-        loss_type="dapo",  # token-level normalization (DAPO; TRL's default, reference/papers.md 4)
-        epsilon_high=0.28,  # clip-higher (DAPO: eps_low 0.2, eps_high 0.28; reference/papers.md 4)
+        loss_type="dapo",  # token-level normalization (DAPO; TRL's default, [dapo-2025])
+        epsilon_high=0.28,  # clip-higher (DAPO: eps_low 0.2, eps_high 0.28; [dapo-2025])
         scale_rewards="group",
         shuffle_dataset=True,
         log_completions=False,

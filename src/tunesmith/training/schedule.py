@@ -1,7 +1,7 @@
 """The learning-rate schedule: linear warmup from 0 -> constant at `lr` -> ramp down to `min_lr`.
 
 This is the managed service's `warmup_steps` / `constant_steps` / `min_lr` triplet (NeMo CosineAnnealing;
-reference/managed-service-facts.md 1.1: "the learning rate linearly warms up from 0 to the target value",
+[nova-recipes]: "the learning rate linearly warms up from 0 to the target value",
 then `constant_steps` at the peak, then a ramp down to the `min_lr` floor). The decay shape is cosine or
 linear. Pure math here; `make_scheduler` wraps it in a torch `LambdaLR` for the trainer.
 """

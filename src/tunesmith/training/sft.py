@@ -1,7 +1,7 @@
 """Supervised fine-tuning (SFT): loss on the assistant's tokens only.
 
 Data: Bedrock-conversation or OpenAI-chat demonstrations, blended with general demonstrations (always with
-`reasoning-instruction-following`, BLOG-HPO). When the chat template marks assistant turns
+`reasoning-instruction-following`, [nova-hpo-blog]). When the chat template marks assistant turns
 (`{% generation %}`), every assistant turn of a conversation is learned (TRL `assistant_only_loss`);
 otherwise each conversation becomes prompt -> last assistant turn (TRL `completion_only_loss`).
 """
