@@ -38,6 +38,7 @@ import torch
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
 from tunesmith.monitoring import Event, Monitor, summarize
+from tunesmith.monitoring.stats import is_finite
 from tunesmith.runs import atomic_write_bytes, atomic_write_json
 
 EVENTS_FILE = "events.jsonl"
@@ -246,8 +247,8 @@ class MonitorCallback(TrainerCallback):
             self._keep_accuracy(row["step"], row.get("general_accuracy"))
 
     def _keep_accuracy(self, step: int, accuracy: Any) -> None:
-        if isinstance(accuracy, int | float) and math.isfinite(accuracy):
-            self.general_accuracy[step] = float(accuracy)
+        if is_finite(accuracy):
+            self.general_accuracy[step] = accuracy
 
     # -- streams ------------------------------------------------------------------------------------------
     def on_train_begin(

@@ -482,22 +482,34 @@ def _train_attempt(
     trainer.remove_callback(PrinterCallback)  # metrics go to metrics.jsonl, not the terminal
     trainable, total = count_parameters(trainer.model)
     if not run.quiet and is_main_process():
-        where = f", resuming from {resume_path.name}" if resume_path else ""
-        scale = factor.rollback_scale(resume_step)
-        scaled = (
-            f", LR x{scale:.3g} after {len(state['rollbacks'])} rollback(s)" if state["rollbacks"] else ""
-        )
-        print(
-            f"{stage.name}: {stage.technique} {stage.mode} from {run.input_ref}: {trainable:,} of {total:,} "
-            f"parameters trainable ({100 * trainable / total:.1f}%), {schedule.total_steps} steps{where}{scaled}",
-            flush=True,
-        )
+        rollbacks = len(state["rollbacks"])
+        print(_start_line(run, trainable, total, schedule, resume_path, factor, rollbacks), flush=True)
     started = time.monotonic()
     try:
         trainer.train(resume_from_checkpoint=str(resume_path) if resume_path else None)
     finally:
         stopper.uninstall()
     return Attempt(trainer, keeper, watcher, stopper, trainable, total, time.monotonic() - started)
+
+
+def _start_line(
+    run: StageRun,
+    trainable: int,
+    total: int,
+    schedule: Schedule,
+    resume_path: Path | None,
+    factor: LRFactor,
+    rollbacks: int,
+) -> str:
+    """The stage's first line: what trains from what, how many steps, from where, at which LR scale."""
+    stage = run.stage
+    where = f", resuming from {resume_path.name}" if resume_path else ""
+    scale = factor.rollback_scale(checkpoint_step(resume_path) if resume_path else 0)
+    scaled = f", LR x{scale:.3g} after {rollbacks} rollback(s)" if rollbacks else ""
+    return (
+        f"{stage.name}: {stage.technique} {stage.mode} from {run.input_ref}: {trainable:,} of {total:,} "
+        f"parameters trainable ({100 * trainable / total:.1f}%), {schedule.total_steps} steps{where}{scaled}"
+    )
 
 
 def _roll_back(
