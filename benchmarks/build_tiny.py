@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/build_tiny.py [--seed 0] [--steps-scale 1.0]
 
-Baseline: reference/tiny-feasibility.md (model M, ~12.6k tokens/s, 0.99 mean general accuracy after
+Baseline: the feasibility prototype, benchmarks/RESULTS.md "Tiny-model feasibility" (model M, ~12.6k tokens/s, 0.99 mean general accuracy after
 ~300 s of post-training from scratch). The build's own budget is <= 600 s on 2 CPU cores.
 """
 

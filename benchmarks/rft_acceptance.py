@@ -60,8 +60,8 @@ def main() -> None:
 
     import yaml
 
+    from tunesmith.evaluation.probe import ProbeSettings, probe_rows, render_report
     from tunesmith.models import tiny
-    from tunesmith.rewards.probe import ProbeSettings, probe_rows, render_report
     from tunesmith.training.pipeline import train_command
     from tunesmith.training.rft import read_rows
 

@@ -3,6 +3,9 @@
 - `micro_model`: a random-init 2-layer Llama (d32, ~40k parameters) with the tiny tokenizer, created in
   well under a second; for unit tests that need *a* model, not a good one.
 - `micro_model_dir`: the same model saved as a Hugging Face folder (safetensors + tokenizer).
+- `stand_ins`: random-init folders of real families (Qwen3, Llama 3.2 Instruct, Qwen2.5) built the way the
+  Hub's are (`tunesmith.models.stand_ins`): real architecture, locally trained byte-level BPE with the real
+  special tokens, TRL's copies of the real chat templates, bf16, generation configs. Built once per session.
 - `tiny_family`: the real tiny family (pre/mid/post-trained), built once per test session or reused from
   the cache: `$TUNESMITH_HOME` if set, else the repo-local `.cache/tunesmith` (gitignored), so CI builds it
   once (~6 minutes on 2 cores) and later sessions reuse it. The fixture points `TUNESMITH_HOME` at that
@@ -54,6 +57,15 @@ def micro_model_dir(micro_model: MicroModel, tmp_path_factory: pytest.TempPathFa
     micro_model.model.save_pretrained(folder)
     micro_model.tokenizer.save_pretrained(folder)
     return folder
+
+
+@pytest.fixture(scope="session")
+def stand_ins(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    from tunesmith.models.stand_ins import FAMILIES, build_stand_in, default_corpus
+
+    corpus = list(default_corpus())  # one corpus for every family: generated once
+    root = tmp_path_factory.mktemp("stand-ins")
+    return {kind: build_stand_in(kind, root / kind, corpus=corpus) for kind in FAMILIES}
 
 
 @dataclass

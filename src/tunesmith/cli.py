@@ -1,7 +1,9 @@
 """The `tunesmith` command. Thin: parses arguments, calls the library, prints.
 
 Every user error (`tunesmith.errors.UserError`) is printed as one line on stderr with exit code 2;
-no traceback reaches the user (set TUNESMITH_DEBUG=1 to see one for internal errors).
+no traceback reaches the user (set TUNESMITH_DEBUG=1 to see one for internal errors). The libraries'
+warnings and progress bars are hidden unless `--verbose` is given, anywhere on the command line
+(`tunesmith.logs`).
 """
 
 from __future__ import annotations
@@ -13,17 +15,13 @@ from collections.abc import Sequence
 
 from tunesmith import __version__
 from tunesmith.errors import UserError
+from tunesmith.logs import quiet_libraries
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
-    from tunesmith.recipe.plan import plan_report, render_report
-    from tunesmith.runs import atomic_write_yaml
+    from tunesmith.advisor.lint import plan_command
 
-    resolved, findings = plan_report(args.recipe, args.overrides)
-    if args.out:
-        atomic_write_yaml(args.out, resolved.to_dict())
-    sys.stdout.write(render_report(resolved, findings, fmt=args.format, out=args.out))
-    return 0
+    return plan_command(args.recipe, overrides=args.overrides, out=args.out, fmt=args.format)
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -113,7 +111,7 @@ def _cmd_data_inspect(args: argparse.Namespace) -> int:
 
 
 def _cmd_probe(args: argparse.Namespace) -> int:
-    from tunesmith.rewards.probe import probe_command
+    from tunesmith.evaluation.probe import probe_command
 
     return probe_command(
         args.model,
@@ -143,12 +141,23 @@ def _cmd_reward_serve(args: argparse.Namespace) -> int:
     )
 
 
+def _cmd_references(args: argparse.Namespace) -> int:
+    from tunesmith.references import references_command
+
+    return references_command(args.key)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tunesmith",
         description="Customize open-weight LLMs for a domain (CPT -> SFT -> RFT) without losing general skill.",
     )
     parser.add_argument("--version", action="version", version=f"tunesmith {__version__}")
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="also show the libraries' warnings, log lines and progress bars (anywhere on the command line)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("plan", help="resolve a recipe and show every value with where it came from")
@@ -312,10 +321,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["text", "json"], default="text")
     p.set_defaults(func=_cmd_data_inspect)
 
+    p = sub.add_parser("references", help="the sources that defaults, lint rules and detectors cite by [key]")
+    p.add_argument("key", nargs="?", help="show one entry, e.g. nova-hpo-blog")
+    p.set_defaults(func=_cmd_references)
+
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    verbose = "--verbose" in argv
+    if not verbose:
+        quiet_libraries()
+    argv = [arg for arg in argv if arg != "--verbose"]  # a global flag: accepted after the command too
     parser = build_parser()
     # overrides may follow options (`train r.yaml --quiet lr=1e-3`), which plain parse_args rejects
     args, rest = parser.parse_known_args(argv)

@@ -24,7 +24,7 @@ def test_lr_schedules() -> None:
 
 def test_model_m_has_about_a_million_parameters() -> None:
     model = tiny.new_model(seed=0)
-    assert 1.0e6 < sum(p.numel() for p in model.parameters()) < 1.1e6  # tiny-feasibility.md "M": 1.06M
+    assert 1.0e6 < sum(p.numel() for p in model.parameters()) < 1.1e6  # [tiny-feasibility] model "M": 1.06M
     assert model.config.tie_word_embeddings
 
 

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from tunesmith.cli import main
-from tunesmith.rewards.probe import ProbeSettings, histogram, render_report, summarize
+from tunesmith.evaluation.probe import ProbeSettings, histogram, render_report, summarize
 
 S = ProbeSettings(generations=4)
 

@@ -4,6 +4,7 @@ reward endpoint's failure policy against a real loopback server that injects fau
 from __future__ import annotations
 
 import json
+import shutil
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -77,9 +78,10 @@ def _recipe(tmp_path: Path, model_dir: Path, reward, *, steps: int = 4, name: st
     return path
 
 
-def test_rft_stage_trains_selects_by_reward_and_exports(tmp_path, micro_model_dir) -> None:
+def test_rft_stage_trains_selects_by_reward_prints_it_and_exports(tmp_path, micro_model_dir, capsys) -> None:
     recipe = _recipe(tmp_path, micro_model_dir, "parity")
     assert main(["train", str(recipe), "--quiet", "--no-eval"]) == 0
+    output = capsys.readouterr().out
     stage = tmp_path / "runs" / "micro-rft" / "rft"
     probe = json.loads((stage / "probe.json").read_text())
     assert (
@@ -95,6 +97,8 @@ def test_rft_stage_trains_selects_by_reward_and_exports(tmp_path, micro_model_di
     assert all("rft/dropped_group_share" in r for r in train_rows)  # on by default, logged every step
     evals = {r["step"]: r["eval_reward"] for r in metrics if "eval_reward" in r}
     assert set(evals) == {0, 2, 4}
+    printed = [line for line in output.splitlines() if "validation" in line]
+    assert printed == [f"rft (rft, lora): step {s}/4 validation reward {evals[s]:.4f}" for s in (0, 2, 4)]
     best = json.loads((stage / "best.json").read_text())
     kept = {
         v["step"]: v["eval_reward"] for v in json.loads((stage / "checkpoints.json").read_text()).values()
@@ -277,3 +281,56 @@ def test_general_prompts_mixed_into_rft_are_scored_by_the_general_verifier(tmp_p
     # your reward saw only your prompts: 2 steps x 2 customer prompts x 4 samples + 2 validations (steps 0
     # and 2) x 4 customer prompts x 4 samples
     assert result["reward"]["samples"] == 2 * 2 * 4 + 2 * 4 * 4
+
+
+class _Recorder:
+    """A detector that records every value it is fed (then feeds it to the real one)."""
+
+    def __init__(self, detector, name: str, seen: dict) -> None:
+        self.detector, self.name, self.seen = detector, name, seen
+
+    def update(self, step, *args, **kwargs):
+        self.seen.setdefault(self.name, []).append((step, args + tuple(v for _, v in sorted(kwargs.items()))))
+        return self.detector.update(step, *args, **kwargs)
+
+    def __getattr__(self, attribute):
+        return getattr(self.detector, attribute)
+
+
+def test_a_resumed_rft_stage_feeds_its_detectors_the_same_streams_as_an_uninterrupted_one(
+    tmp_path, micro_model_dir, monkeypatch
+) -> None:
+    """After a resume the monitor replays metrics.jsonl up to the resumed step through the same `observe`
+    the live logs go through: every detector (gradient norm and non-finite included) has then seen the
+    same values, at the same steps, as in the uninterrupted run."""
+    from tunesmith.monitoring import MonitorSettings
+
+    seen: dict[str, list] = {}
+    make = MonitorSettings.make
+    monkeypatch.setattr(MonitorSettings, "make", lambda self, name: _Recorder(make(self, name), name, seen))
+    recipe = _recipe(tmp_path, micro_model_dir, "parity")
+    assert main(["train", str(recipe), "--quiet", "--no-eval"]) == 0
+    live = {name: values for name, values in seen.items() if values}
+    # the crash: the stage lost its last checkpoint and never finished -> resume from checkpoint-2
+    run = tmp_path / "runs" / "micro-rft"
+    stage = run / "rft"
+    shutil.rmtree(stage / "checkpoints" / "checkpoint-4")
+    (stage / "result.json").unlink()
+    seen.clear()
+    assert main(["train", "--resume", str(run), "--quiet", "--no-eval"]) == 0
+    resumed = {name: values for name, values in seen.items() if values}
+    assert [r["step"] for r in _rows(stage / "metrics.jsonl") if "reward" in r] == [1, 2, 3, 4]
+    for name in ("non_finite", "grad_norm_explosion", "reward_collapse", "kl_spike", "forgetting"):
+        assert [step for step, *_ in live[name]] == [step for step, *_ in resumed[name]], name
+    assert [s for s, *_ in live["grad_norm_explosion"]] == [1, 2, 3, 4]
+    assert set(resumed) == set(live)
+    for name in live:
+        assert len(resumed[name]) == len(live[name]), name
+        for (step, values), (step2, values2) in zip(live[name], resumed[name], strict=True):
+            assert step == step2, name
+            if step <= 2:  # replayed from metrics.jsonl / probes.jsonl: the very values seen live
+                assert values == values2, (name, step)
+            else:  # trained again after the resume (None: a stream the detector does not get in RFT)
+                assert [v is None for v in values2] == [v is None for v in values], (name, step)
+                numbers = [v for v in values if v is not None]
+                assert [v for v in values2 if v is not None] == pytest.approx(numbers, rel=1e-4), (name, step)

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from tunesmith.training.schedule import Schedule, make_scheduler
+from tunesmith.training.schedule import Schedule, lr_multiplier, make_scheduler
 
 
 def test_phase_boundaries_cosine() -> None:
@@ -59,3 +59,47 @@ def test_torch_scheduler_follows_the_schedule() -> None:
 def test_invalid_phases_are_rejected() -> None:
     with pytest.raises(AssertionError):
         Schedule(lr=1e-3, min_lr=1e-4, warmup_steps=8, constant_steps=5, total_steps=10)
+
+
+@pytest.mark.parametrize(
+    ("warmup", "constant", "total", "min_ratio", "decay"),
+    [
+        (15, 25, 100, 0.1, "cosine"),
+        (60, 0, 400, 0.1, "linear"),
+        (0, 10, 40, 0.1, "cosine"),
+        (8, 4, 30, 0.0, "cosine"),
+        (5, 0, 20, 0.0, "linear"),
+        (3, 7, 10, 0.1, "cosine"),
+    ],
+)
+def test_transformers_wsd_schedule_differs_only_in_the_warmup_with_a_floor(
+    warmup, constant, total, min_ratio, decay
+) -> None:
+    """Why schedule.py keeps its own math: transformers' `get_wsd_schedule` has the same stable and decay
+    phases (the very same LR at every step there), but warms up from `min_lr_ratio` x lr instead of 0."""
+    from transformers.optimization import get_wsd_schedule
+
+    s = Schedule(
+        lr=1e-3,
+        min_lr=1e-3 * min_ratio,
+        warmup_steps=warmup,
+        constant_steps=constant,
+        total_steps=total,
+        decay=decay,
+    )
+    param = torch.nn.Parameter(torch.zeros(1))
+    theirs = get_wsd_schedule(
+        torch.optim.SGD([param], lr=s.lr),
+        num_warmup_steps=warmup,
+        num_decay_steps=s.decay_steps,
+        num_stable_steps=constant,
+        decay_type=decay,
+        min_lr_ratio=min_ratio,
+    ).lr_lambdas[0]
+    ours = [lr_multiplier(step, schedule=s) for step in range(total + 1)]
+    same = [step for step in range(total + 1) if theirs(step) == ours[step]]
+    if min_ratio == 0 or warmup == 0:
+        assert same == list(range(total + 1))  # identical at every step
+    else:
+        assert same == list(range(warmup, total + 1))  # identical from the end of the warmup on
+        assert ours[0] == 0.0 and theirs(0) == pytest.approx(min_ratio)

@@ -1,22 +1,23 @@
 """Best-checkpoint selection: the stage's metric (CPT validation loss, SFT validation token accuracy, RFT
-validation reward), best among checkpoints that kept general skill."""
+validation reward), best among checkpoints that kept general skill (the probe results the monitor shares
+in memory)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from tunesmith.training.callbacks import CheckpointKeeper
-from tunesmith.training.stage import selection_metric
+from tunesmith.training.cpt import CPT
+from tunesmith.training.rft import RFT
+from tunesmith.training.sft import SFT
 
 
 def _keeper(
     tmp_path: Path, probes: dict[int, float], losses: dict[int, float], drop: float | None
 ) -> CheckpointKeeper:
-    (tmp_path / "probes.jsonl").write_text(
-        "".join(json.dumps({"step": s, "general_accuracy": a, "kl": 0.0}) + "\n" for s, a in probes.items())
+    keeper = CheckpointKeeper(
+        tmp_path, tmp_path / "checkpoints", save_top_k=2, max_general_drop=drop, general_probe=probes
     )
-    keeper = CheckpointKeeper(tmp_path, tmp_path / "checkpoints", save_top_k=2, max_general_drop=drop)
     keeper.index = {
         f"checkpoint-{s}": {"step": s, "eval_loss": loss, "general_probe": probes.get(s)}
         for s, loss in losses.items()
@@ -47,14 +48,9 @@ def test_when_every_checkpoint_forgot_the_lowest_loss_wins_and_says_so(tmp_path:
 
 
 def test_rft_selection_takes_the_highest_validation_reward_within_the_limit(tmp_path: Path) -> None:
-    (tmp_path / "probes.jsonl").write_text(
-        "".join(
-            json.dumps({"step": s, "general_accuracy": a, "kl": 0.0}) + "\n"
-            for s, a in {0: 0.95, 2: 0.94, 4: 0.70, 6: 0.93}.items()
-        )
-    )
+    probes = {0: 0.95, 2: 0.94, 4: 0.70, 6: 0.93}
     keeper = CheckpointKeeper(
-        tmp_path, tmp_path / "checkpoints", 2, 0.10, metric="eval_reward", higher_is_better=True
+        tmp_path, tmp_path / "checkpoints", 2, 0.10, selection=RFT.selection, general_probe=probes
     )
     keeper.index = {
         f"checkpoint-{s}": {"step": s, "eval_reward": r, "general_probe": p}
@@ -70,13 +66,10 @@ def test_rft_selection_takes_the_highest_validation_reward_within_the_limit(tmp_
 def test_sft_selection_takes_the_highest_token_accuracy_not_the_lowest_loss(tmp_path: Path) -> None:
     """The tiny-family pattern: the validation loss bottoms out mid-run (in the general dip) and rises as
     the model grows over-confident, while token accuracy keeps improving; SFT picks by accuracy."""
-    (tmp_path / "probes.jsonl").write_text(
-        "".join(
-            json.dumps({"step": s, "general_accuracy": a, "kl": 0.0}) + "\n"
-            for s, a in {0: 0.95, 160: 0.86, 360: 0.93, 400: 0.93}.items()
-        )
+    probes = {0: 0.95, 160: 0.86, 360: 0.93, 400: 0.93}
+    keeper = CheckpointKeeper(
+        tmp_path, tmp_path / "checkpoints", 3, 0.10, selection=SFT.selection, general_probe=probes
     )
-    keeper = CheckpointKeeper(tmp_path, tmp_path / "checkpoints", 3, 0.10, **selection_metric("sft"))
     keeper.index = {
         f"checkpoint-{s}": {"step": s, "eval_loss": loss, "eval_mean_token_accuracy": acc, "general_probe": p}
         for s, loss, acc, p in [(160, 0.27, 0.955, 0.86), (360, 0.29, 0.969, 0.93), (400, 0.30, 0.969, 0.93)]
@@ -85,4 +78,4 @@ def test_sft_selection_takes_the_highest_token_accuracy_not_the_lowest_loss(tmp_
     assert best["checkpoint"] == "checkpoint-360"  # the earliest of the tied best
     assert best["eval_mean_token_accuracy"] == 0.969 and best["eval_loss"] == 0.29
     assert best["selected_by"].startswith("validation token accuracy among checkpoints within 10 points")
-    assert selection_metric("cpt") == {}  # CPT keeps the lowest validation loss (the keeper's default)
+    assert CPT.selection == CheckpointKeeper(tmp_path, tmp_path, 1).selection  # CPT: the keeper's default

@@ -1,6 +1,6 @@
 """The `Finding` type: one rule's verdict on one place in a recipe.
 
-A finding prints as one line (CONVENTIONS.md rule 5): ``SEVERITY id: message — fix (source)``, where the
+A finding prints as one line (like a user error: what, where, how to fix): ``SEVERITY id: message — fix (source)``, where the
 message carries the numbers involved and the source cites the reference the rule comes from, the way the
 defaults table does (`tunesmith.recipe.defaults`).
 """

@@ -23,7 +23,16 @@ from tunesmith.advisor.stats import (
 )
 from tunesmith.recipe.resolve import ResolvedRecipe
 
-__all__ = ["Finding", "has_errors", "lint", "lint_command", "measure_stages", "render_findings", "run_rules"]
+__all__ = [
+    "Finding",
+    "has_errors",
+    "lint",
+    "lint_command",
+    "measure_stages",
+    "plan_command",
+    "render_findings",
+    "run_rules",
+]
 
 
 def run_rules(resolved: ResolvedRecipe, facts: LintFacts, rule_ids: list[str] | None = None) -> list[Finding]:
@@ -123,3 +132,29 @@ def lint_command(
         sys.stdout.write(render_findings(findings))
         print(summary(findings) + (" (--strict: warnings fail)" if strict else ""), file=sys.stderr)
     return exit_code(findings, strict=strict)
+
+
+def plan_command(
+    recipe_path: str, *, overrides: list[str] | None = None, out: str | None = None, fmt: str = "text"
+) -> int:
+    """`tunesmith plan`: the resolved recipe with provenance and derived numbers, then the lint findings
+    (here rather than in `recipe.plan`: the recipe layer sits below the advisor)."""
+    from tunesmith.recipe.plan import add_parameter_counts, plan, render_plan
+    from tunesmith.runs import atomic_write_yaml
+
+    resolved = plan(recipe_path, overrides)
+    add_parameter_counts(resolved)
+    findings = lint(resolved)
+    if out:
+        atomic_write_yaml(out, resolved.to_dict())
+    if fmt == "json":
+        json.dump(
+            {**resolved.to_json(), "lint": [f.to_json() for f in findings]}, sys.stdout, indent=2, default=str
+        )
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(render_plan(resolved))
+        sys.stdout.write("\n== lint ==\n" + render_findings(findings) + summary(findings) + "\n")
+        if out:
+            sys.stdout.write(f"\nresolved recipe written to {out}\n")
+    return 0

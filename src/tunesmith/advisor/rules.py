@@ -5,9 +5,8 @@ Each rule is `check(resolved, facts) -> list[Finding]`, registered with `@rule(i
 `facts` holds the plain values a rule cannot read from the recipe (data statistics, a probe result).
 Adding a rule is one function here and one test in tests/unit/test_advisor_rules.py.
 
-Sources: BLOG-HPO = "The art and science of hyperparameter optimization on Amazon Nova Forge"
-(reference/seed-article.txt, Japanese translation + original; digest in reference/managed-service-facts.md
-section 5: 5.1 workflow, 5.3 pitfalls). LRs are compared with the family's own default from the defaults
+Sources are keys of docs/references.md; most rules quote the playbook, [nova-hpo-blog] ("The art and
+science of hyperparameter optimization on Amazon Nova Forge": its workflow and pitfalls table). LRs are compared with the family's own default from the defaults
 table (`tunesmith.recipe.defaults.lookup`), so the tiny family is judged by its measured values.
 """
 
@@ -24,14 +23,11 @@ from tunesmith.recipe.resolve import ResolvedRecipe
 from tunesmith.recipe.resolve import input_checkpoints as stage_input_checkpoints
 from tunesmith.recipe.schema import ResolvedStage
 
-FACTS = table.FACTS
-TINY = table.TINY
-SEED = "reference/seed-article.txt"
 RIF = "reasoning-instruction-following"
 
 RFT_PROBE_THRESHOLD = 0.05
 """'Proceed with RFT directly if the base model achieves more than approximately 5 percent positive
-reward' (BLOG-HPO recommended workflow, managed-service-facts.md 5.1)."""
+reward' ([nova-hpo-blog], recommended workflow)."""
 
 
 @dataclass(frozen=True)
@@ -113,8 +109,8 @@ def _lr_phrase(resolved: ResolvedRecipe, index: int) -> str:
 @rule("lr-deviates-while-mixing", "error", "LR changed from the family default while data mixing is on")
 def lr_deviates_while_mixing(resolved: ResolvedRecipe, facts: LintFacts) -> list[Finding]:
     """'Deviating from the default learning rate when mixing Nova data with your own data is the most common
-    source of training instability' (BLOG-HPO; managed-service-facts.md 2.3, 5.3). Error beyond the
-    service's own one-at-a-time sweep grid (default x0.5 .. x2, DOC-FORGE-SFT, facts 1.3), else warning."""
+    source of training instability' ([nova-hpo-blog]; [nova-data-mixing]). Error beyond the
+    service's own one-at-a-time sweep grid (default x0.5 .. x2, [nova-sft-docs], [nova-recipes]), else warning."""
     out = []
     for i, stage in enumerate(resolved.recipe.stages):
         default = default_for(resolved, i, "hyperparameters.lr")
@@ -132,7 +128,7 @@ def lr_deviates_while_mixing(resolved: ResolvedRecipe, facts: LintFacts) -> list
                 f"lr {lr:g} is {ratio:.3g}x {_lr_phrase(resolved, i)} {default:g} while {general_percent:g}% "
                 "general data is mixed in (the most common cause of instability)",
                 f"use lr {default:g} (drop hyperparameters.lr) and tune the mix instead",
-                f"BLOG-HPO pitfalls; {FACTS} 2.3, 5.3",
+                "[nova-hpo-blog] pitfalls; [nova-data-mixing]",
                 where(resolved, i),
             )
         )
@@ -142,7 +138,7 @@ def lr_deviates_while_mixing(resolved: ResolvedRecipe, facts: LintFacts) -> list
 @rule("sft-mix-without-rif", "warning", f"SFT general mix without '{RIF}'")
 def sft_mix_without_rif(resolved: ResolvedRecipe, facts: LintFacts) -> list[Finding]:
     """'For SFT, always include the reasoning-instruction-following category ... Skipping this category is a
-    common cause of degraded reasoning performance' (BLOG-HPO; managed-service-facts.md 2.3)."""
+    common cause of degraded reasoning performance' ([nova-hpo-blog]; [nova-data-mixing])."""
     out = []
     for i, stage in enumerate(resolved.recipe.stages):
         if stage.technique != "sft" or not mixing_on(stage):
@@ -156,7 +152,7 @@ def sft_mix_without_rif(resolved: ResolvedRecipe, facts: LintFacts) -> list[Find
                 "warning",
                 f"the general mix ({', '.join(f'{k} {v:g}%' for k, v in general.items())}) has no '{RIF}'",
                 f"add data_mixing.general.{RIF} (e.g. 30) and rebalance the shares to 100",
-                f"BLOG-HPO data mixing strategy; {FACTS} 2.3",
+                "[nova-hpo-blog] data mixing strategy; [nova-data-mixing]",
                 where(resolved, i),
             )
         )
@@ -165,20 +161,20 @@ def sft_mix_without_rif(resolved: ResolvedRecipe, facts: LintFacts) -> list[Find
 
 @rule("customer-share-far-from-50", "warning", "customer share far from ~50% without a stated reason")
 def customer_share_far_from_50(resolved: ResolvedRecipe, facts: LintFacts) -> list[Finding]:
-    """'balance your customer data around 50 percent of the total mix for most use cases' (BLOG-HPO;
-    managed-service-facts.md 2.3). Far = outside 25-75%, the range the service's own mixing experiments
-    span (10-75% general data, DOC-FORGE-SFT). State a reason with `acknowledge` to silence it."""
+    """'balance your customer data around 50 percent of the total mix for most use cases' ([nova-hpo-blog];
+    [nova-data-mixing]). Far = outside 25-75%, the range the service's own mixing experiments
+    span (10-75% general data, [nova-sft-docs]). State a reason with `acknowledge` to silence it."""
     out = []
     for i, stage in enumerate(resolved.recipe.stages):
         mix = stage.data_mixing
         if stage.technique == "rft" and not mixing_on(stage):
-            continue  # RFT trains on prompts + reward; the service mixes CPT and SFT only (facts 2.2)
+            continue  # RFT trains on prompts + reward; the service mixes CPT and SFT only ([nova-data-mixing])
         percent = mix.customer_percent
         if abs(percent - 50) <= 25:
             continue
         detail = (
             "no general data is mixed in: domain-only runs lost 45-100 points of general accuracy on the "
-            f"tiny family ({TINY})"
+            "tiny family ([tiny-feasibility])"
             if percent >= 100
             else f"{100 - percent:g}% of every batch is general data"
         )
@@ -189,7 +185,7 @@ def customer_share_far_from_50(resolved: ResolvedRecipe, facts: LintFacts) -> li
                 f"customer_percent is {percent:g} (recommended ~50): {detail}",
                 "set data_mixing.customer_percent: 50, or state why under "
                 f"acknowledge: {{customer-share-far-from-50@{resolved.stages[i].name}: <reason>}}",
-                f"BLOG-HPO data mixing strategy; {FACTS} 2.3",
+                "[nova-hpo-blog] data mixing strategy; [nova-data-mixing]",
                 where(resolved, i),
             )
         )
@@ -199,7 +195,7 @@ def customer_share_far_from_50(resolved: ResolvedRecipe, facts: LintFacts) -> li
 @rule("cpt-pretrained-without-sft", "error", "CPT on a pre-trained checkpoint not followed by SFT")
 def cpt_pretrained_without_sft(resolved: ResolvedRecipe, facts: LintFacts) -> list[Finding]:
     """'pre-trained checkpoints have no instructions for tuning. After CPT, you must run SFT to make the
-    model useful' (BLOG-HPO checkpoint selection; managed-service-facts.md 4)."""
+    model useful' ([nova-hpo-blog] checkpoint selection; [nova-cpt-docs])."""
     stages = resolved.recipe.stages
     kinds = input_checkpoints(resolved)
     out = []
@@ -214,7 +210,7 @@ def cpt_pretrained_without_sft(resolved: ResolvedRecipe, facts: LintFacts) -> li
                 "error",
                 "CPT starts from a pre-trained checkpoint (no instruction tuning) and no SFT stage follows",
                 "add an sft stage after it (demonstrations, LoRA, mixing with reasoning-instruction-following)",
-                f"BLOG-HPO checkpoint selection; {FACTS} 4",
+                "[nova-hpo-blog] checkpoint selection; [nova-cpt-docs]",
                 where(resolved, i),
             )
         )
@@ -223,8 +219,8 @@ def cpt_pretrained_without_sft(resolved: ResolvedRecipe, facts: LintFacts) -> li
 
 @rule("lora-from-pretrained", "warning", "LoRA starting from a pre-trained checkpoint")
 def lora_from_pretrained(resolved: ResolvedRecipe, facts: LintFacts) -> list[Finding]:
-    """'Use post-trained checkpoints as your starting point for LoRA training' (BLOG-HPO training mode;
-    managed-service-facts.md 4: Demonstrations | PEFT | Post-Trained)."""
+    """'Use post-trained checkpoints as your starting point for LoRA training' ([nova-hpo-blog] training mode;
+    [nova-cpt-docs]: Demonstrations | PEFT | Post-Trained)."""
     kinds = input_checkpoints(resolved)
     out = []
     for i, stage in enumerate(resolved.recipe.stages):
@@ -237,7 +233,7 @@ def lora_from_pretrained(resolved: ResolvedRecipe, facts: LintFacts) -> list[Fin
                 f"{stage.technique} with LoRA starts from a pre-trained checkpoint (still no instruction "
                 "tuning); LoRA's frozen base keeps what is there, not what is missing",
                 "start LoRA from model.checkpoint: post-trained, or train this stage at mode: full",
-                f"BLOG-HPO training mode; {FACTS} 4",
+                "[nova-hpo-blog] training mode; [nova-cpt-docs]",
                 where(resolved, i),
             )
         )
@@ -247,8 +243,8 @@ def lora_from_pretrained(resolved: ResolvedRecipe, facts: LintFacts) -> list[Fin
 @rule("full-rank-without-lora", "warning", "full rank without a prior LoRA stage")
 def full_rank_without_lora(resolved: ResolvedRecipe, facts: LintFacts) -> list[Finding]:
     """'Start with LoRA to validate your pipeline, data quality, and reward function ... Graduate to Full
-    Rank when you have confirmed the approach works' (BLOG-HPO; managed-service-facts.md 5.1). CPT stages
-    are exempt: CPT on pre-/mid-trained checkpoints is full rank by default (facts 4)."""
+    Rank when you have confirmed the approach works' ([nova-hpo-blog]). CPT stages
+    are exempt: CPT on pre-/mid-trained checkpoints is full rank by default ([nova-cpt-docs])."""
     out = []
     stages = resolved.recipe.stages
     for i, stage in enumerate(stages):
@@ -263,7 +259,7 @@ def full_rank_without_lora(resolved: ResolvedRecipe, facts: LintFacts) -> list[F
                 f"{stage.technique} trains at full rank with no LoRA stage validating the pipeline first",
                 "run it with mode: lora first; once validated, acknowledge: "
                 f"{{full-rank-without-lora@{resolved.stages[i].name}: <the LoRA run>}}",
-                f"BLOG-HPO recommended workflow; {FACTS} 5.1",
+                "[nova-hpo-blog] recommended workflow",
                 where(resolved, i),
             )
         )
@@ -272,8 +268,8 @@ def full_rank_without_lora(resolved: ResolvedRecipe, facts: LintFacts) -> list[F
 
 @rule("cpt-multiple-epochs", "error", "more than one epoch of CPT")
 def cpt_multiple_epochs(resolved: ResolvedRecipe, facts: LintFacts) -> list[Finding]:
-    """'For CPT, process at most one epoch of your dataset' (BLOG-HPO); multiple epochs on limited CPT data
-    cause overfitting and memorisation (pitfalls table, managed-service-facts.md 5.1, 5.3). Error from two
+    """'For CPT, process at most one epoch of your dataset' ([nova-hpo-blog]); multiple epochs on limited CPT data
+    cause overfitting and memorisation (pitfalls table, [nova-hpo-blog]). Error from two
     epochs, warning between 1.05 and 2 (rounding of max_steps)."""
     out = []
     for i, stage in enumerate(resolved.recipe.stages):
@@ -287,7 +283,7 @@ def cpt_multiple_epochs(resolved: ResolvedRecipe, facts: LintFacts) -> list[Find
                 f"CPT makes {epochs:g} passes over {resolved.stages[i].numbers.get('customer_examples')} "
                 "documents (at most 1)",
                 "set hyperparameters.max_epochs: 1 (or lower max_steps); add data rather than repeat it",
-                f"BLOG-HPO pitfalls; {FACTS} 5.1, 5.3",
+                "[nova-hpo-blog] pitfalls",
                 where(resolved, i),
             )
         )
@@ -296,9 +292,9 @@ def cpt_multiple_epochs(resolved: ResolvedRecipe, facts: LintFacts) -> list[Find
 
 @rule("sft-full-multi-epoch", "warning", "SFT full rank with several epochs")
 def sft_full_multi_epoch(resolved: ResolvedRecipe, facts: LintFacts) -> list[Finding]:
-    """'For SFT, Full Rank training typically needs fewer epochs than LoRA' (BLOG-HPO); full-rank
-    guidance is 1 epoch (DOC-SFT2), and doubling to 2 epochs dropped MedReason 63.54% -> 61.42%
-    (managed-service-facts.md 1.3, 5.1, 5.2)."""
+    """'For SFT, Full Rank training typically needs fewer epochs than LoRA' ([nova-hpo-blog]); full-rank
+    guidance is 1 epoch ([nova-sft-docs]), and doubling to 2 epochs dropped MedReason 63.54% -> 61.42%
+    ([nova-recipes] [nova-hpo-blog])."""
     out = []
     for i, stage in enumerate(resolved.recipe.stages):
         epochs = resolved.stages[i].numbers.get("epochs")
@@ -311,7 +307,7 @@ def sft_full_multi_epoch(resolved: ResolvedRecipe, facts: LintFacts) -> list[Fin
                 f"full-rank SFT makes {epochs:g} passes over your demonstrations "
                 f"({resolved.stages[i].numbers.get('total_steps')} steps); full rank needs ~1",
                 "set hyperparameters.max_epochs: 1 and keep the best checkpoint by validation",
-                f"BLOG-HPO batch size and training duration; {FACTS} 1.3, 5.1, 5.2",
+                "[nova-hpo-blog] batch size and training duration; [nova-recipes]",
                 where(resolved, i),
             )
         )
@@ -320,8 +316,8 @@ def sft_full_multi_epoch(resolved: ResolvedRecipe, facts: LintFacts) -> list[Fin
 
 @rule("warmup-far-from-15", "warning", "warmup far from ~15% of the steps")
 def warmup_far_from_15(resolved: ResolvedRecipe, facts: LintFacts) -> list[Finding]:
-    """'Configure warmup steps to approximately 15 percent of your total training steps' (BLOG-HPO;
-    managed-service-facts.md 5.1). Compared with the defaults table's ratio (15%; 1% for large-scale CPT);
+    """'Configure warmup steps to approximately 15 percent of your total training steps' ([nova-hpo-blog]).
+    Compared with the defaults table's ratio (15%; 1% for large-scale CPT);
     far = more than 10 points away. Runs under 10 steps are skipped (warmup rounds to whole steps)."""
     out = []
     for i in range(len(resolved.recipe.stages)):
@@ -340,7 +336,7 @@ def warmup_far_from_15(resolved: ResolvedRecipe, facts: LintFacts) -> list[Findi
                 f"warmup is {warmup} of {total} steps ({ratio:.0%}); the default is {default:.0%}",
                 f"drop warmup_steps/warmup_ratio (default {round(default * total)} steps) or set warmup_ratio: "
                 f"{default:g}",
-                f"BLOG-HPO learning rate configuration; {FACTS} 5.1",
+                "[nova-hpo-blog] learning rate configuration",
                 where(resolved, i),
             )
         )
@@ -358,16 +354,16 @@ def probe_rate(stage: ResolvedStage, facts: LintFacts) -> float | None:
 def rft_without_sft_or_probe(resolved: ResolvedRecipe, facts: LintFacts) -> list[Finding]:
     """Pitfall 1, 'Skipping SFT before RFT' -> no improvement or degradation. RFT-only is right 'if the base
     model achieves more than approximately 5 percent positive reward'; 'Fall back to SFT if reward scores
-    are consistently near zero' (BLOG-HPO; managed-service-facts.md 5.1, 5.3). Info without a probe result
+    are consistently near zero' ([nova-hpo-blog]). Info without a probe result
     (`train` runs the readiness probe itself before the stage and refuses a hopeless one), error when the
-    recorded probe is at or below 5%, info above 95% (RFT may be unnecessary, facts 2.4)."""
+    recorded probe is at or below 5%, info above 95% (RFT may be unnecessary, [nova-hpo-blog])."""
     out = []
     stages = resolved.recipe.stages
     for i, stage in enumerate(stages):
         if stage.technique != "rft" or any(prior.technique == "sft" for prior in stages[:i]):
             continue
         rate = probe_rate(stage, facts)
-        source = f"BLOG-HPO recommended workflow, pitfalls; {FACTS} 5.1, 5.3"
+        source = "[nova-hpo-blog] recommended workflow, pitfalls"
         if rate is None:
             out.append(
                 Finding(
@@ -400,7 +396,7 @@ def rft_without_sft_or_probe(resolved: ResolvedRecipe, facts: LintFacts) -> list
                     "info",
                     f"the probe found {rate:.1%} positive reward: RFT may be unnecessary (little to improve)",
                     "check the reward discriminates across quality levels before spending compute",
-                    f"{FACTS} 2.4 (evaluation-first rule), 5.3",
+                    "[nova-hpo-blog] (evaluate first; pitfalls table)",
                     where(resolved, i),
                 )
             )
@@ -410,7 +406,7 @@ def rft_without_sft_or_probe(resolved: ResolvedRecipe, facts: LintFacts) -> list
 @rule("rft-lr-raised", "error", "RFT LR raised by more than a small multiplier")
 def rft_lr_raised(resolved: ResolvedRecipe, facts: LintFacts) -> list[Finding]:
     """RFT: 'Adjust in small multiplier increments only if needed ... Even a small multiplier increase can
-    drop performance below baseline' (BLOG-HPO; managed-service-facts.md 5.1). Warning above 2x the
+    drop performance below baseline' ([nova-hpo-blog]). Warning above 2x the
     family default, error above 10x."""
     out = []
     for i, stage in enumerate(resolved.recipe.stages):
@@ -426,7 +422,7 @@ def rft_lr_raised(resolved: ResolvedRecipe, facts: LintFacts) -> list[Finding]:
                 "error" if ratio > 10 else "warning",
                 f"RFT lr {stage.hyperparameters.lr:g} is {ratio:.3g}x {_lr_phrase(resolved, i)} {default:g}",
                 f"start at {default:g} and raise in small steps (<= 2x) only if reward stalls",
-                f"BLOG-HPO learning rate configuration; {FACTS} 1.6, 5.1",
+                "[nova-hpo-blog] learning rate configuration; [nova-rft-docs]",
                 where(resolved, i),
             )
         )
@@ -441,7 +437,7 @@ def task_count(stage: ResolvedStage) -> int:
 @rule("sft-data-count", "warning", "SFT data outside 1,000-10,000 demonstrations per task")
 def sft_data_count(resolved: ResolvedRecipe, facts: LintFacts) -> list[Finding]:
     """SFT needs '1,000-10,000 high-quality demonstrations per task. Quality, consistency, and diversity
-    matter more than volume' (BLOG-HPO technique table; reference/seed-article.txt). Warning below, info
+    matter more than volume' ([nova-hpo-blog] technique table). Warning below, info
     above."""
     out = []
     for i, stage in enumerate(resolved.recipe.stages):
@@ -462,7 +458,7 @@ def sft_data_count(resolved: ResolvedRecipe, facts: LintFacts) -> list[Finding]:
                 "collect more high-quality demonstrations (or distil them from reward-passing samples)"
                 if low
                 else "more is not better past ~10,000 per task: favour quality and diversity, deduplicate",
-                f"BLOG-HPO customization techniques; {SEED}",
+                "[nova-hpo-blog] customization techniques",
                 where(resolved, i),
             )
         )
@@ -471,7 +467,7 @@ def sft_data_count(resolved: ResolvedRecipe, facts: LintFacts) -> list[Finding]:
 
 @rule("max-length-mismatch", "warning", "max_length far from the data's length distribution")
 def max_length_mismatch(resolved: ResolvedRecipe, facts: LintFacts) -> list[Finding]:
-    """'Match your max sequence length to your data distribution' (BLOG-HPO; managed-service-facts.md 5.1).
+    """'Match your max sequence length to your data distribution' ([nova-hpo-blog]).
     SFT/RFT: > 1% of sampled examples (RFT: prompt + max_new_tokens) over max_length are truncated ->
     warning. Any stage: max_length over 8x the 99th-percentile length -> info. CPT splits long documents
     (tunesmith.data.packing), so only the second check applies. No tokenizer -> info."""
@@ -480,7 +476,7 @@ def max_length_mismatch(resolved: ResolvedRecipe, facts: LintFacts) -> list[Find
         data = facts.stage_data.get(i)
         if data is None:
             continue
-        source = f"BLOG-HPO batch size and training duration; {FACTS} 5.1"
+        source = "[nova-hpo-blog] batch size and training duration"
         if data.lengths is None:
             out.append(
                 Finding(
@@ -537,7 +533,7 @@ def _round_up(tokens: int) -> int:
 @rule("reasoning-mismatch", "warning", "reasoning/thinking setting differs between training and evaluation")
 def reasoning_mismatch(resolved: ResolvedRecipe, facts: LintFacts) -> list[Finding]:
     """Pitfall 5, mismatched reasoning settings: 'match reasoning_enabled between training and inference'
-    (BLOG-HPO; DOC-SFT2; managed-service-facts.md 2.4, 5.3). Compares the stage's
+    ([nova-hpo-blog]; [nova-sft-docs]; [nova-forge-sdk]). Compares the stage's
     `hyperparameters.reasoning_enabled` with `evaluation.reasoning_enabled`; without a stage setting, SFT data
     with reasoning traces (>= 50% of sampled examples) counts as on and data without any as off."""
     evaluation = resolved.recipe.evaluation.reasoning_enabled
@@ -567,7 +563,7 @@ def reasoning_mismatch(resolved: ResolvedRecipe, facts: LintFacts) -> list[Findi
                 f"reasoning is {'on' if trained else 'off'} in training ({basis}) but "
                 f"{'on' if evaluation else 'off'} in evaluation",
                 "use the same reasoning/thinking setting for training, evaluation and serving",
-                f"BLOG-HPO pitfalls; {FACTS} 2.4, 5.3",
+                "[nova-hpo-blog] pitfalls; [nova-forge-sdk]",
                 where(resolved, i),
             )
         )
@@ -576,8 +572,8 @@ def reasoning_mismatch(resolved: ResolvedRecipe, facts: LintFacts) -> list[Findi
 
 @rule("no-validation-set", "warning", "a validation set missing (no way to pick the best checkpoint)")
 def no_validation_set(resolved: ResolvedRecipe, facts: LintFacts) -> list[Finding]:
-    """'Monitor validation loss to select the best SFT checkpoint' (BLOG-HPO recommended workflow); checkpoints
-    are kept by validation metric (save_top_k, managed-service-facts.md 1.8, 5.1)."""
+    """'Monitor validation loss to select the best SFT checkpoint' ([nova-hpo-blog] recommended workflow); checkpoints
+    are kept by validation metric (save_top_k, [nova-recipes] [nova-hpo-blog])."""
     out = []
     for i, stage in enumerate(resolved.recipe.stages):
         if stage.data.validation:
@@ -590,7 +586,7 @@ def no_validation_set(resolved: ResolvedRecipe, facts: LintFacts) -> list[Findin
                 f"no validation data: save_top_k {stage.hyperparameters.save_top_k} cannot rank checkpoints by "
                 f"validation {metric}, and overfitting goes unseen",
                 "set data.validation to a held-out file (a few hundred examples, not in train)",
-                f"BLOG-HPO recommended workflow; {FACTS} 1.8, 5.1",
+                "[nova-hpo-blog] recommended workflow; [nova-recipes]",
                 where(resolved, i),
             )
         )
@@ -602,7 +598,7 @@ def no_validation_set(resolved: ResolvedRecipe, facts: LintFacts) -> list[Findin
 )
 def pretrained_high_lr_no_rampdown(resolved: ResolvedRecipe, facts: LintFacts) -> list[Finding]:
     """With a pre-trained checkpoint and a higher LR (such as 1e-4), 'gradually reduce the learning rate back
-    to approximately 1e-6 ... before running SFT' (BLOG-HPO checkpoint selection; managed-service-facts.md
+    to approximately 1e-6 ... before running SFT' ([nova-hpo-blog] checkpoint selection; [nova-recipes]
     4, 5.1). Large = over 2x the family's standard default; ramped down = decay steps > 0 and min_lr within
     2x of the family's floor (standard default / 10: 1e-6 for billion-class CPT)."""
     kinds = input_checkpoints(resolved)
@@ -626,7 +622,7 @@ def pretrained_high_lr_no_rampdown(resolved: ResolvedRecipe, facts: LintFacts) -
                 f"ends at min_lr {hp.min_lr:g} after {decay_steps} decay steps, not ramped down to ~{floor:g}",
                 f"set min_lr: {floor:g} with decay steps (or scale: large for CPT), so the model settles "
                 "before SFT",
-                f"BLOG-HPO checkpoint selection; {FACTS} 4, 5.1",
+                "[nova-hpo-blog] checkpoint selection; [nova-cpt-docs]",
                 where(resolved, i),
             )
         )

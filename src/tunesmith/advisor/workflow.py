@@ -1,14 +1,14 @@
 """`tunesmith advise`: from what the user has (an inventory) to the playbook's stage sequence and a recipe.
 
-The playbook's "Recommended workflow" (BLOG-HPO, reference/seed-article.txt; digest in
-reference/managed-service-facts.md 5.1):
+The playbook's "Recommended workflow" ([nova-hpo-blog]; digest in
+[nova-hpo-blog]):
 
 - demonstrations + a verifiable reward: SFT with LoRA (mixing with reasoning-instruction-following,
   default LRs, best checkpoint by validation loss), then RFT on the SFT checkpoint;
 - a reward but no labels: probe the base first; RFT directly only above ~5% positive reward, else SFT first;
 - the base lacks the domain's vocabulary: CPT first, then SFT (required), then optionally RFT.
   "CPT is only needed when the base model lacks domain vocabulary or knowledge your task requires";
-- full rank only after LoRA is validated; the starting checkpoint follows the data scale (facts 4).
+- full rank only after LoRA is validated; the starting checkpoint follows the data scale ([nova-cpt-docs]).
 
 `recommend()` is pure (plain values in, `Advice` out); `advise()` measures the files, then calls it.
 """
@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from tunesmith.advisor.rules import FACTS, RFT_PROBE_THRESHOLD, SEED, TINY
+from tunesmith.advisor.rules import RFT_PROBE_THRESHOLD
 from tunesmith.advisor.stats import VocabularyGap
 from tunesmith.errors import UserError
 
@@ -30,13 +30,13 @@ inference: the playbook gives the criterion, not a number)."""
 UNKNOWN_TOKEN_RATE_THRESHOLD = 0.01
 """Above this share of unknown-token ids the tokenizer cannot even spell the domain (same status)."""
 
-PRETRAINED_TOKENS = 100e9  # '>100 billion tokens' -> pre-trained (BLOG-HPO; facts 4)
-MIDTRAINED_TOKENS = (
-    10e9  # '>10B tokens -> partially or fully pre-trained', '<10B -> GA' (DOC-FORGE-CPT; facts 4)
+PRETRAINED_TOKENS = 100e9  # '>100 billion tokens' -> pre-trained ([nova-hpo-blog]; [nova-cpt-docs])
+MIDTRAINED_TOKENS = 10e9  # '>10B tokens -> partially or fully pre-trained', '<10B -> GA' ([nova-cpt-docs])
+LARGE_SCALE_TOKENS = (
+    1e12  # '>1T tokens ... higher learning rate (such as 1e-4)' with a ramp-down ([nova-hpo-blog])
 )
-LARGE_SCALE_TOKENS = 1e12  # '>1T tokens ... higher learning rate (such as 1e-4)' with a ramp-down (BLOG-HPO)
 
-WORKFLOW = f"BLOG-HPO recommended workflow; {FACTS} 5.1; {SEED}"
+WORKFLOW = "[nova-hpo-blog] recommended workflow"
 
 
 @dataclass(frozen=True)
@@ -114,7 +114,7 @@ def needs_cpt(gap: VocabularyGap | None, vocabulary: str = "auto") -> tuple[bool
 
 
 def checkpoint_for_cpt(tokens: int, available: list[str]) -> tuple[str, str]:
-    """The starting checkpoint for CPT by data scale (managed-service-facts.md 4), and why."""
+    """The starting checkpoint for CPT by data scale ([nova-cpt-docs]), and why."""
     if tokens >= PRETRAINED_TOKENS:
         wanted, why = "pre-trained", f"{tokens:.3g} tokens >= 100B: pre-trained is most plastic"
     elif tokens >= MIDTRAINED_TOKENS:
@@ -173,7 +173,7 @@ def recommend(
                     "cpt",
                     f"{why}; CPT absorbs it from unlabeled text. Checkpoint by data scale: {checkpoint_why}"
                     + ("; > 1T tokens: scale large (1e-4 peak, ramp down to ~1e-6)" if scale else ""),
-                    f"{WORKFLOW}; {FACTS} 4",
+                    f"{WORKFLOW}; [nova-cpt-docs]",
                     mode="lora" if checkpoint == "post-trained" else "full",
                     data=inv.domain_text,
                 )
@@ -220,7 +220,7 @@ def recommend(
                 "base, which can already partly do the task"
             )
             if rate > 0.95:
-                notes.append(f"{rate:.1%} positive reward: RFT may be unnecessary ({FACTS} 2.4)")
+                notes.append(f"{rate:.1%} positive reward: RFT may be unnecessary ([nova-hpo-blog])")
         else:
             sft_reason = (
                 f"the probe found {rate:.1%} positive reward (<= {RFT_PROBE_THRESHOLD:.0%}): reward-guided "
@@ -251,20 +251,22 @@ def recommend(
         customer = 75.0
         notes.append(
             "target is the domain task only: 75% customer data (a 75/25 mix kept MMLU 0.74 vs 0.75 with a "
-            f"12-point F1 gain, {FACTS} 5.5); still mixed, since domain-only data destabilizes training"
+            "12-point F1 gain, [nova-mixing-blog]); still mixed, since domain-only data destabilizes training"
         )
     else:
         notes.append(
-            f"target domain + general: 50% customer data, general shares include reasoning-instruction-following "
-            f"({FACTS} 2.3)"
+            "target domain + general: 50% customer data, general shares include reasoning-instruction-following "
+            "([nova-data-mixing])"
         )
     notes.append(
         "LoRA at the family's default LRs throughout; consider full rank only after the LoRA run is validated "
-        f"({FACTS} 5.1)"
+        "([nova-hpo-blog])"
     )
-    notes.append(f"evaluate on both the domain task and general benchmarks before and after ({FACTS} 6)")
+    notes.append(
+        "evaluate on both the domain task and general benchmarks before and after ([nova-evaluation])"
+    )
     if size_class == "tiny":
-        notes.append(f"tiny family: defaults measured on this machine ({TINY})")
+        notes.append("tiny family: defaults measured on this machine ([tiny-feasibility])")
     return Advice(inv, checkpoint, steps, measurements, notes, scale, customer)
 
 

@@ -3,7 +3,7 @@
 `resolve_builtin(ref)` materializes the file once (deterministically, seed 0, written atomically) under
 `tunesmith.paths.data_dir()/builtin/` and returns its path; later calls reuse it. The Brindle SFT files
 are written in the Bedrock conversation format (`bedrock-conversation-2024`) so the demo reads the same
-format as users' real data (reference/managed-service-facts.md section 2.4); the general SFT files are in
+format as users' real data ([nova-forge-sdk]); the general SFT files are in
 OpenAI chat form. Validation files hold prompts from the held-out split, like the evaluation file, but
 drawn with another seed.
 """

@@ -1,14 +1,14 @@
 """The mixture: the user's data blended with curated general data, seeded, streamed, reported.
 
-Semantics follow the managed service (managed-service-facts.md 2.1-2.2): `customer_percent` (0-100) of
+Semantics follow the managed service ([nova-data-mixing]): `customer_percent` (0-100) of
 the OVERALL mix comes from the user's data; `general` gives each general category's share of the
 remaining general portion, summing to 100. E.g. customer 25 with five categories at 20 each means 25%
 customer and 15% of each category.
 
 Layers, from pure to I/O:
 
-- `mixing_rule_violations` / `check_mixing_rules`: the SDK's validation rules (section 2.2), pure; the
-  rules themselves are `tunesmith.recipe.mixing_rules` (one copy, which the recipe schema calls too).
+- `mixing_rule_violations` / `check_mixing_rules`: the SDK's validation rules ([nova-forge-sdk]), pure; the
+  rules themselves are `tunesmith.data.mixing_rules` (one copy, which the recipe schema calls too).
 - `requested_percents`, `largest_remainder`, `plan_counts`: arithmetic, pure.
 - `weighted_interleave`: the schedule. Each source's k-th item is placed at a jittered position inside
   its k-th stratum (k + u) / target of the run, and the sources are merged in position order, so every
@@ -36,8 +36,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from tunesmith.data.formats import Example, ValidationReport, format_for_row, read_examples
+from tunesmith.data.mixing_rules import mixing_rule_violations as rule_violations
 from tunesmith.errors import DataError
-from tunesmith.recipe.mixing_rules import mixing_rule_violations as rule_violations
 
 if TYPE_CHECKING:
     from tunesmith.data.snapshot import DataSnapshot
@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 CUSTOMER = "customer"
-#: "For SFT, always include the 'reasoning-instruction-following' category" (BLOG-HPO, DOC-FORGE-SFT; 2.3)
+#: "For SFT, always include the 'reasoning-instruction-following' category" ([nova-hpo-blog], [nova-sft-docs])
 SFT_GUARD_CATEGORY = "reasoning-instruction-following"
 #: examples held by the seeded shuffle buffer of a file source
 DEFAULT_SHUFFLE_BUFFER = 10_000
@@ -58,7 +58,7 @@ Sampling = Literal["with_replacement", "without_replacement"]
 
 
 class MixingRuleError(DataError, ValueError):
-    """A mixing block that breaks a rule of section 2.2 (a `ValueError` too, so pydantic validators can
+    """A mixing block that breaks a rule of the SDK's ([nova-forge-sdk]; a `ValueError` too, so pydantic validators can
     raise it)."""
 
 
@@ -68,7 +68,8 @@ class MixingRuleError(DataError, ValueError):
 def mixing_rule_violations(
     customer_percent: float, general: Mapping[str, float] | None, *, where: str = "data_mixing"
 ) -> list[str]:
-    """The SDK rules (`tunesmith.recipe.mixing_rules`, the one copy the schema also calls), as messages
+    """The SDK rules (`validate_data_mixing_config`, [nova-forge-sdk]; written once in
+    `tunesmith.data.mixing_rules`, which the recipe schema calls too), as messages
     `key.path: what — fix`; empty when the block is valid."""
     return [f"{where}.{key}: {message}" for key, message in rule_violations(customer_percent, general)]
 
@@ -635,7 +636,7 @@ def mix(
     if kind == "sft" and spec.customer_percent < 100 and spec.general.get(SFT_GUARD_CATEGORY, 0) <= 0:
         warnings.append(
             f"SFT mix without '{SFT_GUARD_CATEGORY}': the managed service's guidance is to always include it "
-            "to keep general instruction following (managed-service-facts.md 2.3)"
+            "to keep general instruction following ([nova-data-mixing])"
         )
 
     # What each source can give per pass, in the mix unit (None: unlimited).

@@ -1,7 +1,6 @@
 """lm-evaluation-harness tasks (e.g. mmlu, ifeval, gsm8k) for real models, run only on local data.
 
-The managed service's general benchmarks are MMLU, IFEval, GSM8K and friends (reference/
-managed-service-facts.md section 6: "Always evaluate both the domain task and general benchmarks").
+The managed service's general benchmarks are MMLU, IFEval, GSM8K and friends ([nova-evaluation]: "Always evaluate both the domain task and general benchmarks").
 lm-evaluation-harness (EleutherAI, `pip install 'tunesmith[eval]'`) implements them; this adapter hands it
 the already loaded model (`lm_eval.models.huggingface.HFLM(pretrained=<model>, tokenizer=<tokenizer>)`)
 and a `TaskManager` that also scans a folder of the user's own task YAMLs (`include_path`; lm-eval docs,
@@ -23,7 +22,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 DEFAULT_TASKS: tuple[str, ...] = ("mmlu", "ifeval", "gsm8k")
-"""The playbook's general benchmarks (managed-service-facts.md section 6), for real models."""
+"""The playbook's general benchmarks ([nova-evaluation]), for real models."""
 REAL_MODEL_PARAMETERS = 100_000_000
 """Below this size (the tiny family is ~1M) the default benchmarks measure nothing but chance."""
 

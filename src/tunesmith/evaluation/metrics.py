@@ -1,89 +1,57 @@
 """Per-item scoring of a generated answer against its reference: pure functions, no model.
 
-- `exact_match`: equal after collapsing whitespace (case kept) — `tunesmith.models.generate.exact_match`,
-  the scorer of the tiny family's build report, reused so both report the same number.
-- `normalized_match`: equal after SQuAD normalization (lower case, punctuation and the articles a/an/the
-  removed, whitespace collapsed). Source: the official SQuAD v1.1 evaluation script
-  (`normalize_answer`, Rajpurkar et al. 2016).
-- `token_f1`: harmonic mean of token precision and recall over the normalized bags of words (same script,
-  `f1_score`).
+- `exact_match`, `normalized_match`, `token_f1`: `tunesmith.matching` (shared with the reward verifiers, so
+  a reward and the domain suite report the same number).
 - `rouge_l`: ROUGE-L F-measure (beta = 1) from the longest common subsequence of lower-cased alphanumeric
-  tokens (Lin 2004, "ROUGE: A Package for Automatic Evaluation of Summaries", section 3.1; tokenization as
-  Google's `rouge-score` package without stemming).
+  tokens ([lin-2004], section 3.1), computed by
+  Google's `rouge-score` package without stemming.
 - rewards: the managed service's `rft_eval` scores a domain set with the RFT stage's reward function
-  (reference/managed-service-facts.md section 6); `resolve_reward` turns a reward spec into a callable
+  ([nova-evaluation]); `resolve_reward` turns a reward spec into a callable
   `(completion, reference_answer) -> float`.
 """
 
 from __future__ import annotations
 
+import functools
 import re
-import string
-from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from tunesmith.models.generate import exact_match as _exact_match
+from tunesmith.matching import exact_match, normalize_answer, normalized_match, token_f1
+
+__all__ = [
+    "METRICS",
+    "RewardScorer",
+    "Scorer",
+    "exact_match",
+    "normalize_answer",
+    "normalized_match",
+    "resolve_reward",
+    "rouge_l",
+    "score_all",
+    "token_f1",
+]
 
 Scorer = Callable[[str, str], float]
 
-_ARTICLES = re.compile(r"\b(a|an|the)\b")
-_PUNCTUATION = set(string.punctuation)
-_ROUGE_TOKEN = re.compile(r"[^a-z0-9]+")
+_ROUGE_TOKEN_CHARACTER = re.compile(r"[a-z0-9]")  # rouge-score's tokens: runs of these after lower-casing
 
 
-def exact_match(prediction: str, reference: str) -> float:
-    """1.0 when the answer equals the reference after collapsing whitespace (case matters), else 0.0."""
-    return float(_exact_match(prediction, reference))
+@functools.cache
+def _rouge_l_scorer() -> Any:
+    from rouge_score import rouge_scorer  # imported on first use: it loads nltk (about a second)
 
-
-def normalize_answer(text: str) -> str:
-    """SQuAD v1.1 normalization: lower case, drop punctuation and articles, collapse whitespace."""
-    text = "".join(ch for ch in text.lower() if ch not in _PUNCTUATION)
-    return " ".join(_ARTICLES.sub(" ", text).split())
-
-
-def normalized_match(prediction: str, reference: str) -> float:
-    """1.0 when both are equal after `normalize_answer`, else 0.0."""
-    return float(normalize_answer(prediction) == normalize_answer(reference))
-
-
-def token_f1(prediction: str, reference: str) -> float:
-    """SQuAD token F1 over normalized words (two empty strings score 1.0, one empty string 0.0)."""
-    got, want = normalize_answer(prediction).split(), normalize_answer(reference).split()
-    if not got or not want:
-        return float(got == want)
-    common = sum((Counter(got) & Counter(want)).values())
-    if common == 0:
-        return 0.0
-    precision, recall = common / len(got), common / len(want)
-    return 2 * precision * recall / (precision + recall)
-
-
-def _rouge_tokens(text: str) -> list[str]:
-    return _ROUGE_TOKEN.sub(" ", text.lower()).split()
-
-
-def _lcs_length(a: list[str], b: list[str]) -> int:
-    previous = [0] * (len(b) + 1)
-    for token_a in a:
-        current = [0]
-        for j, token_b in enumerate(b):
-            current.append(previous[j] + 1 if token_a == token_b else max(previous[j + 1], current[j]))
-        previous = current
-    return previous[-1]
+    return rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
 
 
 def rouge_l(prediction: str, reference: str) -> float:
-    """ROUGE-L F1: LCS-based precision and recall over lower-cased alphanumeric tokens."""
-    got, want = _rouge_tokens(prediction), _rouge_tokens(reference)
-    if not got or not want:
-        return float(got == want)
-    lcs = _lcs_length(got, want)
-    if lcs == 0:
-        return 0.0
-    precision, recall = lcs / len(got), lcs / len(want)
-    return 2 * precision * recall / (precision + recall)
+    """ROUGE-L F1 by `rouge-score` (lower-cased alphanumeric tokens, no stemming). Kept here: two answers
+    without any token score 1.0, as in `token_f1` (rouge-score gives 0.0 when either side has no token)."""
+    if not _ROUGE_TOKEN_CHARACTER.search(prediction.lower()) and not _ROUGE_TOKEN_CHARACTER.search(
+        reference.lower()
+    ):
+        return 1.0
+    return float(_rouge_l_scorer().score(reference, prediction)["rougeL"].fmeasure)
 
 
 METRICS: dict[str, Scorer] = {

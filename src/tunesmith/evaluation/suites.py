@@ -8,7 +8,7 @@
   service's `rft_eval`); plus the perplexity of the reference answers given their prompts.
 
 Generation is `tunesmith.models.generate.generate_batch`: batched, greedy, with the model's chat template
-(managed-service-facts.md section 6: eval recipes use temperature 0). `max_new_tokens` is derived from the
+([nova-evaluation]: eval recipes use temperature 0). `max_new_tokens` is derived from the
 longest reference (1.5 x its tokens + 8, capped), so a model that never stops does not cost the cap on
 every item.
 """

@@ -1,9 +1,9 @@
 """Checkpoint catalog: each model family names its three stages (pre-, mid-, post-trained).
 
-Mirrors the managed service's checkpoint options (reference/managed-service-facts.md section 4):
+Mirrors the managed service's checkpoint options ([nova-cpt-docs]):
 PRE-TRAINED = after the constant-LR stage (most plastic), MID-TRAINED = after LR ramp-down / mid-training,
 POST-TRAINED = instruction-tuned. For open families we map: pre-trained = an intermediate/stage-1 base where
-one is published, mid-trained = the final base model, post-trained = the instruct model (section 8).
+one is published, mid-trained = the final base model, post-trained = the instruct model (our mapping).
 A stage that the family does not publish is `None` (missing).
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-CHECKPOINT_STAGES: tuple[str, ...] = ("pre-trained", "mid-trained", "post-trained")
+from tunesmith.vocabulary import CHECKPOINT_STAGES
 
 
 @dataclass(frozen=True)

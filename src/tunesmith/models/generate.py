@@ -6,20 +6,49 @@ evaluation issue reuses `generate_batch` / `exact_match` / `accuracy_by_category
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Sequence
 
 import torch
 
+from tunesmith import matching
+
 Messages = list[dict[str, str]]
 
+_REASONING = re.compile(r"^\s*<think>(.*?)(?:</think>|$)", re.DOTALL)
 
-def render_prompt(tokenizer, messages: Messages) -> str:
+
+def render_prompt(tokenizer, messages: Messages, *, reasoning: bool | None = None) -> str:
     """The text the model sees before its answer: the chat template with the generation prompt, or, for a
-    tokenizer without a template (a base model), the user turns joined by newlines."""
+    tokenizer without a template (a base model), the user turns joined by newlines.
+
+    `reasoning` True/False is passed to the template as `enable_thinking` (Qwen3's switch: False closes an
+    empty `<think></think>` block in the prompt, so the model answers directly); None leaves the template's
+    default. Templates without the switch ignore it.
+    """
     if getattr(tokenizer, "chat_template", None):
-        return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        extra = {} if reasoning is None else {"enable_thinking": reasoning}
+        return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False, **extra)
     return "\n".join(m["content"] for m in messages if m["role"] != "assistant") + "\n"
+
+
+def split_reasoning(completion: str) -> tuple[str, str]:
+    """(reasoning, answer) of a completion that may open with a `<think>...</think>` block (Qwen3, DeepSeek-R1
+    style; the tags are plain text there, so decoding keeps them). An unclosed block is all reasoning."""
+    match = _REASONING.match(completion)
+    if match is None:
+        return "", completion.strip()
+    return match.group(1).strip(), completion[match.end() :].strip()
+
+
+def stop_token_ids(model, tokenizer) -> list[int]:
+    """Every id generation should stop at: the generation config's eos ids (instruct folders list several,
+    e.g. Llama 3's <|end_of_text|>, <|eom_id|>, <|eot_id|>) and the tokenizer's eos."""
+    configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    ids = list(configured) if isinstance(configured, list | tuple) else [configured]
+    ids.append(tokenizer.eos_token_id)
+    return list(dict.fromkeys(i for i in ids if i is not None))
 
 
 @torch.inference_mode()
@@ -32,13 +61,16 @@ def generate_batch(
     *,
     num_samples: int = 1,
     temperature: float | None = None,
+    reasoning: bool | None = None,
 ) -> list[str]:
     """Completions (special tokens removed, stripped) for each conversation, in order: greedy by default;
     with `temperature`, `num_samples` sampled completions per conversation (consecutive in the output; seed
     torch beforehand for reproducible samples).
 
-    Prompts are left-padded so every row's answer starts at the same position; generation stops at the
-    tokenizer's eos token or after `max_new_tokens`.
+    Prompts are left-padded so every row's answer starts at the same position (a tokenizer without a pad
+    token, like Llama 3.x Instruct's, pads with eos for the call); generation stops at any of
+    `stop_token_ids` or after `max_new_tokens`. `reasoning` goes to `render_prompt`; completions are returned
+    as generated (reasoning blocks included: `split_reasoning` separates them for scoring).
     """
     sampling = temperature is not None
     if num_samples > 1 and not sampling:
@@ -47,14 +79,20 @@ def generate_batch(
     batch_size = max(1, batch_size // num_samples)
     was_training = model.training
     model.eval()
-    previous_side = tokenizer.padding_side
+    previous_side, previous_pad = tokenizer.padding_side, tokenizer.pad_token
     tokenizer.padding_side = "left"
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    pad_id = tokenizer.pad_token_id
+    stop_ids = stop_token_ids(model, tokenizer)
     has_template = bool(getattr(tokenizer, "chat_template", None))
     outputs: list[str] = []
     try:
         for start in range(0, len(prompts_as_messages), batch_size):
-            texts = [render_prompt(tokenizer, m) for m in prompts_as_messages[start : start + batch_size]]
+            texts = [
+                render_prompt(tokenizer, m, reasoning=reasoning)
+                for m in prompts_as_messages[start : start + batch_size]
+            ]
             batch = tokenizer(
                 texts, return_tensors="pt", padding=True, add_special_tokens=not has_template
             ).to(model.device)
@@ -64,20 +102,22 @@ def generate_batch(
                 num_return_sequences=num_samples,
                 max_new_tokens=max_new_tokens,
                 pad_token_id=pad_id,
-                eos_token_id=tokenizer.eos_token_id,
+                eos_token_id=stop_ids,
             )
             new_tokens = generated[:, batch["input_ids"].shape[1] :]
             outputs += [t.strip() for t in tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
     finally:
         tokenizer.padding_side = previous_side
+        if previous_pad is None:
+            tokenizer.pad_token = None
         model.train(was_training)
     return outputs
 
 
 def exact_match(prediction: str, reference: str) -> bool:
     """True when the answer equals the reference after collapsing whitespace (case matters: some tasks
-    ask for capitals)."""
-    return " ".join(prediction.split()) == " ".join(reference.split())
+    ask for capitals): `tunesmith.matching.exact_match`, the evaluation suite's scorer."""
+    return bool(matching.exact_match(prediction, reference))
 
 
 def accuracy_by_category(

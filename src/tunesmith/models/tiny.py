@@ -1,7 +1,7 @@
 """The embedded `tiny` family: a ~1M-parameter Llama built from the project's own general data.
 
 `tunesmith models build tiny` trains three checkpoints in one deterministic chain, mirroring the managed
-service's checkpoint options (reference/managed-service-facts.md section 4):
+service's checkpoint options ([nova-cpt-docs]):
 
 1. `pre-trained`: next-token loss on general prose (`data.general` kind "text") packed into 128-token
    blocks, constant LR after a short warmup, no chat format. It continues text; it does not follow the
@@ -11,11 +11,11 @@ service's checkpoint options (reference/managed-service-facts.md section 4):
 3. `post-trained`: SFT on general chat demonstrations with the chat template, loss on the assistant
    tokens only, warmup + cosine decay: follows instructions well.
 
-Sizes and rates follow reference/tiny-feasibility.md (measured on this machine kind): model "M"
+Sizes and rates follow [tiny-feasibility] (measured on this machine kind): model "M"
 (d128, 4 layers, tied embeddings, ~1.06M parameters, ~12k tokens/s on 2 cores), batch 64 for SFT,
 post-train LR 2e-3. The training loop is a compact plain-torch loop on purpose: this is the "model
 vendor's" pre-training, not a user run, and the same model through TRL's SFTTrainer costs ~1.6x per step
-(tiny-feasibility.md), which would break the <= 10 minute build budget. User stages (training/) use TRL.
+([tiny-feasibility]), which would break the <= 10 minute build budget. User stages (training/) use TRL.
 
 The family is published atomically (`runs.atomic_directory`), so a killed build never leaves a half
 family that a later call picks up. `build_report.json` records per-category exact-match accuracy on the
@@ -57,7 +57,7 @@ MODEL_CONFIG: dict = {
     "rms_norm_eps": 1e-5,
     "tie_word_embeddings": True,
 }
-"""Model "M" of tiny-feasibility.md: d128 / 4 layers / tied embeddings = ~1.06M parameters."""
+"""Model "M" of [tiny-feasibility]: d128 / 4 layers / tied embeddings = ~1.06M parameters."""
 
 BLOCK_TOKENS = 128
 """Packed block length for pre- and mid-training (the longest chat example is ~70 tokens)."""
@@ -85,7 +85,7 @@ PLANS: tuple[StagePlan, ...] = (
 
 CATEGORY_WEIGHTS: dict[str, float] = {"math": 2.0, "knowledge": 1.5}
 """Relative share of each general category in the build's data (default 1.0). Arithmetic is learned last
-(tiny-feasibility.md: add/sub .95-.97 when every other task is at 1.00) and knowledge must be memorised,
+([tiny-feasibility]: add/sub .95-.97 when every other task is at 1.00) and knowledge must be memorised,
 so they get more of the budget; measured: uniform shares left math at 0.17 after 1200 SFT steps."""
 
 EVAL_ITEMS_PER_CATEGORY = 60

@@ -1,7 +1,7 @@
 """The tiny family's tokenizer: character level, built instantly, no training.
 
 Vocabulary: 8 special tokens, then printable ASCII (space to `~`) and the newline — 104 tokens. A
-character-level WordLevel tokenizer is what reference/tiny-feasibility.md measured (`generate`,
+character-level WordLevel tokenizer is what [tiny-feasibility] measured (`generate`,
 `save_pretrained`, PEFT and TRL `SFTTrainer` all work with it).
 
 Chat format (the `chat_template`), one turn per role, each turn ended by the eos token `</s>`::

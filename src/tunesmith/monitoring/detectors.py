@@ -4,9 +4,10 @@ Pure Python (no torch): they read loss, gradient-norm, validation-loss, probe, r
 plain floats, so the same code watches SFT/CPT losses and RFT rewards, and the unit tests drive them with
 synthetic streams.
 
-Every threshold below names its source. "papers 3" is reference/papers.md section 3 (instability
-detection), "facts 5.3/5.4" is reference/managed-service-facts.md (the playbook's pitfalls and monitoring
-advice), "TINY" is reference/tiny-feasibility.md. "Calibrated" marks a number chosen on this project's
+Every threshold below names its source, by its key in docs/references.md (`[nova-hpo-blog]` is the
+playbook's pitfalls and monitoring advice, `[tiny-feasibility]` the tiny-model measurements; the
+instability papers are `[olmo2-2025]`, `[palm-2022]`, `[spam-2025]`, `[wortsman-2023]`). "Calibrated"
+marks a number chosen on this project's
 healthy tiny-family runs (benchmarks/monitoring.py; benchmarks/RESULTS.md, "Run monitoring"): each is set
 well above the largest value those healthy runs produced.
 
@@ -27,7 +28,7 @@ from tunesmith.monitoring.stats import is_finite, mean, median, robust_z, safe_l
 
 @dataclass
 class NonFinite:
-    """Loss or gradient norm is NaN or infinite: flagged at once ("Flag NaN or Inf immediately", papers 3)."""
+    """Loss or gradient norm is NaN or infinite: flagged at once (a NaN or Inf step poisons the weights at once; [palm-2022] restarts before the problem)."""
 
     name: ClassVar[str] = "non_finite"
 
@@ -44,14 +45,14 @@ class LossSpike:
     """One step far above a robust rolling baseline of the log-loss, and the frequency of such steps.
 
     A spike: log(loss) >= median + `z` x sigma(MAD) of the previous `window` steps AND loss >= `min_ratio` x
-    the window's median loss. `z` = 7 is OLMo 2's "spike score" threshold (7 sigma, papers 3); the window is
+    the window's median loss. `z` = 7 is OLMo 2's "spike score" threshold (7 sigma, [olmo2-2025]); the window is
     50 steps instead of OLMo's 1000 because fine-tuning runs are hundreds of steps, not hundreds of thousands.
     `min_ratio` 1.25 (calibrated) keeps a nearly constant, converged loss (MAD ~ 0) from turning a 5% wiggle
     into "7 sigma". The first `min_history` steps only fill the window (warmup moves the loss fast; the
     falling loss stays *below* a lagging median, so the one-sided test never fires on healthy warmup).
 
     Spike frequency: `max_spikes` spikes within the last `frequency_window` steps is the persistence check
-    papers 3 recommends before a rollback ("add a persistence check (K consecutive steps) before rollback").
+    that keeps an isolated, self-resolving spike ([palm-2022], [llm360-k2]) from triggering a rollback.
     """
 
     name: ClassVar[str] = "loss_spike"
@@ -126,7 +127,7 @@ class GradNormExplosion:
     """Gradient norm far above its own recent history: >= `ratio` x the median of the previous `window`
     steps and >= `z` robust sigma above it (in log space).
 
-    SPAM (arXiv:2501.06842, papers 3) counts a gradient spike when |g| exceeds 50x its running average per
+    SPAM ([spam-2025]) counts a gradient spike when |g| exceeds 50x its running average per
     coordinate and observes spikes up to 1000x; the *global* norm averages over all coordinates, so its
     spikes are smaller: 10x (calibrated) with the OLMo 2 7-sigma test. The norm is the pre-clipping norm
     the trainer logs, so clipping does not hide the explosion.
@@ -178,7 +179,7 @@ class Divergence:
 
     The rolling median filters the per-step noise of mixed batches (each batch draws from several sources);
     the running minimum is the best the run has been. The playbook's healthy curve "falls steadily without
-    sudden spikes" (facts 5.4); a sustained rise is the divergence that PaLM and Wortsman et al. (papers 3)
+    sudden spikes" ([nova-hpo-blog]); a sustained rise is the divergence that PaLM and Wortsman et al. ([palm-2022], [wortsman-2023])
     answer with a restart from an earlier checkpoint at a lower LR. `rise` 0.3, `min_rise` 0.05 nats and
     `patience` 5 are calibrated. `onset_step` is the step of the running minimum: the last healthy point.
     """
@@ -235,8 +236,7 @@ class Overfitting:
     """Validation loss rose at `patience` successive evaluations while the training loss fell.
 
     The playbook: "If validation loss increases while training loss decreases, you are overfitting"
-    (facts 5.4). `patience` 3 successive increases is Prechelt's UP_s criterion with s = 3 ("Early
-    Stopping - but when?", 1998); each rise must exceed `min_delta` (relative) to count, so evaluation noise
+    ([nova-hpo-blog]). `patience` 3 successive increases is Prechelt's UP_s criterion with s = 3 ([prechelt-1998]); each rise must exceed `min_delta` (relative) to count, so evaluation noise
     on a flat curve does not. `onset_step` is the evaluation with the lowest validation loss.
     """
 
@@ -281,7 +281,7 @@ class Plateau:
     loss sampled at the same interval) improved by less than `min_improvement` (relative) over the last
     `patience` evaluations.
 
-    The RFT docs list "rewards plateau" and "validation degrades" among the reasons to stop (facts 5.4);
+    The RFT docs list "rewards plateau" and "validation degrades" among the reasons to stop ([nova-hpo-blog]);
     `patience` 5 evaluations (half a default run, which validates ~10 times) and 1% are calibrated. The
     starting point's evaluation (step 0) counts as the first best.
     """
@@ -324,9 +324,9 @@ class Forgetting:
     start of the stage.
 
     10 points (calibrated): on the tiny family, healthy 50%-mixed runs kept general accuracy within 5
-    points of the start (0.99 -> 0.945-1.00), while the unstable and unmixed runs lost 17-79 points (TINY,
+    points of the start (0.99 -> 0.945-1.00), while the unstable and unmixed runs lost 17-79 points ([tiny-feasibility],
     domain fine-tuning tables); with mixing the managed service reports MMLU 0.75 -> 0.74 and 0.47 without
-    (facts 5.5). `onset_step` is the last probe that was within the limit.
+    ([nova-mixing-blog]). `onset_step` is the last probe that was within the limit.
     """
 
     name: ClassVar[str] = "forgetting"
@@ -415,8 +415,8 @@ class KLDrift:
     """Label-free forgetting proxy: KL(start model || current model), nats per token, on a fixed prompt set
     rose above `max_kl`.
 
-    Forward KL to the starting policy predicts forgetting (RL's Razor, arXiv:2509.04259: R^2 0.71 on LLMs;
-    papers 1.3 and quick reference). 0.5 nats/token is calibrated on the tiny family; the scale depends on the
+    Forward KL to the starting policy predicts forgetting (RL's Razor, [rls-razor-2025]: R^2 0.71 on
+    LLMs). 0.5 nats/token is calibrated on the tiny family; the scale depends on the
     model and the prompts, so the default policy is `warn`.
     """
 
@@ -452,7 +452,7 @@ class RewardCollapse:
     """The mean reward fell from its peak and did not recover: the rolling mean over `window` steps stays
     below (1 - `drop`) x its peak for `patience` consecutive steps (peak above `min_peak` of the range).
 
-    "Reward that rises fast and then plateaus or drops -> possible reward hacking" (facts 5.4). `drop` 0.3,
+    "Reward that rises fast and then plateaus or drops -> possible reward hacking" ([nova-hpo-blog]). `drop` 0.3,
     `window` 10 and `patience` 10 steps (10% of the tiny family's 100-step RFT default) are calibrated on
     synthetic streams: no RFT trainer exists yet to measure real ones.
     """
@@ -547,7 +547,7 @@ class RewardStuckLow(_RewardLevel):
     """The mean reward stays near zero: below `threshold` of the reward range over `window` steps.
 
     5%: "Proceed with RFT directly if the base model achieves more than approximately 5 percent positive
-    reward" (BLOG-HPO readiness probe, facts 5.1; `tunesmith.advisor.rules.RFT_PROBE_THRESHOLD`).
+    reward" ([nova-hpo-blog] readiness probe; `tunesmith.advisor.rules.RFT_PROBE_THRESHOLD`).
     """
 
     name: ClassVar[str] = "reward_stuck_low"
@@ -560,8 +560,8 @@ class RewardSaturated(_RewardLevel):
     """The mean reward sits near the maximum: above `threshold` of the range over `window` steps, so
     groups of samples score alike and the advantage (the learning signal) vanishes.
 
-    "If everything scores high, RFT has no gradient to optimize" (facts 5.3); DAPO drops groups whose
-    accuracy is 1 for the same reason (papers 4). 0.95 is calibrated on synthetic streams.
+    "If everything scores high, RFT has no gradient to optimize" ([nova-hpo-blog]); DAPO drops groups whose
+    accuracy is 1 for the same reason ([dapo-2025]). 0.95 is calibrated on synthetic streams.
     """
 
     name: ClassVar[str] = "reward_saturated"
@@ -574,8 +574,8 @@ class KLSpike:
     """The policy's KL to the reference jumps: >= `ratio` x the median of the previous `window` steps,
     >= `z` robust sigma above it, and above `min_kl` (KL starts at 0, where any change is a large ratio).
 
-    "KL divergence spikes -> increase the KL coefficient" (facts 5.4); 7 sigma as OLMo 2's spike score
-    (papers 3); `ratio` 5 from synthetic streams. `min_kl` 0.1 nats/token is calibrated on the tiny family's
+    "KL divergence spikes -> increase the KL coefficient" ([nova-hpo-blog]); 7 sigma as OLMo 2's spike score
+    ([olmo2-2025]); `ratio` 5 from synthetic streams. `min_kl` 0.1 nats/token is calibrated on the tiny family's
     healthy RFT run (recipes/tiny-sft-rft.yaml, benchmarks/RESULTS.md): its KL grows from 0 to ~0.1 over the
     first 20 steps (0.003 -> 0.054 between steps 6 and 12, which 0.01 flagged as a spike) and then hovers at
     0.05-0.17, one step at 0.27.

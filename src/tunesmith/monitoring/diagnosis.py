@@ -1,7 +1,6 @@
 """Diagnosis: the likely causes of each event, in the order a practitioner would check them.
 
-The order follows the playbook (reference/managed-service-facts.md 5.3 pitfalls and 5.4 monitoring; the
-blog post BLOG-HPO): "Deviating from the default LR with data mixing" is "the most common mistake", and loss
+The order follows the playbook's pitfalls table and monitoring advice ([nova-hpo-blog]): "Deviating from the default LR with data mixing" is "the most common mistake", and loss
 spikes "point to the LR or to data quality". So for instability events the LR comes first when the run
 deviates from the family's default LR (with the factor, computed like the lint rule
 `lr-deviates-while-mixing`: lr / the family default for technique x mode x checkpoint), and data quality
@@ -61,7 +60,7 @@ def _lr_first(ctx: RunContext) -> str:
     return (
         f"learning rate is the first suspect: you deviated from the default by x{ratio:.3g} (lr {ctx.lr:g} vs the "
         f"{ctx.technique} {ctx.mode or ''} default {ctx.default_lr:g}){mixing} — 'the most common mistake' "
-        "(BLOG-HPO pitfall 2); go back to the default and tune the mix instead"
+        "([nova-hpo-blog] pitfall 2); go back to the default and tune the mix instead"
     )
 
 
@@ -92,7 +91,7 @@ def _clip(ctx: RunContext) -> str | None:
     if ctx.grad_clip is None or 0 < ctx.grad_clip <= 1.0:
         return None
     state = "off" if ctx.grad_clip == 0 else f"{ctx.grad_clip:g}"
-    return f"gradient clipping is {state}: the default is 1.0 (papers 3, quick reference)"
+    return f"gradient clipping is {state}: the default is 1.0 ([wortsman-2023]; [nova-recipes])"
 
 
 def _instability(ctx: RunContext, finding: Finding, data_window: int) -> list[str]:
@@ -127,12 +126,14 @@ def _forgetting(ctx: RunContext) -> list[str]:
     alpha = f" or LoRA alpha ({ctx.lora_alpha:g})" if ctx.mode == "lora" and ctx.lora_alpha else ""
     causes.append(lr_part + alpha)
     if ctx.mode == "full":
-        causes.append("use LoRA: it forgets less than full fine-tuning (Biderman et al., papers 1.1)")
+        causes.append("use LoRA: it forgets less than full fine-tuning (Biderman et al., [biderman-2024])")
     if ctx.checkpoint != "post-trained":
-        causes.append("start from a later checkpoint (post-trained keeps general skills best, facts 4)")
+        causes.append(
+            "start from a later checkpoint (post-trained keeps general skills best, [nova-cpt-docs])"
+        )
     else:
         causes.append(
-            "fewer steps: most forgetting happens early (tiny-feasibility: within the first 100 steps)"
+            "fewer steps: most forgetting happens early ([tiny-feasibility]: within the first 100 steps)"
         )
     return causes
 
@@ -152,7 +153,7 @@ def causes_for(finding: Finding, ctx: RunContext) -> list[str]:
         best = finding.onset_step
         keep = f" (the best checkpoint, step {best}, is kept)" if best is not None else ""
         return [
-            f"too many epochs/steps for this data: train fewer{keep} — 'at most one epoch' for CPT (BLOG-HPO "
+            f"too many epochs/steps for this data: train fewer{keep} — 'at most one epoch' for CPT ([nova-hpo-blog] "
             "pitfall 4)",
             "more (or more diverse) data",
             f"a larger general mix (now {ctx.general_percent:g}%)",
@@ -175,14 +176,14 @@ def causes_for(finding: Finding, ctx: RunContext) -> list[str]:
         return _forgetting(ctx)
     if detector == "reward_stuck_low":
         return [
-            "run SFT first: the model rarely produces a rewarded answer (BLOG-HPO: proceed with RFT only above "
+            "run SFT first: the model rarely produces a rewarded answer ([nova-hpo-blog]: proceed with RFT only above "
             "~5% positive reward; pitfall 1 'Skipping SFT before RFT')",
             "the reward function: check it scores a known-correct answer positively",
             "the prompts are too hard or their format differs from what the model was trained on",
         ]
     if detector == "reward_saturated":
         return [
-            "the reward is not discriminative: everything scores high, so RFT has no gradient (facts 5.3); make "
+            "the reward is not discriminative: everything scores high, so RFT has no gradient ([nova-hpo-blog]); make "
             "it graded or harder",
             "the prompts are already solved: filter prompts whose samples all score the maximum (DAPO)",
             "the target is met: stop here",
@@ -191,14 +192,14 @@ def causes_for(finding: Finding, ctx: RunContext) -> list[str]:
         kl = f" (kl_coef {ctx.kl_coef:g})" if ctx.kl_coef is not None else ""
         return [
             "reward hacking: inspect the highest-reward samples before the drop; validate the reward with at "
-            "least two independent judges (facts 5.3)",
+            "least two independent judges ([nova-hpo-blog])",
             _lr_lower(ctx),
             f"KL penalty too weak{kl}: raise it to keep the policy near the reference",
         ]
     if detector == "kl_spike":
         kl = f" (now {ctx.kl_coef:g})" if ctx.kl_coef is not None else ""
         return [
-            f"increase the KL coefficient{kl} (facts 5.4)",
+            f"increase the KL coefficient{kl} ([nova-hpo-blog])",
             _lr_lower(ctx),
             "reward hacking: the policy found an exploit far from the reference",
         ]

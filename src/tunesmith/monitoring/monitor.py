@@ -1,13 +1,17 @@
-"""`Monitor`: all detectors of one stage behind four `observe_*` calls, returning events with actions.
+"""`Monitor`: all detectors of one stage behind `observe` (one logged metrics row) and `observe_probe`,
+returning events with actions.
 
 Pure (no torch, no files): `tunesmith.training.monitor.MonitorCallback` feeds it from the trainer and
-writes/prints the events; a sweep or an RFT loop can feed it the same way.
+writes/prints the events; a sweep or an RFT loop can feed it the same way. The trainer's live logs and the
+rows replayed from `metrics.jsonl` after a resume go through the same `observe`, so a resumed run's
+detectors have seen the same streams as an uninterrupted run's.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
-from typing import Any
+from typing import Any, Literal
 
 from tunesmith.monitoring.diagnosis import RunContext, causes_for
 from tunesmith.monitoring.events import Event, Finding, strongest
@@ -19,7 +23,9 @@ class Monitor:
     """Feeds every stream to its detectors and turns findings into events (diagnosis + policy action).
 
     `rollbacks_done` counts the rollbacks already spent: once it reaches `max_rollbacks`, a `rollback`
-    policy becomes `stop`.
+    policy becomes `stop`. `watch`: which curve the stage's rows carry — "loss" (CPT, SFT: training and
+    validation loss) or "reward" (RFT: mean reward and KL; GRPO's loss is a policy-gradient surrogate near 0
+    of either sign, not a curve the loss detectors understand, and its validation loss likewise).
     """
 
     def __init__(
@@ -29,7 +35,10 @@ class Monitor:
         *,
         rollbacks_done: int = 0,
         attempt: int = 0,
+        watch: Literal["loss", "reward"] = "loss",
     ) -> None:
+        assert watch in ("loss", "reward"), watch
+        self.watch = watch
         self.settings = settings or MonitorSettings.from_spec(None)
         self.context = context or RunContext()
         self.rollbacks_done = rollbacks_done
@@ -53,6 +62,22 @@ class Monitor:
         self.silent = False  # replaying history: detectors learn, no events
 
     # -- streams ------------------------------------------------------------------------------------------
+    def observe(self, step: int, row: Mapping[str, Any]) -> list[Event]:
+        """One logged metrics row — a training step's (`loss`, `grad_norm`; RFT: `reward`, `kl`) or a
+        validation's (`eval_loss`) — as the trainer logs it live and as `metrics.jsonl` keeps it: the one
+        entry for both, so live and replayed streams cannot drift apart."""
+        events: list[Event] = []
+        if self.watch == "reward":
+            if "reward" in row:
+                events += self.observe_step(step, None, row.get("grad_norm"))
+                events += self.observe_rft(step, row["reward"], row.get("kl"))
+            return events
+        if "loss" in row:
+            events += self.observe_step(step, row["loss"], row.get("grad_norm"))
+        if "eval_loss" in row:
+            events += self.observe_eval(step, row["eval_loss"])
+        return events
+
     def observe_step(self, step: int, loss: float | None, grad_norm: float | None = None) -> list[Event]:
         """One optimizer step's training loss and (pre-clip) gradient norm."""
         findings: list[Finding | None] = [self.non_finite.update(step, loss=loss, grad_norm=grad_norm)]
@@ -131,25 +156,16 @@ class Monitor:
         return top if top is not None and top.action in ("stop", "rollback") else None
 
     # -- history ------------------------------------------------------------------------------------------
-    def replay(
-        self, rows: list[dict[str, Any]], probes: list[dict[str, Any]] | None = None, *, rft: bool = False
-    ) -> None:
-        """Warm the detectors up on earlier metrics rows (after a resume or a rollback) without emitting.
-        `rft`: the rows are an RFT stage's (reward and KL streams; its loss is not a loss curve)."""
+    def replay(self, rows: list[dict[str, Any]], probes: list[dict[str, Any]] | None = None) -> None:
+        """Warm the detectors up on earlier metrics rows and probe results (after a resume or a rollback)
+        without emitting: through `observe` and `observe_probe`, exactly as the live rows went."""
         self.silent = True
         try:
             merged = [(r["step"], 0, r) for r in rows] + [(p["step"], 1, p) for p in probes or []]
             for step, kind, row in sorted(merged, key=lambda t: (t[0], t[1])):
                 if kind == 1:
                     self.observe_probe(step, row.get("general_accuracy"), row.get("kl"))
-                    continue
-                if rft:
-                    if "reward" in row:
-                        self.observe_rft(step, row["reward"], row.get("kl"))
-                    continue
-                if "loss" in row:
-                    self.observe_step(step, row["loss"], row.get("grad_norm"))
-                if "eval_loss" in row:
-                    self.observe_eval(step, row["eval_loss"])
+                else:
+                    self.observe(step, row)
         finally:
             self.silent = False

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any
 
+from tunesmith import vocabulary
 from tunesmith.monitoring import detectors as d
 
 DETECTOR_CLASSES: dict[str, type] = {
@@ -29,7 +30,7 @@ DETECTOR_CLASSES: dict[str, type] = {
     "reward_saturated": d.RewardSaturated,
     "kl_spike": d.KLSpike,
 }
-DETECTORS: tuple[str, ...] = tuple(DETECTOR_CLASSES)
+DETECTORS: tuple[str, ...] = vocabulary.DETECTORS
 
 
 @dataclass(frozen=True)
@@ -42,37 +43,39 @@ DEFAULT_POLICIES: dict[str, PolicyDefault] = {
     "non_finite": PolicyDefault(
         "rollback",
         "a NaN/Inf step poisons the weights and optimizer state; PaLM restarts from a checkpoint before the "
-        "problem (papers 3, 'Spike remedy')",
+        "problem ([palm-2022])",
     ),
     "loss_spike": PolicyDefault(
         "warn",
         "isolated spikes often resolve by themselves (PaLM: ~20 spikes in one run; LLM360 K2's second spike "
-        "lasted ~8 checkpoints; papers 3): record, and let spike_frequency / divergence decide",
+        "lasted ~8 checkpoints; [palm-2022], [llm360-k2]): record, and let spike_frequency / divergence decide",
     ),
     "spike_frequency": PolicyDefault(
         "rollback",
-        "'add a persistence check (K consecutive steps) before rollback' and 'PaLM-style rollback' (papers 3, "
-        "practical takeaways)",
+        "several spikes in a short window are no longer isolated, unlike the self-resolving ones of "
+        "[llm360-k2]: PaLM-style rollback ([palm-2022])",
     ),
     "grad_norm_explosion": PolicyDefault(
         "warn",
         "gradient clipping (grad_clip 1.0) bounds the update; the loss detectors decide whether it hurt "
-        "(papers 3: track the clip rate)",
+        "([wortsman-2023]: clipping at 1.0)",
     ),
     "divergence": PolicyDefault(
         "rollback",
         "restart from a checkpoint before the divergence at a lower LR (PaLM; Wortsman et al.: instabilities "
-        "are an LR effect; papers 3)",
+        "are an LR effect; [palm-2022], [wortsman-2023])",
     ),
     "overfitting": PolicyDefault(
         "warn",
         "top-k checkpoint selection by validation already keeps the pre-overfitting checkpoint; the "
-        "playbook's advice is to change epochs/data next time (facts 5.4)",
+        "playbook's advice is to change epochs/data next time ([nova-hpo-blog])",
     ),
-    "plateau": PolicyDefault("warn", "a plateau wastes compute but does no harm (facts 5.4: 'when to stop')"),
+    "plateau": PolicyDefault(
+        "warn", "a plateau wastes compute but does no harm ([nova-hpo-blog]: 'when to stop')"
+    ),
     "forgetting": PolicyDefault(
         "warn",
-        "mid-run general dips with mixing recover as the LR decays (tiny-feasibility: LoRA 1e-2 mixed dipped to "
+        "mid-run general dips with mixing recover as the LR decays ([tiny-feasibility]: LoRA 1e-2 mixed dipped to "
         "0.82 and ended at 0.97; LR x10 mixed dipped to 0.70 and recovered to 0.95); measured here, the default "
         "LoRA run's probe fell 32 points at step 40 and rollbacks at LR x0.5 and x0.25 fell again; the "
         "end-of-train forgetting table judges the result. Set `rollback` to intervene in-run",
@@ -80,36 +83,38 @@ DEFAULT_POLICIES: dict[str, PolicyDefault] = {
     "collapse": PolicyDefault(
         "rollback",
         "a destroyed model does not recover (LR x10-x100 on the tiny family: probe 0.00-0.03 for the rest of the "
-        "run); restart from the last good checkpoint at a lower LR (PaLM-style, papers 3)",
+        "run); restart from the last good checkpoint at a lower LR (PaLM-style, [palm-2022])",
     ),
     "kl_drift": PolicyDefault(
         "warn",
-        "a label-free proxy whose scale depends on model and prompts (RL's Razor, papers 1.3): informs, the "
+        "a label-free proxy whose scale depends on model and prompts (RL's Razor, [rls-razor-2025]): informs, the "
         "accuracy probe decides",
     ),
     "reward_collapse": PolicyDefault(
         "rollback",
-        "a drop that does not recover (facts 5.4: possible reward hacking): go back to the peak at a lower LR",
+        "a drop that does not recover ([nova-hpo-blog]: possible reward hacking): go back to the peak at a lower LR",
     ),
     "reward_stuck_low": PolicyDefault(
         "stop",
-        "without positive rewards RFT has nothing to reinforce: 'run SFT first' (facts 5.3 pitfall 1)",
+        "without positive rewards RFT has nothing to reinforce: 'run SFT first' ([nova-hpo-blog] pitfall 1)",
     ),
     "reward_saturated": PolicyDefault(
         "stop",
-        "'if everything scores high, RFT has no gradient to optimize' (facts 5.3): further steps are wasted",
+        "'if everything scores high, RFT has no gradient to optimize' ([nova-hpo-blog]): further steps are wasted",
     ),
-    "kl_spike": PolicyDefault("warn", "'KL divergence spikes -> increase the KL coefficient' (facts 5.4)"),
+    "kl_spike": PolicyDefault(
+        "warn", "'KL divergence spikes -> increase the KL coefficient' ([nova-hpo-blog])"
+    ),
 }
 
 MAX_ROLLBACKS = 2
 MAX_ROLLBACKS_SOURCE = (
-    "PaLM restarted many times (papers 3); two restarts at a halved LR each (x0.25) cover the x10-x100 LR "
+    "PaLM restarted many times ([palm-2022]); two restarts at a halved LR each (x0.25) cover the x10-x100 LR "
     "mistakes of the playbook's pitfall 2 within a run, after which the recipe, not the run, needs fixing"
 )
 ROLLBACK_LR_SCALE = 0.5
 ROLLBACK_LR_SCALE_SOURCE = (
-    "the service's one-at-a-time LR sweep grid is default x0.5 .. x2 (facts 1.3, the lint rule "
+    "the service's one-at-a-time LR sweep grid is default x0.5 .. x2 ([nova-recipes], the lint rule "
     "lr-deviates-while-mixing): x0.5 is its nearest lower step"
 )
 
@@ -118,6 +123,11 @@ def threshold_names(detector: str) -> list[str]:
     """The tunable thresholds of `detector` (dataclass fields without a leading underscore)."""
     cls = DETECTOR_CLASSES[detector]
     return [f.name for f in fields(cls) if f.init and not f.name.startswith("_")]
+
+
+# the recipe schema validates against the vocabulary: it must name exactly these detectors and thresholds
+assert tuple(DETECTOR_CLASSES) == DETECTORS
+assert all(tuple(threshold_names(name)) == vocabulary.DETECTOR_THRESHOLDS[name] for name in DETECTORS)
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,8 @@
 """Robust statistics over short windows of numbers (pure Python: no torch, no numpy).
 
 The detectors use the median and the median absolute deviation (MAD) instead of the mean and standard
-deviation, so one spike in the window does not hide the next one (reference/papers.md section 3, "Practical
-takeaways": "Use a robust z-score on log-loss and on log-grad-norm over a rolling window").
+deviation, so one spike in the window does not hide the next one (a robust z-score of the log-loss and the
+log-gradient-norm over a rolling window, as in the spike score of [olmo2-2025]).
 """
 
 from __future__ import annotations

@@ -3,8 +3,9 @@
 One table, keyed by the family's size class (`tiny` | `billion`, from the checkpoint catalog) x technique
 (cpt | sft | rft) x mode (lora | full) x starting checkpoint x CPT scale. A lookup returns the most specific
 entry whose conditions all match. Billion-parameter families inherit the managed service's calibrated
-numbers (reference/managed-service-facts.md, "FACTS" below; the blog post is "BLOG-HPO"); the embedded
-`tiny` family carries its own, measured on this machine (reference/tiny-feasibility.md, "TINY").
+numbers (the recipes [nova-recipes] and the playbook [nova-hpo-blog]); the embedded `tiny` family
+carries its own, measured on this machine ([tiny-feasibility], [tiny-results]). Every source cites its
+references by key: docs/references.md.
 
 Values of type `Derived` are computed by `resolve()` from other values (the formula is shown in `plan`).
 """
@@ -14,11 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from tunesmith.data.general import CATEGORIES
-
-FACTS = "reference/managed-service-facts.md"
-TINY = "reference/tiny-feasibility.md"
-PAPERS = "reference/papers.md"
+from tunesmith.vocabulary import CATEGORIES
 
 
 @dataclass(frozen=True)
@@ -69,32 +66,32 @@ DEFAULTS: tuple[Default, ...] = (
     Default(
         "mode",
         "lora",
-        f"post-trained checkpoints are the recommended start for LoRA/PEFT (BLOG-HPO; {FACTS} 4, 8)",
+        "post-trained checkpoints are the recommended start for LoRA/PEFT ([nova-hpo-blog]; [nova-cpt-docs])",
         checkpoint="post-trained",
     ),
     Default(
         "mode",
         "full",
-        f"mid-trained suits full-rank training; default full rank to mid-trained ({FACTS} 4, 8)",
+        "mid-trained suits full-rank training; default full rank to mid-trained ([nova-cpt-docs])",
         checkpoint="mid-trained",
     ),
     Default(
         "mode",
         "full",
-        f"a pre-trained checkpoint is most plastic and is trained at full rank ({FACTS} 4)",
+        "a pre-trained checkpoint is most plastic and is trained at full rank ([nova-cpt-docs])",
         checkpoint="pre-trained",
     ),
     Default(
         "mode",
         "lora",
         "'LoRA first to validate the pipeline; full rank only once the approach is proven' "
-        f"(BLOG-HPO recommended workflow, {FACTS} 5.1)",
+        "([nova-hpo-blog] recommended workflow)",
     ),
     # ---- learning rate ----------------------------------------------------------------------------
     Default(
         H + "lr",
         1e-5,
-        f"'The recommended learning rate is 1e-5 for LoRA' SFT (BLOG-HPO, {FACTS} 5.1)",
+        "'The recommended learning rate is 1e-5 for LoRA' SFT ([nova-hpo-blog])",
         size_class="billion",
         technique="sft",
         mode="lora",
@@ -102,7 +99,7 @@ DEFAULTS: tuple[Default, ...] = (
     Default(
         H + "lr",
         5e-6,
-        f"'... and 5e-6 for full-rank SFT' (BLOG-HPO, {FACTS} 5.1; Nova 1.0 full-rank recipes)",
+        "'... and 5e-6 for full-rank SFT' ([nova-hpo-blog]; Nova 1.0 full-rank recipes)",
         size_class="billion",
         technique="sft",
         mode="full",
@@ -110,7 +107,7 @@ DEFAULTS: tuple[Default, ...] = (
     Default(
         H + "lr",
         1e-5,
-        f"CPT recipes use lr 1e-5 (Nova 1.0 and 2.0 CPT recipes, {FACTS} 1.2)",
+        "CPT recipes use lr 1e-5 (Nova 1.0 and 2.0 CPT recipes, [nova-recipes])",
         size_class="billion",
         technique="cpt",
     ),
@@ -118,7 +115,7 @@ DEFAULTS: tuple[Default, ...] = (
         H + "lr",
         1e-4,
         "very large CPT budgets 'can use a higher learning rate (such as 1e-4)' held for "
-        f"constant_steps, then ramped down (BLOG-HPO, {FACTS} 5.1)",
+        "constant_steps, then ramped down ([nova-hpo-blog])",
         size_class="billion",
         technique="cpt",
         scale="large",
@@ -126,7 +123,7 @@ DEFAULTS: tuple[Default, ...] = (
     Default(
         H + "lr",
         7e-7,
-        f"HyperPod RFT recipe optim_config.lr 7e-7 (full rank; {FACTS} 1.6)",
+        "HyperPod RFT recipe optim_config.lr 7e-7 (full rank; [nova-rft-docs])",
         size_class="billion",
         technique="rft",
         mode="full",
@@ -134,7 +131,7 @@ DEFAULTS: tuple[Default, ...] = (
     Default(
         H + "lr",
         1e-5,
-        f"RFT LoRA: TEMPLATES/Bedrock RFT default learningRate 1e-5 ({FACTS} 1.6-1.7)",
+        "RFT LoRA: TEMPLATES/Bedrock RFT default learningRate 1e-5 ([nova-recipes])",
         size_class="billion",
         technique="rft",
         mode="lora",
@@ -145,7 +142,7 @@ DEFAULTS: tuple[Default, ...] = (
         "tiny family, full rank, 50% mix, measured on the built family (benchmarks/RESULTS.md, forgetting; "
         "3 seeds each, best checkpoint, 751 held-out general items): 3e-4 x 800 steps kept general accuracy "
         "within -0.9..+0.1 points (no significant drop), 1e-3 x 400 lost 2.8-4.9 points (significant in "
-        f"every seed), Brindle 0.88-0.93 either way; {TINY}'s 1e-3 came from a simpler world, where 3e-4 "
+        "every seed), Brindle 0.88-0.93 either way; [tiny-feasibility]'s 1e-3 came from a simpler world, where 3e-4 "
         "in 400 steps learned too slowly and 3e-3 was unstable",
         size_class="tiny",
         technique="sft",
@@ -154,8 +151,8 @@ DEFAULTS: tuple[Default, ...] = (
     Default(
         H + "lr",
         1e-2,
-        f"tiny family, LoRA r8: 1e-2 mixed reached gen 0.97 / domain 0.90; 1e-3 learned "
-        f"the domain poorly (0.29) ({TINY}, table M)",
+        "tiny family, LoRA r8: 1e-2 mixed reached gen 0.97 / domain 0.90; 1e-3 learned "
+        "the domain poorly (0.29) ([tiny-feasibility], table M)",
         size_class="tiny",
         technique="sft",
         mode="lora",
@@ -163,8 +160,8 @@ DEFAULTS: tuple[Default, ...] = (
     Default(
         H + "lr",
         1e-3,
-        f"tiny family CPT: the full-rank scale of {TINY} (1e-3, 'learned the domain'); the managed service "
-        f"uses the same lr for CPT and LoRA SFT ({FACTS} 1.2-1.3)",
+        "tiny family CPT: the full-rank scale of [tiny-feasibility] (1e-3, 'learned the domain'); the managed service "
+        "uses the same lr for CPT and LoRA SFT ([nova-recipes])",
         size_class="tiny",
         technique="cpt",
         mode="full",
@@ -172,7 +169,7 @@ DEFAULTS: tuple[Default, ...] = (
     Default(
         H + "lr",
         1e-2,
-        f"tiny family CPT with LoRA: the tiny LoRA scale ({TINY})",
+        "tiny family CPT with LoRA: the tiny LoRA scale ([tiny-feasibility])",
         size_class="tiny",
         technique="cpt",
         mode="lora",
@@ -183,7 +180,7 @@ DEFAULTS: tuple[Default, ...] = (
         "tiny family RFT, full rank, measured (benchmarks/RESULTS.md, RFT; 32 prompts x 8 samples, constant LR): "
         "1e-4 raised held-out greedy Brindle reward 0.44 -> 0.52 / 0.56 / 0.58 at steps 50 / 75 / 100 while "
         "general accuracy moved -0.0 / -1.4 / -3.0 points; 3e-4 gained +11 by step 80 but cost 8 general "
-        f"points; 3x below tiny full-rank SFT (3e-4), as RFT LRs sit below SFT LRs ({FACTS} 1.6)",
+        "points; 3x below tiny full-rank SFT (3e-4), as RFT LRs sit below SFT LRs ([nova-rft-docs])",
         size_class="tiny",
         technique="rft",
         mode="full",
@@ -194,7 +191,7 @@ DEFAULTS: tuple[Default, ...] = (
         "tiny family RFT with LoRA r8, measured (benchmarks/RESULTS.md, RFT): 3e-3 at 32 prompts x 8 samples "
         "raised held-out greedy Brindle reward 0.44 -> 0.50 by step 50-75 but general accuracy fell 7-12 points "
         "(full rank at 1e-4 forgets less on this family); 1e-3 and 1e-4 at 16 prompts moved nothing but noise "
-        f"({FACTS} 1.6: RFT LRs sit below SFT LRs)",
+        "([nova-rft-docs]: RFT LRs sit below SFT LRs)",
         size_class="tiny",
         technique="rft",
         mode="lora",
@@ -204,12 +201,12 @@ DEFAULTS: tuple[Default, ...] = (
         H + "min_lr",
         Derived("lr / 10"),
         "Nova recipes pair lr 1e-5 with min_lr 1e-6 and 5e-6 with 5e-7 "
-        f"({FACTS} 1.2-1.3); cosine is typically decayed to 10% of max LR ({PAPERS} 2.2)",
+        "([nova-recipes]); cosine is typically decayed to 10% of max LR ([hagele-2024])",
     ),
     Default(
         H + "min_lr",
         1e-6,
-        f"after a 1e-4 peak, 'a ramp back to about 1e-6' (BLOG-HPO, {FACTS} 4, 5.1)",
+        "after a 1e-4 peak, 'a ramp back to about 1e-6' ([nova-hpo-blog], [nova-cpt-docs])",
         size_class="billion",
         technique="cpt",
         scale="large",
@@ -217,23 +214,22 @@ DEFAULTS: tuple[Default, ...] = (
     Default(
         H + "warmup_ratio",
         0.15,
-        "'Configure warmup steps to approximately 15 percent of your total "
-        f"training steps' (BLOG-HPO, {FACTS} 5.1)",
+        "'Configure warmup steps to approximately 15 percent of your total training steps' ([nova-hpo-blog])",
     ),
     Default(
         H + "warmup_ratio",
         0.01,
-        f"large-scale CPT re-warms over about 1% of steps (Ibrahim et al., {PAPERS} "
-        "2.3); 15% of a very long run would waste the peak",
+        "large-scale CPT re-warms over about 1% of steps (Ibrahim et al., [ibrahim-2024]); "
+        "15% of a very long run would waste the peak",
         technique="cpt",
         scale="large",
     ),
-    Default(H + "constant_steps", 0, f"every Nova recipe sets constant_steps: 0 ({FACTS} 1.2-1.3)"),
+    Default(H + "constant_steps", 0, "every Nova recipe sets constant_steps: 0 ([nova-recipes])"),
     Default(
         H + "constant_steps",
         Derived("total_steps - warmup_steps - 20% of total_steps"),
-        f"large-scale CPT holds the peak, then cools down over the last 20% of steps (WSD; Hagele et al. "
-        f"use a 20% cooldown, MiniCPM finds ~10% sufficient; {PAPERS} 2.1-2.2)",
+        "large-scale CPT holds the peak, then cools down over the last 20% of steps (WSD; Hagele et al. "
+        "use a 20% cooldown, MiniCPM finds ~10% sufficient; [minicpm-2024] [hagele-2024])",
         technique="cpt",
         scale="large",
     ),
@@ -241,48 +237,48 @@ DEFAULTS: tuple[Default, ...] = (
         H + "decay",
         "cosine",
         "warmup_steps/constant_steps/min_lr is NeMo's CosineAnnealing triplet; the "
-        f"schedule is most likely linear warmup -> constant -> cosine to min_lr ({FACTS} 1.1)",
+        "schedule is most likely linear warmup -> constant -> cosine to min_lr ([nova-recipes])",
     ),
     # ---- batch and length ---------------------------------------------------------------------------
     Default(
         H + "global_batch_size",
         32,
-        f"Nova 2.0 SFT recipes: global_batch_size 32 ({FACTS} 1.3)",
+        "Nova 2.0 SFT recipes: global_batch_size 32 ([nova-recipes])",
         size_class="billion",
         technique="sft",
     ),
     Default(
         H + "global_batch_size",
         256,
-        f"Nova CPT recipes: global_batch_size 256 ({FACTS} 1.2)",
+        "Nova CPT recipes: global_batch_size 256 ([nova-recipes])",
         size_class="billion",
         technique="cpt",
     ),
     Default(
         H + "global_batch_size",
         64,
-        f"SMTJ RFT recipe: global_batch_size 64 prompts per step ({FACTS} 1.6)",
+        "SMTJ RFT recipe: global_batch_size 64 prompts per step ([nova-rft-docs])",
         size_class="billion",
         technique="rft",
     ),
     Default(
         H + "global_batch_size",
         64,
-        f"tiny family: batch 64 (about 1.1k tokens per step) ({TINY} setup)",
+        "tiny family: batch 64 (about 1.1k tokens per step) ([tiny-feasibility] setup)",
         size_class="tiny",
     ),
     Default(
         H + "global_batch_size",
         32,
         "tiny family RFT: 32 prompts x number_generation samples per step; 16 (the TEMPLATES minimum, "
-        f"{FACTS} 1.7) gave too noisy a gradient on the tiny family (benchmarks/RESULTS.md, RFT)",
+        "[nova-recipes]) gave too noisy a gradient on the tiny family (benchmarks/RESULTS.md, RFT)",
         size_class="tiny",
         technique="rft",
     ),
     Default(
         H + "micro_batch_size",
         Derived("global_batch_size (no accumulation)"),
-        f"the tiny family fits a whole batch in memory ({TINY}: batch 64 and 256 run alike)",
+        "the tiny family fits a whole batch in memory ([tiny-feasibility]: batch 64 and 256 run alike)",
         size_class="tiny",
     ),
     Default(
@@ -290,27 +286,27 @@ DEFAULTS: tuple[Default, ...] = (
         4,
         "billion-parameter models: 4 sequences per device per pass, the rest by "
         "gradient accumulation; only memory changes, since 'global_batch_size is the batch parameter across all "
-        f"methods' (BLOG-HPO, {FACTS} 5.1)",
+        "methods' ([nova-hpo-blog])",
         size_class="billion",
     ),
     Default(
         H + "max_length",
         256,
         "tiny family: its tasks and domain documents are < 200 characters; 'Match your "
-        f"max sequence length to your data distribution' (BLOG-HPO, {FACTS} 5.1)",
+        "max sequence length to your data distribution' ([nova-hpo-blog])",
         size_class="tiny",
     ),
     Default(
         H + "max_length",
         4096,
         "billion-parameter open families: 4096 tokens, the g5/g6 recipes' length "
-        f"class ({FACTS} 1.3); match it to your data's length distribution (BLOG-HPO, {FACTS} 5.1)",
+        "class ([nova-recipes]); match it to your data's length distribution ([nova-hpo-blog])",
         size_class="billion",
     ),
     Default(
         H + "max_epochs",
         2,
-        f"LoRA SFT: Nova 1.0 LoRA recipes max_epochs 2; DOC-SFT2 LoRA 'Epochs 2' ({FACTS} 1.3)",
+        "LoRA SFT: Nova 1.0 LoRA recipes max_epochs 2; [nova-sft-docs] LoRA 'Epochs 2' ([nova-recipes])",
         size_class="billion",
         technique="sft",
         mode="lora",
@@ -318,7 +314,7 @@ DEFAULTS: tuple[Default, ...] = (
     Default(
         H + "max_epochs",
         1,
-        f"full-rank SFT needs fewer epochs than LoRA; DOC-SFT2 full rank 'Epochs 1' ({FACTS} 1.3, 5.1)",
+        "full-rank SFT needs fewer epochs than LoRA; [nova-sft-docs] full rank 'Epochs 1' ([nova-recipes] [nova-hpo-blog])",
         size_class="billion",
         technique="sft",
         mode="full",
@@ -326,20 +322,20 @@ DEFAULTS: tuple[Default, ...] = (
     Default(
         H + "max_epochs",
         1,
-        f"'For CPT, process at most one epoch of your dataset' (BLOG-HPO, {FACTS} 5.1)",
+        "'For CPT, process at most one epoch of your dataset' ([nova-hpo-blog])",
         technique="cpt",
     ),
     Default(
         H + "max_epochs",
         1,
-        f"RFT hyperparameter guidance: 'Epochs 1' (DOC-HP-RFT, {FACTS} 1.6)",
+        "RFT hyperparameter guidance: 'Epochs 1' ([nova-rft-docs])",
         size_class="billion",
         technique="rft",
     ),
     Default(
         H + "max_steps",
         400,
-        f"tiny family domain runs: 300-400 steps at batch 64 ({TINY}, recommendation)",
+        "tiny family domain runs: 300-400 steps at batch 64 ([tiny-feasibility], recommendation)",
         size_class="tiny",
         technique="sft",
     ),
@@ -347,7 +343,7 @@ DEFAULTS: tuple[Default, ...] = (
         H + "max_steps",
         800,
         "tiny family, full rank at its lr 3e-4: 800 steps reach Brindle 0.88-0.91 with a 50% mix "
-        f"(benchmarks/RESULTS.md, forgetting), as 1e-3 did in 400 ({TINY}: 300-400 steps at 1e-3)",
+        "(benchmarks/RESULTS.md, forgetting), as 1e-3 did in 400 ([tiny-feasibility]: 300-400 steps at 1e-3)",
         size_class="tiny",
         technique="sft",
         mode="full",
@@ -355,7 +351,7 @@ DEFAULTS: tuple[Default, ...] = (
     Default(
         H + "max_steps",
         100,
-        f"tiny family RFT: the HyperPod RFT recipe's max_steps 100 ({FACTS} 1.6)",
+        "tiny family RFT: the HyperPod RFT recipe's max_steps 100 ([nova-rft-docs])",
         size_class="tiny",
         technique="rft",
     ),
@@ -363,36 +359,39 @@ DEFAULTS: tuple[Default, ...] = (
     Default(
         H + "weight_decay",
         0.0,
-        f"'Weight decay defaults to zero' (BLOG-HPO; all Nova recipes, {FACTS} 1.2-1.3)",
+        "'Weight decay defaults to zero' ([nova-hpo-blog]; all Nova recipes, [nova-recipes])",
     ),
     Default(
         H + "grad_clip",
         1.0,
-        f"grad_clip_norm 1.0 in the MTRL recipe ({FACTS} 1.9); clip 1.0 in Wortsman et al. ({PAPERS} 2.3)",
+        "grad_clip_norm 1.0 in the MTRL recipe ([nova-recipes]); clip 1.0 in Wortsman et al. ([wortsman-2023])",
     ),
-    Default(H + "adam_beta1", 0.9, f"Nova 2.0 recipes adam_beta1 0.9 ({FACTS} 1.2-1.3)"),
-    Default(H + "adam_beta2", 0.95, f"Nova 2.0 recipes adam_beta2 0.95 ({FACTS} 1.2-1.3)"),
+    Default(H + "adam_beta1", 0.9, "Nova 2.0 recipes adam_beta1 0.9 ([nova-recipes])"),
+    Default(H + "adam_beta2", 0.95, "Nova 2.0 recipes adam_beta2 0.95 ([nova-recipes])"),
     # ---- LoRA ------------------------------------------------------------------------------------------
     Default(
         H + "lora.rank",
         32,
-        f"BLOG-HPO experiments and RFT guidance use rank 32 ({FACTS} 1.3, 5.2)",
+        "[nova-hpo-blog] experiments and RFT guidance use rank 32 ([nova-recipes])",
         size_class="billion",
     ),
     Default(
-        H + "lora.rank", 8, f"tiny family: r8 adapts 9-17% of the parameters ({TINY})", size_class="tiny"
+        H + "lora.rank",
+        8,
+        "tiny family: r8 adapts 9-17% of the parameters ([tiny-feasibility])",
+        size_class="tiny",
     ),
     Default(
         H + "lora.alpha",
         64,
-        "'The default alpha scaling factor of 64 works for most tasks' (BLOG-HPO); "
-        f"SFT recipes alpha 64 ({FACTS} 1.3, 5.1)",
+        "'The default alpha scaling factor of 64 works for most tasks' ([nova-hpo-blog]); "
+        "SFT recipes alpha 64 ([nova-recipes] [nova-hpo-blog])",
         size_class="billion",
     ),
     Default(
         H + "lora.alpha",
         32,
-        f"RFT recipes: LoRA alpha 32 ({FACTS} 1.6)",
+        "RFT recipes: LoRA alpha 32 ([nova-rft-docs])",
         size_class="billion",
         technique="rft",
     ),
@@ -400,41 +399,43 @@ DEFAULTS: tuple[Default, ...] = (
         H + "lora.alpha",
         16,
         "tiny family: alpha = 2 x rank ('Typically set to 2x the LoRA rank', TEMPLATES, "
-        f"{FACTS} 1.3); 64 at rank 8 would scale updates 8x at the tiny LoRA LR",
+        "[nova-recipes]); 64 at rank 8 would scale updates 8x at the tiny LoRA LR",
         size_class="tiny",
     ),
-    Default(H + "lora.dropout", 0.0, f"dropouts default to zero (BLOG-HPO regularization, {FACTS} 5.1)"),
+    Default(H + "lora.dropout", 0.0, "dropouts default to zero ([nova-hpo-blog], regularization)"),
     Default(
         H + "lora.target_modules",
         "all-linear",
-        f"LoRA on all linear layers ({PAPERS} quick reference: Biderman et al.; Schulman et al.)",
+        "LoRA on all linear layers ([biderman-2024]; [lora-without-regret])",
     ),
     # ---- validation and checkpoints ----------------------------------------------------------------------
     Default(
         H + "val_check_interval",
         Derived("max(1, total_steps // 10)"),
         "about ten validations per stage so "
-        f"save_top_k has candidates to choose from (Nova's 2500 assumes long runs, {FACTS} 1.8)",
+        "save_top_k has candidates to choose from (Nova's 2500 assumes long runs, [nova-recipes])",
     ),
     Default(
         H + "save_top_k",
         5,
-        f"'save_top_k: 5 (Keep top K best checkpoints)' (Nova SFT/RFT recipes, {FACTS} 1.8)",
+        "'save_top_k: 5 (Keep top K best checkpoints)' (Nova SFT/RFT recipes, [nova-recipes])",
     ),
     Default(
-        H + "seed", Derived("recipe seed"), "one seed fixes data order, mixing and initialization (DESIGN.md)"
+        H + "seed",
+        Derived("recipe seed"),
+        "one seed fixes data order, mixing and initialization (runs are reproducible per seed: [tiny-results])",
     ),
     # ---- data mixing ---------------------------------------------------------------------------------------
     Default(
         M + "customer_percent",
         50.0,
         "'balance your customer data around 50 percent of the total mix for "
-        f"most use cases' (BLOG-HPO, {FACTS} 2.3)",
+        "most use cases' ([nova-hpo-blog], [nova-data-mixing])",
     ),
     Default(
         M + "customer_percent",
         100.0,
-        f"RFT trains on your prompts and reward only; the service mixes data for CPT and SFT ({FACTS} 2.2)",
+        "RFT trains on your prompts and reward only; the service mixes data for CPT and SFT ([nova-data-mixing])",
         technique="rft",
     ),
     Default(
@@ -442,63 +443,65 @@ DEFAULTS: tuple[Default, ...] = (
         dict(_EVEN_GENERAL),
         "even shares across the built-in categories, which include "
         "'reasoning-instruction-following' ('For SFT, always include the reasoning-instruction-following "
-        f"category', BLOG-HPO, {FACTS} 2.3); even 50% mixing kept the tiny family at 0.945-1.00 ({TINY})",
+        "category', [nova-hpo-blog], [nova-data-mixing]); even 50% mixing kept the tiny family at 0.945-1.00 ([tiny-feasibility])",
     ),
     Default(
         M + "general",
         {},
-        f"RFT has no default general mix: the service mixes data for CPT and SFT only "
-        f"({FACTS} 2.2); name categories yourself to mix general prompts into RFT",
+        "RFT has no default general mix: the service mixes data for CPT and SFT only "
+        "([nova-data-mixing]); name categories yourself to mix general prompts into RFT",
         technique="rft",
     ),
     Default(
-        M + "unit", "examples", f"the service's percentages are shares of training samples ({FACTS} 2.1)"
+        M + "unit",
+        "examples",
+        "the service's percentages are shares of training samples ([nova-data-mixing])",
     ),
     Default(
         M + "sampling",
         "with_replacement",
         "general data is sampled with replacement so the customer data "
-        f"sets the epoch ({FACTS} 2.1 semantics)",
+        "sets the epoch ([nova-data-mixing] semantics)",
     ),
     Default(
         M + "max_general_repeats",
         4,
         "warn when a general example would be seen more than 4 times "
-        "(repetition beyond ~4 epochs starts to cost; Muennighoff et al., 'Scaling Data-Constrained LMs')",
+        "(repetition beyond ~4 epochs starts to cost; Muennighoff et al., [muennighoff-2023])",
     ),
     Default(
         M + "quality_tail_percent",
         0.0,
         "opt-in: 'Place your highest-quality data toward the end of "
-        f"training' (BLOG-HPO, {FACTS} 2.3) applies when you mark examples as high quality",
+        "training' ([nova-hpo-blog], [nova-data-mixing]) applies when you mark examples as high quality",
     ),
     # ---- RFT -----------------------------------------------------------------------------------------------
-    Default(
-        "rft.number_generation", 8, f"number_generation 8 (HyperPod RFT recipe; DOC-HP-RFT, {FACTS} 1.6)"
-    ),
+    Default("rft.number_generation", 8, "number_generation 8 (HyperPod RFT recipe; [nova-rft-docs])"),
     Default(
         "rft.max_new_tokens",
         2048,
-        f"Bedrock RFT inferenceMaxTokens default 2048 ({FACTS} 1.6)",
+        "Bedrock RFT inferenceMaxTokens default 2048 ([nova-rft-docs])",
         size_class="billion",
     ),
     Default(
         "rft.max_new_tokens",
         32,
-        f"tiny family: answers are < 32 characters ({TINY} tasks)",
+        "tiny family: answers are < 32 characters ([tiny-feasibility] tasks)",
         size_class="tiny",
     ),
-    Default("rft.temperature", 1.0, f"RFT generator temperature 1 (all RFT recipes, {FACTS} 1.6)"),
-    Default("rft.kl_coef", 0.001, f"SMTJ RFT kl_loss_coef 0.001 ({FACTS} 1.6, 8)"),
+    Default("rft.temperature", 1.0, "RFT generator temperature 1 (all RFT recipes, [nova-rft-docs])"),
+    Default("rft.kl_coef", 0.001, "SMTJ RFT kl_loss_coef 0.001 ([nova-rft-docs])"),
     Default(
         "rft.drop_zero_variance_groups",
         True,
-        f"DAPO dynamic sampling drops groups whose rewards are all equal (zero advantage, no gradient); in "
-        f"its ablation ladder that step took AIME 42 -> 50 ({PAPERS} 4)",
+        "DAPO dynamic sampling drops groups whose rewards are all equal (zero advantage, no gradient); in "
+        "its ablation ladder that step took AIME 42 -> 50 ([dapo-2025])",
     ),
     # ---- evaluation ----------------------------------------------------------------------------------------
     Default(
-        "evaluation.general_items_per_category", 60, f"60 held-out items per general category ({TINY} setup)"
+        "evaluation.general_items_per_category",
+        60,
+        "60 held-out items per general category ([tiny-feasibility] setup)",
     ),
 )
 

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ValidationError
 
 from tunesmith.errors import RecipeError
 from tunesmith.recipe.schema import Recipe
-from tunesmith.recipe.suggest import did_you_mean
+from tunesmith.suggest import did_you_mean
 
 _SEGMENT = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
 

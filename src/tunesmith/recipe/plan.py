@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -14,33 +13,6 @@ def plan(recipe_path: str | Path, overrides: list[str] | None = None) -> Resolve
     """Load, override, validate and resolve a recipe file (the library call behind `tunesmith plan`)."""
     recipe = load_recipe(recipe_path, overrides)
     return resolve(recipe, recipe_path=recipe_path)
-
-
-def plan_report(
-    recipe_path: str | Path, overrides: list[str] | None = None
-) -> tuple[ResolvedRecipe, list[Any]]:
-    """What `tunesmith plan` shows: the resolved recipe (with parameter counts) and its lint findings."""
-    from tunesmith.advisor.lint import lint
-
-    resolved = plan(recipe_path, overrides)
-    add_parameter_counts(resolved)
-    return resolved, lint(resolved)
-
-
-def render_report(
-    resolved: ResolvedRecipe, findings: list[Any], *, fmt: str = "text", out: str | None = None
-) -> str:
-    """The `plan` output: text (values, provenance, derived numbers, lint) or JSON. `out` names the file the
-    caller wrote the resolved recipe to (this module writes no files)."""
-    from tunesmith.advisor.lint import render_findings, summary
-
-    if fmt == "json":
-        payload = {**resolved.to_json(), "lint": [f.to_json() for f in findings]}
-        return json.dumps(payload, indent=2, default=str) + "\n"
-    text = render_plan(resolved) + "\n== lint ==\n" + render_findings(findings) + summary(findings) + "\n"
-    if out:
-        text += f"\nresolved recipe written to {out}\n"
-    return text
 
 
 def add_parameter_counts(resolved: ResolvedRecipe) -> None:

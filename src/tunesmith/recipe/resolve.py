@@ -115,7 +115,7 @@ def resolve(recipe: Recipe, *, recipe_path: str | Path | None = None) -> Resolve
         provenance["model.checkpoint"] = Provenance(
             "default",
             "post-trained keeps instruction following; the start for LoRA and small data "
-            f"(BLOG-HPO, {table.FACTS} 4)",
+            "([nova-hpo-blog], [nova-cpt-docs])",
         )
 
     plans: list[StagePlan] = []
@@ -425,7 +425,7 @@ def _resolve_stage(
         plan.set(
             "total_tokens_max",
             tokens_per_step * total_steps,
-            f"max_length * global_batch_size * total_steps ({table.FACTS} 1.2)",
+            "max_length * global_batch_size * total_steps ([nova-recipes])",
         )
     plan.set(
         "customer_examples_seen",
@@ -462,7 +462,7 @@ def _resolve_evaluation(recipe: Recipe, provenance: dict[str, Provenance], size_
     if "suites" not in {p.split(".")[-1] for p in provenance if p.startswith("evaluation.")}:
         provenance["evaluation.suites"] = Provenance(
             "default",
-            f"'Always evaluate both the domain task and general benchmarks' (DOC-FORGE-CPT; {table.FACTS} 6)",
+            "'Always evaluate both the domain task and general benchmarks' ([nova-cpt-docs]; [nova-evaluation])",
         )
 
 

@@ -1,6 +1,6 @@
 """The recipe: one typed, strict config tree (the single source of truth for a run).
 
-Vocabulary follows the managed service users migrate from (reference/managed-service-facts.md sections 1-2):
+Vocabulary follows the managed service users migrate from ([nova-recipes]):
 `lr`, `min_lr`, `warmup_steps` / `warmup_ratio`, `constant_steps`, `global_batch_size`, `max_length`,
 `max_steps` / `max_epochs`, `lora.alpha`, `data_mixing.customer_percent`, `data_mixing.general`,
 `save_top_k`, `val_check_interval`, `number_generation`.
@@ -15,16 +15,19 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from tunesmith.data.general import CATEGORIES
-from tunesmith.models.catalog import CHECKPOINT_STAGES, FAMILIES
-from tunesmith.monitoring.policies import DETECTORS, threshold_names
-from tunesmith.recipe.mixing_rules import mixing_rule_violations
-from tunesmith.recipe.suggest import did_you_mean
+from tunesmith.data.mixing_rules import mixing_rule_violations
+from tunesmith.models.catalog import FAMILIES
 from tunesmith.rewards.config import RewardSpec
-
-Technique = Literal["cpt", "sft", "rft"]
-Mode = Literal["lora", "full"]
-CheckpointStage = Literal["pre-trained", "mid-trained", "post-trained"]
+from tunesmith.suggest import did_you_mean
+from tunesmith.vocabulary import (
+    CATEGORIES,
+    CHECKPOINT_STAGES,
+    DETECTORS,
+    CheckpointStage,
+    Mode,
+    Technique,
+    threshold_names,
+)
 
 Percent = Annotated[float, Field(ge=0, le=100)]
 PositiveInt = Annotated[int, Field(ge=1)]
@@ -83,7 +86,7 @@ class DataSpec(Strict):
 
 
 class DataMixing(Strict):
-    """Blend the user's data with curated general data (managed-service-facts.md 2.1-2.2 semantics).
+    """Blend the user's data with curated general data ([nova-data-mixing] semantics).
 
     `customer_percent` is the share of the OVERALL mix drawn from the user's data; `general` gives each
     general category's share of the remaining (general) portion and must sum to 100.
@@ -109,7 +112,7 @@ class DataMixing(Strict):
 
     @model_validator(mode="after")
     def _mixing_rules(self) -> DataMixing:
-        # The managed service SDK's rules (managed-service-facts.md 2.2).
+        # The managed service SDK's rules ([nova-forge-sdk]).
         general = self.general or {}
         for category in general:
             if category not in CATEGORIES and category not in self.general_sources:

@@ -1,6 +1,6 @@
 """Rewards: built-in verifiers, Python callables, the HTTP / Lambda reward client, a reward server and a
-Lambda handler — all speaking the managed service's reward contract (reference/managed-service-facts.md
-section 3): a JSON list of `{id, messages, reference_answer?, ...}` in, `{id, aggregate_reward_score,
+Lambda handler — all speaking the managed service's reward contract
+([nova-reward-functions]): a JSON list of `{id, messages, reference_answer?, ...}` in, `{id, aggregate_reward_score,
 metrics_list?}` per sample out.
 
     reward = load_reward("numeric", on_event=events.append)       # or a RewardSpec / mapping
@@ -9,8 +9,8 @@ metrics_list?}` per sample out.
 Layout: `base` (samples, results, counters, failure policy), `config` (RewardSpec), `contract` (the wire
 format, both sides), `verifiers` (built-ins + weighted), `callables` (module:function), `client` (HTTP and
 Lambda transports under one retrying client), `loading` (load_reward), `handler` (deploy as a Lambda),
-`server` (`tunesmith reward serve`). No torch here (exact_match / normalized_match import the evaluation
-scorers lazily).
+`server` (`tunesmith reward serve`). No torch here (exact_match / normalized_match are
+`tunesmith.matching`'s, shared with the evaluation suite).
 """
 
 from tunesmith.rewards.base import (

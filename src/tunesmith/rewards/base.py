@@ -1,7 +1,7 @@
 """The reward vocabulary every scorer shares: samples in, results out, counters, the failure policy.
 
 A `RewardFunction` scores a batch of `RewardSample`s (the reward contract's payloads, see
-reference/managed-service-facts.md section 3) and returns one `RewardResult` per sample, in order. A
+[nova-reward-functions]) and returns one `RewardResult` per sample, in order. A
 sample that could not be scored (timeout, bad reply, exception in the reward) is *failed*: it scores 0.0
 (the managed service's documented rule for failures), carries its fault kind, is counted in `stats` and
 reported through `on_event`. After every `score()` call the failure policy compares the cumulative share

@@ -3,7 +3,7 @@ functions, which differ only in their *transport* (`send(payloads, timeout_s) ->
 
 Per `score()` call the samples are split into requests of `batch_size`, at most `concurrency` in flight.
 Each request is retried up to `retries` times with exponential backoff (`backoff_s`, doubled each time:
-1 s / 2 s / 4 s by default, as DOC-REWARD advises) on timeouts, connection errors, HTTP 408/429/5xx, Lambda
+1 s / 2 s / 4 s by default, as [nova-reward-functions] advises) on timeouts, connection errors, HTTP 408/429/5xx, Lambda
 function errors and throttling, and replies that are not JSON or not a list. A reply that is valid for some
 ids only (one id missing or repeated, one NaN score, a malformed metrics_list) keeps the valid results and
 retries just the faulty samples. Samples still unscored after the last retry score 0.0 with `failed=True`

@@ -5,10 +5,10 @@ exact_match}`). Strict like every recipe node (unknown keys are errors); it cann
 `tunesmith.recipe.schema.Strict` because the recipe schema imports this module, so it repeats its config.
 
 Endpoint defaults come from the managed service's reward-Lambda documentation
-(reference/managed-service-facts.md section 3, "DOC-REWARD"): a 60 s timeout and 3 retries with exponential
+([nova-reward-functions]): a 60 s timeout and 3 retries with exponential
 backoff 1 s / 2 s / 4 s (its LLM-judge example), 0.0 for a failed sample, clamping to [0, 1] (opt-in here,
 since the contract also allows "task-defined" ranges), and `lambda_concurrency_limit` 12 (SMTJ). The batch
-size per call is not documented (section 3, "Not found"); the failure policy is ours.
+size per call is not documented; the failure policy is ours.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from urllib.parse import urlparse
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from tunesmith.errors import UserError
-from tunesmith.recipe.suggest import did_you_mean
+from tunesmith.suggest import did_you_mean
 
 BUILTINS: tuple[str, ...] = ("exact_match", "normalized_match", "numeric", "regex", "json_schema", "brindle")
 """Built-in verifiers (`name` or `builtin:name`; the demo domain's is usually written `builtin:brindle`)."""
@@ -119,7 +119,7 @@ class RewardSpec(BaseModel):
     # --- endpoint settings (http / Lambda) -------------------------------------------------------------------
     timeout_s: Annotated[float, Field(gt=0, le=900)] = Field(
         60.0,
-        description="seconds per request; DOC-REWARD's LLM-judge example uses 60 s (Lambda's maximum is 900 s)",
+        description="seconds per request; [nova-reward-functions]'s LLM-judge example uses 60 s (Lambda's maximum is 900 s)",
     )
     concurrency: Annotated[int, Field(ge=1, le=1024)] = Field(
         12,
@@ -130,10 +130,12 @@ class RewardSpec(BaseModel):
         description="samples per request (not documented by the service; small so a timeout fails few samples)",
     )
     retries: Annotated[int, Field(ge=0, le=10)] = Field(
-        3, description="retries after a timeout / connection error / 5xx / bad reply (DOC-REWARD: 3)"
+        3,
+        description="retries after a timeout / connection error / 5xx / bad reply ([nova-reward-functions]: 3)",
     )
     backoff_s: Annotated[float, Field(ge=0, le=60)] = Field(
-        1.0, description="first retry delay in seconds, doubled each retry (DOC-REWARD: 1 s, 2 s, 4 s)"
+        1.0,
+        description="first retry delay in seconds, doubled each retry ([nova-reward-functions]: 1 s, 2 s, 4 s)",
     )
     bearer_token_env: str | None = Field(
         None, description="http: environment variable holding a bearer token for the Authorization header"
@@ -148,7 +150,8 @@ class RewardSpec(BaseModel):
         32, description="samples scored before the failure policy judges (ours: two default batches)"
     )
     clamp: bool = Field(
-        False, description="clamp scores to [0, 1] (DOC-REWARD's judge example does; off: task-defined range)"
+        False,
+        description="clamp scores to [0, 1] ([nova-reward-functions]'s judge example does; off: task-defined range)",
     )
 
     @model_validator(mode="before")

@@ -1,4 +1,4 @@
-"""The reward contract on the wire (reference/managed-service-facts.md section 3), both directions.
+"""The reward contract on the wire ([nova-reward-functions]), both directions.
 
 Request: a JSON list of `{id, messages, reference_answer?, ...}`. Reply: a JSON list with one
 `{id, aggregate_reward_score, metrics_list?}` per request id, `metrics_list` entries being

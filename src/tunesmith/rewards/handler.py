@@ -7,7 +7,7 @@
 The event is the contract's request: a list of `{id, messages, reference_answer?, ...}` (or an API Gateway
 style `{"body": "<json list>"}`); the return value is the contract's reply list. The reward is built once,
 at cold start, with the failure policy off (the caller's client judges failures). A sample the reward could
-not score comes back with score 0.0 (DOC-REWARD's rule) and a `fault` key. A malformed event raises
+not score comes back with score 0.0 ([nova-reward-functions]'s rule) and a `fault` key. A malformed event raises
 `RequestError`, which the caller sees as a Lambda FunctionError.
 """
 

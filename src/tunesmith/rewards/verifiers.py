@@ -1,7 +1,7 @@
 """Built-in verifiers (scored in-process, per sample) and the weighted combination of rewards.
 
-- `exact_match`, `normalized_match`: the evaluation suite's scorers (`tunesmith.evaluation.metrics`), so a
-  reward and the domain suite report the same number.
+- `exact_match`, `normalized_match`: the evaluation suite's scorers (`tunesmith.matching`), so a reward
+  and the domain suite report the same number.
 - `numeric`: the last number of the completion equals the reference's number within `tolerance`
   (absolute) or `relative_tolerance`; numbers may carry a sign, decimals, an exponent and thousands commas.
 - `regex`: the completion (stripped) fully matches `pattern` (or contains a match with `full_match: false`);
@@ -26,6 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from tunesmith import matching
 from tunesmith.errors import UserError
 from tunesmith.rewards.base import RewardFunction, RewardResult, RewardSample, failed_result
 
@@ -284,10 +285,8 @@ class Brindle(PerSampleReward):
 
 
 def text_scorer(name: str) -> Callable[[str, str], float]:
-    """The evaluation suite's scorer of that name (imported lazily: its module pulls in torch)."""
-    from tunesmith.evaluation import metrics
-
-    return {"exact_match": metrics.exact_match, "normalized_match": metrics.normalized_match}[name]
+    """The evaluation suite's scorer of that name."""
+    return {"exact_match": matching.exact_match, "normalized_match": matching.normalized_match}[name]
 
 
 class Weighted(RewardFunction):

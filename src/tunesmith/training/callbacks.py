@@ -14,6 +14,8 @@ import math
 import shutil
 import signal
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -116,6 +118,15 @@ class MetricsLogger(TrainerCallback):
             handle.write(json.dumps(row) + "\n")
 
 
+@dataclass(frozen=True)
+class Selection:
+    """How a stage's best checkpoint is chosen: the validation `metric` (a key of the trainer's evaluation
+    logs) and its direction. Each technique states its own, with the reason (`cpt.py`, `sft.py`, `rft.py`)."""
+
+    metric: str = "eval_loss"
+    higher_is_better: bool = False
+
+
 METRIC_NAMES = {
     "eval_loss": "validation loss",
     "eval_reward": "validation reward",
@@ -128,13 +139,16 @@ class CheckpointKeeper(TrainerCallback):
     """Marks finished checkpoints, keeps the `save_top_k` best (plus the latest, for resume) and maintains
     `best.json` -> the best checkpoint.
 
-    "Best" is the best value of the stage's selection `metric` (`stage.selection_metric`: validation loss
-    for CPT, validation token accuracy for SFT, validation reward for RFT) among the checkpoints whose
-    general-capability probe (the monitor's `probes.jsonl`, measured at the same steps) stayed within
-    `max_general_drop` of its value at the start; when every checkpoint dropped more, the best value
-    overall. Measured on the tiny family (50% mix, full rank, 400 steps): by validation loss alone the pick
-    sat in the mid-run general dip (it retained 87-93% of general accuracy) while later checkpoints
-    retained 97%.
+    "Best" is the best value of the stage's `selection` metric (validation loss for CPT, validation token
+    accuracy for SFT, validation reward for RFT) among the checkpoints whose general-capability probe
+    (`general_probe`: step -> accuracy, the record the monitor's forgetting probe fills at the same steps
+    before each save) stayed within `max_general_drop` of its value at the start; when every checkpoint
+    dropped more, the best value overall. Measured on the tiny family (50% mix, full rank, 400 steps): by
+    validation loss alone the pick sat in the mid-run general dip (it retained 87-93% of general accuracy)
+    while later checkpoints retained 97%.
+
+    Kept instead of the trainer's `save_total_limit`/`metric_for_best_model`: those keep the latest N plus
+    one best by the metric alone, not the top-k within the forgetting limit, and ignore the COMPLETE marker.
     """
 
     def __init__(
@@ -144,12 +158,14 @@ class CheckpointKeeper(TrainerCallback):
         save_top_k: int,
         max_general_drop: float | None = None,
         *,
-        metric: str = "eval_loss",
-        higher_is_better: bool = False,
+        selection: Selection | None = None,
+        general_probe: Mapping[int, float] | None = None,
     ) -> None:
         self.stage_dir, self.checkpoints_dir, self.save_top_k = stage_dir, checkpoints_dir, save_top_k
         self.max_general_drop = max_general_drop
-        self.metric, self.higher_is_better = metric, higher_is_better
+        self.selection = selection or Selection()  # CPT's: the lowest validation loss
+        self.metric, self.higher_is_better = self.selection.metric, self.selection.higher_is_better
+        self.general_probe: Mapping[int, float] = general_probe if general_probe is not None else {}
         self.index_path = stage_dir / "checkpoints.json"
         self.index: dict[str, dict[str, Any]] = (
             json.loads(self.index_path.read_text()) if self.index_path.exists() else {}
@@ -185,7 +201,7 @@ class CheckpointKeeper(TrainerCallback):
             "step": step,
             "eval_loss": self._eval_loss.get(step),
             self.metric: value,
-            "general_probe": self._probes().get(step),
+            "general_probe": self.general_probe.get(step),
         }
         self._prune(latest=folder.name)
         atomic_write_json(self.index_path, self.index)
@@ -193,18 +209,10 @@ class CheckpointKeeper(TrainerCallback):
         if best is not None:
             atomic_write_json(self.stage_dir / "best.json", best)
 
-    def _probes(self) -> dict[int, float]:
-        """step -> general probe accuracy (written by the monitor before the checkpoint of that step)."""
-        path = self.stage_dir / "probes.jsonl"
-        if not path.exists():
-            return {}
-        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-        return {row["step"]: row["general_accuracy"] for row in rows if _finite(row.get("general_accuracy"))}
-
     def _ranked(self) -> list[tuple[bool, float, int, str]]:
         """(forgot, validation loss or -reward, step, name), best first: checkpoints within the forgetting
         limit first."""
-        start = self._probes().get(0)
+        start = self.general_probe.get(0)
 
         def forgot(entry: dict[str, Any]) -> bool:
             probe = entry.get("general_probe")
@@ -227,7 +235,7 @@ class CheckpointKeeper(TrainerCallback):
             forgot, _, step, name = ranked[0]
             how = what
             measured = any(entry.get("general_probe") is not None for entry in self.index.values())
-            if self.max_general_drop is not None and measured and 0 in self._probes():
+            if self.max_general_drop is not None and measured and 0 in self.general_probe:
                 how = (
                     f"{what} (every checkpoint forgot more than the limit)"
                     if forgot
@@ -353,10 +361,12 @@ class ProgressBar(TrainerCallback):
             line = f"{self.label}: step {state.global_step}/{state.max_steps} validation reward {shown}"
         elif "eval_loss" in logs:
             line = f"{self.label}: step {state.global_step}/{state.max_steps} validation loss {logs['eval_loss']:.4f}"
-            if self.bar is not None:
-                self.bar.write(line)
-            else:
-                print(line, flush=True)
+        else:
+            return
+        if self.bar is not None:
+            self.bar.write(line)
+        else:
+            print(line, flush=True)
 
     def on_train_end(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any

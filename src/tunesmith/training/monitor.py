@@ -19,7 +19,7 @@ exact-match accuracy (every answer token, and the end-of-sequence token, is the 
 prefix; this is exactly when greedy decoding reproduces the answer, without the cost of generating), and
 the forward KL(start || current) in nats per answer token on the same positions (a proxy that needs no
 correctness judgment; RL's Razor uses forward KL to the start policy as the forgetting predictor,
-reference/papers.md 1.3). Only the start model's top-k log-probs are stored, so the KL ignores the tail mass
+[rls-razor-2025]). Only the start model's top-k log-probs are stored, so the KL ignores the tail mass
 outside them (exact for the tiny family's 100-token vocabulary). A first version generated answers with
 `generate_batch`: 17.7 s per probe on the tiny family, against ~0.2 s per training step.
 """
@@ -38,6 +38,7 @@ import torch
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
 from tunesmith.monitoring import Event, Monitor, summarize
+from tunesmith.monitoring.stats import is_finite
 from tunesmith.runs import atomic_write_bytes, atomic_write_json
 
 EVENTS_FILE = "events.jsonl"
@@ -195,8 +196,12 @@ def _to_bytes(obj: Any) -> bytes:
 
 
 class MonitorCallback(TrainerCallback):
-    """Feeds loss, gradient norm, validation loss and the forgetting probe to the `Monitor`; writes, prints
-    and enforces the events. `request` is the stop/rollback event that ended training (None otherwise)."""
+    """Feeds every logged metrics row and the forgetting probe to the `Monitor`; writes, prints and enforces
+    the events. `request` is the stop/rollback event that ended training (None otherwise).
+
+    `general_accuracy` (step -> the probe's general accuracy, 0-1) is the probe record checkpoint selection
+    reads (`CheckpointKeeper(general_probe=...)`): the probe runs at `on_step_end`, before the trainer saves
+    that step's checkpoint. `probes.jsonl` is its record on disk, read back only on resume."""
 
     def __init__(
         self,
@@ -208,12 +213,8 @@ class MonitorCallback(TrainerCallback):
         resume_step: int = 0,
         main_process: bool = True,
         print_events: bool = True,
-        rft: bool = False,
     ) -> None:
         self.monitor = monitor
-        # RFT: the reward and KL streams go to the RFT detectors; GRPO's loss is a policy-gradient surrogate
-        # (near 0, either sign), not a curve the loss detectors understand, and its eval_loss likewise
-        self.rft = rft
         self.stage_dir = stage_dir
         self.events_path = stage_dir / EVENTS_FILE
         self.probes_path = stage_dir / PROBES_FILE
@@ -225,6 +226,9 @@ class MonitorCallback(TrainerCallback):
         self.probe_seconds = 0.0
         self.monitor_seconds = 0.0
         self.resume_step = resume_step
+        # the history up to the resumed step, replayed on every process so that all reach the same decisions
+        probes = [p for p in read_rows(self.probes_path) if p["step"] <= resume_step]
+        metrics = [r for r in read_rows(stage_dir / "metrics.jsonl") if r.get("step", 0) <= resume_step]
         if main_process:
             attempt = monitor.attempt
             kept = [
@@ -234,14 +238,17 @@ class MonitorCallback(TrainerCallback):
             ]
             if self.events_path.exists():
                 rewrite_rows(self.events_path, kept)
-            probes = [p for p in read_rows(self.probes_path) if p["step"] <= resume_step]
             if self.probes_path.exists():
                 rewrite_rows(self.probes_path, probes)
-            metrics = [r for r in read_rows(stage_dir / "metrics.jsonl") if r.get("step", 0) <= resume_step]
-            monitor.replay(metrics, probes, rft=rft)
-            self._probed_steps = {p["step"] for p in probes}
-        else:
-            self._probed_steps = set()
+        monitor.replay(metrics, probes)
+        self._probed_steps = {p["step"] for p in probes}
+        self.general_accuracy: dict[int, float] = {}
+        for row in probes:
+            self._keep_accuracy(row["step"], row.get("general_accuracy"))
+
+    def _keep_accuracy(self, step: int, accuracy: Any) -> None:
+        if is_finite(accuracy):
+            self.general_accuracy[step] = accuracy
 
     # -- streams ------------------------------------------------------------------------------------------
     def on_train_begin(
@@ -261,17 +268,7 @@ class MonitorCallback(TrainerCallback):
         if not logs:
             return
         started = time.perf_counter()
-        events: list[Event] = []
-        if self.rft:
-            if "reward" in logs:
-                events += self.monitor.observe_step(state.global_step, None, logs.get("grad_norm"))
-                events += self.monitor.observe_rft(state.global_step, logs["reward"], logs.get("kl"))
-        else:
-            if "loss" in logs:
-                events += self.monitor.observe_step(state.global_step, logs["loss"], logs.get("grad_norm"))
-            if "eval_loss" in logs:
-                events += self.monitor.observe_eval(state.global_step, logs["eval_loss"])
-        self._handle(events, control)
+        self._handle(self.monitor.observe(state.global_step, logs), control)
         self.monitor_seconds += time.perf_counter() - started
 
     def on_step_end(
@@ -292,6 +289,7 @@ class MonitorCallback(TrainerCallback):
         self.probe_seconds += time.perf_counter() - started
         if self.main_process:
             append_line(self.probes_path, {"step": step, "attempt": self.monitor.attempt, **result})
+        self._keep_accuracy(step, result["general_accuracy"])
         self._handle(self.monitor.observe_probe(step, result["general_accuracy"], result["kl"]), control)
 
     # -- policy -------------------------------------------------------------------------------------------

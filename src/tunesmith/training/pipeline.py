@@ -44,7 +44,7 @@ def train(
 ) -> TrainResult:
     """Run every stage of a resolved recipe (resuming where a previous attempt stopped).
 
-    Before an RFT stage, the readiness probe (`tunesmith.rewards.probe`) samples the stage's starting
+    Before an RFT stage, the readiness probe (`tunesmith.evaluation.probe`) samples the stage's starting
     checkpoint on its prompts: a hopeless stage (almost no positive reward: do SFT first; almost all
     positive: no signal) is refused unless `force`."""
     recipe = resolved.recipe
@@ -126,7 +126,7 @@ def readiness_gate(
     stage unless forced."""
     import json
 
-    from tunesmith.rewards.probe import ProbeSettings, probe_rows, render_report
+    from tunesmith.evaluation.probe import ProbeSettings, probe_rows, render_report
 
     path = stage_dir / "probe.json"
     if path.exists():

@@ -1,15 +1,17 @@
 """RFT stage: GRPO through TRL's GRPOTrainer (+ PEFT for LoRA), scored by a `tunesmith.rewards` reward.
 
 Everything around the trainer is the shared stage machinery (`tunesmith.training.stage`): the playbook's
-LR schedule, metrics, top-k checkpoints (here by *validation reward*, highest first), atomic checkpoint
-publication, SIGTERM handling, resume, monitoring (the RFT detectors: reward collapse, stuck-low reward,
-saturation, KL spike; plus the general-skill probe) and the export of the best checkpoint.
+LR schedule, metrics, top-k checkpoints (here by *validation reward*, highest first: GRPO's validation
+loss is a policy-gradient surrogate, not a quality measure), atomic checkpoint publication, SIGTERM
+handling, resume, monitoring (the RFT detectors: reward collapse, stuck-low reward, saturation, KL spike,
+on the reward and KL streams instead of the loss; plus the general-skill probe) and the export of the best
+checkpoint.
 
-What is RFT-specific lives here:
+What is RFT-specific lives here (`RFT`, the stage's `Technique`):
 
 - `grpo_config`: the recipe's `number_generation`, `max_new_tokens`, `temperature`, `kl_coef` and LR mapped
   onto TRL's GRPOConfig. `global_batch_size` counts *prompts* per optimizer step (the SMTJ semantics,
-  reference/managed-service-facts.md 1.6): each step scores `global_batch_size x number_generation` samples.
+  [nova-rft-docs]): each step scores `global_batch_size x number_generation` samples.
 - `RewardBridge`: TRL's reward-function call -> the reward contract's samples (`id`, `messages` ending
   with the generated assistant turn, `reference_answer`, extra dataset fields) -> `RewardFunction.score`.
   A sample whose scoring failed (endpoint fault after retries) is recorded with score 0 and counted, and is
@@ -21,7 +23,7 @@ What is RFT-specific lives here:
   need not understand them); the readiness probe looks at your prompts only.
 - `RFTTrainer.drop_zero_variance_groups`: groups whose samples all scored the same carry no signal (zero
   advantage under group normalization) yet still count in the token-level loss normalization; DAPO's
-  dynamic sampling drops them (reference/papers.md 4). Dropped groups are masked out of the loss and their
+  dynamic sampling drops them ([dapo-2025]). Dropped groups are masked out of the loss and their
   share is logged as `rft/dropped_group_share` (next to TRL's `frac_reward_zero_std`).
 """
 
@@ -29,16 +31,18 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from transformers import TrainerCallback
 from trl import GRPOConfig, GRPOTrainer
 
 from tunesmith.errors import UserError
 from tunesmith.monitoring.events import Event
+from tunesmith.training.callbacks import Selection
 from tunesmith.training.data import GENERAL_MARKER
-from tunesmith.training.monitor import read_rows
-from tunesmith.training.stage import PlaybookSchedule, StageResult, StageRun, gradient_accumulation, run_stage
+from tunesmith.training.monitor import MonitorCallback, read_rows
+from tunesmith.training.schedule import PlaybookSchedule
+from tunesmith.training.stage import Datasets, StageResult, StageRun, TrainerInputs, run_stage
 
 GENERAL_REWARD = "exact_match"
 """The verifier of general prompts mixed into an RFT stage: their references are the general data's exact
@@ -49,8 +53,8 @@ ROW_KEY = "_row"
 value, which Arrow columns cannot always hold; the bridge reads them from the rows themselves)."""
 
 
-def run(run: StageRun) -> StageResult:
-    return run_stage(run)
+def run(stage_run: StageRun) -> StageResult:
+    return run_stage(stage_run, RFT())
 
 
 # --------------------------------------------------------------------------------------------- data
@@ -169,7 +173,6 @@ def grpo_config(run: StageRun, base: dict[str, Any], has_validation: bool, eval_
     """TRL's GRPOConfig for the stage: the shared trainer arguments (`base`) plus the RFT block."""
     hp, rft = run.stage.hyperparameters, run.stage.rft
     g = rft.number_generation
-    accumulation = gradient_accumulation(run)
     eval_batch = g * max(1, min(eval_prompts, hp.micro_batch_size))
     while has_validation and (eval_prompts * g) % eval_batch:
         eval_batch -= g
@@ -177,13 +180,12 @@ def grpo_config(run: StageRun, base: dict[str, Any], has_validation: bool, eval_
         **base,
         per_device_train_batch_size=hp.micro_batch_size * g,  # completions per device per micro-step
         per_device_eval_batch_size=max(eval_batch, g),
-        gradient_accumulation_steps=accumulation,
         num_generations=g,
         max_completion_length=rft.max_new_tokens,
         temperature=rft.temperature,
         beta=rft.kl_coef,
-        loss_type="dapo",  # token-level normalization (DAPO; TRL's default, reference/papers.md 4)
-        epsilon_high=0.28,  # clip-higher (DAPO: eps_low 0.2, eps_high 0.28; reference/papers.md 4)
+        loss_type="dapo",  # token-level normalization (DAPO; TRL's default, [dapo-2025])
+        epsilon_high=0.28,  # clip-higher (DAPO: eps_low 0.2, eps_high 0.28; [dapo-2025])
         scale_rewards="group",
         shuffle_dataset=True,
         log_completions=False,
@@ -243,11 +245,26 @@ def reward_summary(metrics_path: Path) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------- stage wiring
 
 
-class RFTSetup:
-    """The RFT parts of a stage that outlive one attempt (a rollback makes a new trainer, not a new reward
-    client): datasets, the reward and its bridge."""
+class RFT:
+    """The RFT technique (`stage.Technique`). The datasets, the reward and its bridge outlive one attempt (a
+    rollback makes a new trainer, not a new reward client)."""
 
-    def __init__(self, run: StageRun, validation_prompts: int = 64) -> None:
+    name = "rft"
+    selection = Selection(metric="eval_reward", higher_is_better=True)
+    watch: Literal["loss", "reward"] = "reward"
+    batch_counts = "prompts"
+
+    def __init__(self, validation_prompts: int = 64) -> None:
+        self.max_validation_prompts = validation_prompts
+        self.validation_prompts = 0
+        self.watcher: MonitorCallback | None = None
+        self.step = 0
+        self.reward: Any = None
+        self.bridge: RewardBridge | None = None
+        self.stage_name = "rft"
+
+    def build_datasets(self, run: StageRun, tokenizer: Any) -> Datasets:
+        """The prompt datasets (validation: a fixed subset), the reward and the bridge to it."""
         from tunesmith.rewards import load_reward
 
         stage = run.stage
@@ -259,24 +276,21 @@ class RFTSetup:
         train_rows = read_rows(run.data.train_file)
         val_rows = (
             validation_subset(
-                read_rows(run.data.validation_file), validation_prompts, stage.hyperparameters.seed
+                read_rows(run.data.validation_file), self.max_validation_prompts, stage.hyperparameters.seed
             )
             if run.data.validation_file is not None
             else []
         )
-        self.train = prompt_dataset(train_rows, "t")
-        self.validation = prompt_dataset(val_rows, "v") if val_rows else None
+        datasets = Datasets(
+            prompt_dataset(train_rows, "t"), prompt_dataset(val_rows, "v") if val_rows else None
+        )
         self.validation_prompts = len(val_rows)
         rows = {f"t{i}": r for i, r in enumerate(train_rows)} | {f"v{i}": r for i, r in enumerate(val_rows)}
-        self.watcher: Any = None
-        self.step = 0
         self.reward = load_reward(stage.rft.reward, on_event=self._on_event, base_dir=run.recipe_dir)
         self.bridge = RewardBridge(self.reward, rows)
         self.bridge.on_failure = self._on_failure
         self.stage_name = stage.name or "rft"
-
-    def attach(self, watcher: Any) -> None:
-        self.watcher = watcher
+        return datasets
 
     def _on_event(self, info: dict[str, Any]) -> None:
         if self.watcher is not None:
@@ -286,39 +300,42 @@ class RFTSetup:
         if self.watcher is not None:
             self.watcher.record([reward_event(self.step, self.stage_name, message)])
 
-    def make_trainer(
-        self, run: StageRun, *, model: Any, base_args: dict[str, Any], **kwargs: Any
-    ) -> RFTTrainer:
-        args = grpo_config(run, base_args, self.validation is not None, self.validation_prompts)
+    def build_trainer(self, run: StageRun, datasets: Datasets, inputs: TrainerInputs) -> RFTTrainer:
+        self.watcher = inputs.monitor  # the reward's faults and failure policy become monitoring events
+        args = grpo_config(run, inputs.args, datasets.has_validation, self.validation_prompts)
         trainer = RFTTrainer(
-            model=model,
+            model=inputs.model,
             reward_funcs=[self.bridge],
             args=args,
-            train_dataset=self.train,
-            eval_dataset=self.validation,
+            train_dataset=datasets.train,
+            eval_dataset=datasets.validation,
             drop_zero_variance_groups=run.stage.rft.drop_zero_variance_groups is not False,
-            **kwargs,
+            **inputs.trainer_kwargs,
         )
         trainer.add_callback(_TrackStep(self))
         return trainer
-
-    def summary(self) -> dict[str, Any]:
-        stats = getattr(self.reward, "stats", None)
-        return {
-            "name": getattr(self.reward, "name", "reward"),
-            **(stats.to_dict() if stats is not None else {}),
-        }
 
     def close(self) -> None:
         close = getattr(self.reward, "close", None)
         if close is not None:
             close()
 
+    def summarize(self, run: StageRun) -> dict[str, Any]:
+        """Training and validation rewards (metrics.jsonl) and the reward client's counters."""
+        stats = getattr(self.reward, "stats", None)
+        return {
+            **reward_summary(run.stage_dir / "metrics.jsonl"),
+            "reward": {
+                "name": getattr(self.reward, "name", "reward"),
+                **(stats.to_dict() if stats is not None else {}),
+            },
+        }
+
 
 class _TrackStep(TrainerCallback):
-    """Keeps RFTSetup.step at the optimizer step being computed (events are stamped with it)."""
+    """Keeps RFT.step at the optimizer step being computed (events are stamped with it)."""
 
-    def __init__(self, setup: RFTSetup) -> None:
+    def __init__(self, setup: RFT) -> None:
         self.setup = setup
 
     def on_step_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:

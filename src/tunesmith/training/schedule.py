@@ -1,9 +1,15 @@
 """The learning-rate schedule: linear warmup from 0 -> constant at `lr` -> ramp down to `min_lr`.
 
 This is the managed service's `warmup_steps` / `constant_steps` / `min_lr` triplet (NeMo CosineAnnealing;
-reference/managed-service-facts.md 1.1: "the learning rate linearly warms up from 0 to the target value",
+[nova-recipes]: "the learning rate linearly warms up from 0 to the target value",
 then `constant_steps` at the peak, then a ramp down to the `min_lr` floor). The decay shape is cosine or
-linear. Pure math here; `make_scheduler` wraps it in a torch `LambdaLR` for the trainer.
+linear. `Schedule`/`lr_multiplier` are the pure math; `LRFactor` scales it after rollbacks, and
+`PlaybookSchedule` (a trainer mixin) and `ApplyLRFactor` (a callback) put it into the trainer.
+
+Kept instead of transformers' `get_wsd_schedule`: that one warms up from `min_lr_ratio` x lr, not from 0
+as the service's schedule does, so with a floor (`min_lr` defaults to lr / 10) every warmup step's LR
+differs; past the warmup (and everywhere when `min_lr` is 0) the two give the same LR at every step
+(tests/unit/test_training_schedule.py compares them).
 """
 
 from __future__ import annotations
@@ -11,9 +17,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR
+from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
+
+from tunesmith.training.monitor import lr_scale_at
 
 
 @dataclass(frozen=True)
@@ -69,3 +79,58 @@ def lr_multiplier(step: int, *, schedule: Schedule) -> float:
 def make_scheduler(optimizer: Optimizer, schedule: Schedule) -> LambdaLR:
     """A torch scheduler following `schedule` (its state_dict resumes with the trainer's checkpoints)."""
     return LambdaLR(optimizer, partial(lr_multiplier, schedule=schedule))
+
+
+class LRFactor:
+    """The LR multiplier at optimizer step `step`: the playbook schedule's shape x the rollback scale of
+    that step (1 until a rollback; `rollback_lr_scale`^n after the n-th). The scheduler gets it wrapped in a
+    plain function: LambdaLR's state_dict stores (and on resume restores) the attributes of callable
+    objects, which would bring back the segments saved in the checkpoint; it skips functions."""
+
+    def __init__(self, schedule: Schedule, segments: list[list[float]] | None = None) -> None:
+        self.schedule, self.segments = schedule, [list(s) for s in segments or []]
+
+    def __call__(self, step: int) -> float:
+        return lr_scale_at(step, self.segments) * lr_multiplier(step, schedule=self.schedule)
+
+    def lr_at(self, step: int) -> float:
+        return self.schedule.lr * self(step)
+
+    def rollback_scale(self, step: int) -> float:
+        """The rollback scale in force at `step` (1 before any rollback)."""
+        return self(step) / max(lr_multiplier(step, schedule=self.schedule), 1e-12)
+
+
+class PlaybookSchedule:
+    """Trainer mixin: the playbook's warmup -> constant -> ramp-down schedule (scaled after rollbacks)."""
+
+    def __init__(
+        self, *args: Any, schedule: Schedule, lr_factor: LRFactor | None = None, **kwargs: Any
+    ) -> None:
+        self._tunesmith_schedule = schedule
+        self._tunesmith_factor = lr_factor or LRFactor(schedule)
+        super().__init__(*args, **kwargs)
+
+    def create_scheduler(self, num_training_steps: int, optimizer: Optimizer | None = None):
+        if self.lr_scheduler is None:
+            factor = self._tunesmith_factor
+            self.lr_scheduler = LambdaLR(optimizer or self.optimizer, lambda step: factor(step))
+            self._created_lr_scheduler = True
+        return self.lr_scheduler
+
+
+class ApplyLRFactor(TrainerCallback):
+    """After a resume the optimizer's param groups hold the LR saved in the checkpoint; set them from the
+    scheduler so the first resumed step already uses the (rollback-scaled) schedule."""
+
+    def on_train_begin(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any
+    ) -> None:
+        optimizer, scheduler = kw.get("optimizer"), kw.get("lr_scheduler")
+        if optimizer is None or scheduler is None or not hasattr(scheduler, "lr_lambdas"):
+            return
+        for group, base, factor in zip(
+            optimizer.param_groups, scheduler.base_lrs, scheduler.lr_lambdas, strict=False
+        ):
+            group["lr"] = base * factor(scheduler.last_epoch)
+        scheduler._last_lr = [group["lr"] for group in optimizer.param_groups]  # what the trainer logs

@@ -1,9 +1,11 @@
-"""Run one CPT or SFT stage with TRL's SFTTrainer (+ PEFT for LoRA): the shared block behind `cpt.py`/`sft.py`.
+"""The shared stage machinery behind `cpt.py`, `sft.py` and `rft.py`: one stage, trained and exported.
 
-No hand-written loop: the trainer is TRL's, the optimizer transformers' AdamW, the adapters PEFT's. We add
-the playbook's schedule (`schedule.py`), metrics, top-k checkpoint selection (`selection_metric`), atomic
-checkpoint publication, SIGTERM handling, and the export of the best checkpoint as the next stage's input
-(LoRA adapters merged into the weights).
+No hand-written loop: the trainers are TRL's, the optimizer transformers' AdamW, the adapters PEFT's. Each
+technique file defines a `Technique` (its datasets, its trainer, how its best checkpoint is chosen, what it
+adds to the summary) and hands it to `run_stage`, which does the rest the same way for all: the playbook's
+schedule (`schedule.py`), metrics, top-k checkpoint selection, atomic checkpoint publication, SIGTERM
+handling, monitoring with rollbacks, and the export of the best checkpoint as the next stage's input (LoRA
+adapters merged into the weights). This module imports no technique.
 
 Stage folder (`runs/<name>/<stage>/`)::
 
@@ -11,7 +13,7 @@ Stage folder (`runs/<name>/<stage>/`)::
     data/              train.jsonl (mixed, in training order), validation.jsonl, mix.json (realized mix)
     schedule.jsonl     the LR planned for every optimizer step
     metrics.jsonl      per step: loss, grad_norm, lr, tokens/s, elapsed; eval_loss at validations
-    checkpoints/       checkpoint-N (COMPLETE marker once fully written); top-k by `selection_metric` + latest
+    checkpoints/       checkpoint-N (COMPLETE marker once fully written); top-k by the selection metric + latest
     checkpoints.json   step, validation loss, selection metric and general probe of each kept checkpoint
     best.json          the best checkpoint
     best/              the best model, ready to load (LoRA merged; adapter/ holds the adapter alone)
@@ -25,22 +27,21 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Protocol
 
 import torch
-from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments, set_seed
+from accelerate import PartialState
+from transformers import Trainer, set_seed
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
-from trl import SFTConfig, SFTTrainer
 
 from tunesmith.errors import UserError
 from tunesmith.models.loading import load_model, load_tokenizer
-from tunesmith.monitoring import Monitor, MonitorSettings, RunContext
+from tunesmith.monitoring import Event, Monitor, MonitorSettings, RunContext
 from tunesmith.recipe.resolve import StagePlan
 from tunesmith.recipe.schema import Recipe, Stage
 from tunesmith.runs import atomic_directory, atomic_write_json, atomic_write_text
@@ -49,6 +50,7 @@ from tunesmith.training.callbacks import (
     FinalValidation,
     MetricsLogger,
     ProgressBar,
+    Selection,
     StopOnSignal,
     checkpoint_step,
     complete_checkpoints,
@@ -65,9 +67,8 @@ from tunesmith.training.monitor import (
     rewrite_rows,
     save_state,
 )
-from tunesmith.training.schedule import Schedule, lr_multiplier
+from tunesmith.training.schedule import ApplyLRFactor, LRFactor, Schedule
 
-GENERATION_MARKER = "{% generation %}"
 RESUMABLE_STOPS = ("reward_endpoint",)
 """Monitor stops caused by infrastructure, not by the training itself: `train --resume` continues them."""
 
@@ -96,61 +97,74 @@ class StageResult:
     summary: dict[str, Any]
 
 
-class LRFactor:
-    """The LR multiplier at optimizer step `step`: the playbook schedule's shape x the rollback scale of
-    that step (1 until a rollback; `rollback_lr_scale`^n after the n-th). The scheduler gets it wrapped in a
-    plain function: LambdaLR's state_dict stores (and on resume restores) the attributes of callable
-    objects, which would bring back the segments saved in the checkpoint; it skips functions."""
-
-    def __init__(self, schedule: Schedule, segments: list[list[float]] | None = None) -> None:
-        self.schedule, self.segments = schedule, [list(s) for s in segments or []]
-
-    def __call__(self, step: int) -> float:
-        return lr_scale_at(step, self.segments) * lr_multiplier(step, schedule=self.schedule)
-
-    def lr_at(self, step: int) -> float:
-        return self.schedule.lr * self(step)
+# --------------------------------------------------------------------------------------------- technique
 
 
-class PlaybookSchedule:
-    """Trainer mixin: the playbook's warmup -> constant -> ramp-down schedule (scaled after rollbacks)."""
+@dataclass
+class Datasets:
+    """A stage's training and validation datasets, as its trainer takes them."""
 
-    def __init__(
-        self, *args: Any, schedule: Schedule, lr_factor: LRFactor | None = None, **kwargs: Any
-    ) -> None:
-        self._tunesmith_schedule = schedule
-        self._tunesmith_factor = lr_factor or LRFactor(schedule)
-        super().__init__(*args, **kwargs)
+    train: Any
+    validation: Any | None
 
-    def create_scheduler(self, num_training_steps: int, optimizer: torch.optim.Optimizer | None = None):
-        if self.lr_scheduler is None:
-            from torch.optim.lr_scheduler import LambdaLR
-
-            factor = self._tunesmith_factor
-            self.lr_scheduler = LambdaLR(optimizer or self.optimizer, lambda step: factor(step))
-            self._created_lr_scheduler = True
-        return self.lr_scheduler
+    @property
+    def has_validation(self) -> bool:
+        return self.validation is not None
 
 
-class _Trainer(PlaybookSchedule, SFTTrainer):
-    """SFTTrainer with the playbook schedule (CPT and SFT stages)."""
+@dataclass
+class TrainerInputs:
+    """What `run_stage` hands a technique to build one attempt's trainer (a rollback starts a new one)."""
+
+    model: Any
+    args: dict[str, Any]  # trainer arguments shared by every technique (`base_args`)
+    trainer_kwargs: dict[str, Any]  # processing_class, peft_config, callbacks, schedule, lr_factor
+    monitor: MonitorCallback  # for events from outside the detectors (the RFT reward's faults)
 
 
-class _ApplyLRFactor(TrainerCallback):
-    """After a resume the optimizer's param groups hold the LR saved in the checkpoint; set them from the
-    scheduler so the first resumed step already uses the (rollback-scaled) schedule."""
+class Technique(Protocol):
+    """What one technique adds to the shared stage machinery (`cpt.CPT`, `sft.SFT`, `rft.RFT`).
 
-    def on_train_begin(
-        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any
-    ) -> None:
-        optimizer, scheduler = kw.get("optimizer"), kw.get("lr_scheduler")
-        if optimizer is None or scheduler is None or not hasattr(scheduler, "lr_lambdas"):
-            return
-        for group, base, factor in zip(
-            optimizer.param_groups, scheduler.base_lrs, scheduler.lr_lambdas, strict=False
-        ):
-            group["lr"] = base * factor(scheduler.last_epoch)
-        scheduler._last_lr = [group["lr"] for group in optimizer.param_groups]  # what the trainer logs
+    `run_stage` calls `build_datasets` once, `build_trainer` once per attempt, then `close` and
+    `summarize` once at the end."""
+
+    name: str  # the recipe's `technique`
+    selection: Selection  # how the best checkpoint is chosen
+    watch: Literal["loss", "reward"]  # the curve the monitor's detectors read (`Monitor.watch`)
+    batch_counts: str  # what `global_batch_size` counts: "examples" (CPT, SFT) or "prompts" (RFT)
+
+    def build_datasets(self, run: StageRun, tokenizer: Any) -> Datasets: ...
+
+    def build_trainer(self, run: StageRun, datasets: Datasets, inputs: TrainerInputs) -> Trainer: ...
+
+    def close(self) -> None: ...
+
+    def summarize(self, run: StageRun) -> dict[str, Any]: ...
+
+
+# --------------------------------------------------------------------------------------------- processes
+
+
+def process_state() -> PartialState:
+    """accelerate's view of this process (the same singleton the trainer sets up, with the same device
+    choice as `base_args`'s `use_cpu`)."""
+    return PartialState(cpu=not torch.cuda.is_available())
+
+
+def world_size() -> int:
+    return process_state().num_processes
+
+
+def is_main_process() -> bool:
+    return process_state().is_main_process
+
+
+def barrier() -> None:
+    """Wait for every process (nothing with one)."""
+    process_state().wait_for_everyone()
+
+
+# --------------------------------------------------------------------------------------------- trainer blocks
 
 
 def schedule_for(stage: Stage, plan: StagePlan) -> Schedule:
@@ -165,52 +179,22 @@ def schedule_for(stage: Stage, plan: StagePlan) -> Schedule:
     )
 
 
-def supports_assistant_masks(tokenizer: Any) -> bool:
-    """Whether the chat template marks assistant turns (`{% generation %}`), as TRL's assistant_only_loss needs."""
-    return GENERATION_MARKER in (getattr(tokenizer, "chat_template", None) or "")
+def gradient_accumulation(run: StageRun, batch_counts: str = "examples") -> int:
+    """global_batch_size / (micro_batch_size x processes); a one-line error when it does not divide."""
+    hp = run.stage.hyperparameters
+    processes = world_size()
+    per_step = hp.micro_batch_size * processes
+    if hp.global_batch_size % per_step:
+        what = f" ({batch_counts} per step)" if batch_counts != "examples" else ""
+        raise UserError(
+            f"stage {run.stage.name}: global_batch_size {hp.global_batch_size}{what} is not divisible by "
+            f"micro_batch_size {hp.micro_batch_size} x {processes} processes — change micro_batch_size or the "
+            "process count"
+        )
+    return hp.global_batch_size // per_step
 
 
-def _to_prompt_completion(row: dict[str, Any]) -> dict[str, Any]:
-    """Conversation -> (prompt = everything before the last assistant turn, completion = that turn), for
-    chat templates without assistant markers: TRL then computes the loss on the completion only."""
-    messages = row["messages"]
-    last = max(i for i, m in enumerate(messages) if m["role"] == "assistant")
-    return {"prompt": messages[:last], "completion": [messages[last]]}
-
-
-def _load_datasets(run: StageRun, tokenizer: Any) -> tuple[Any, Any, dict[str, Any]]:
-    import datasets
-
-    if run.quiet:
-        datasets.disable_progress_bars()
-    files = {"train": str(run.data.train_file)}
-    if run.data.validation_file is not None:
-        files["validation"] = str(run.data.validation_file)
-    loaded = datasets.load_dataset(
-        "json", data_files=files, cache_dir=str(run.stage_dir / "data" / ".hf-cache")
-    )
-    train, validation = loaded["train"], loaded.get("validation")
-    loss_options: dict[str, Any] = {}
-    if run.stage.technique == "sft":
-        if supports_assistant_masks(tokenizer):
-            loss_options["assistant_only_loss"] = True
-        else:
-            train = train.map(_to_prompt_completion, remove_columns=["messages"])
-            if validation is not None:
-                validation = validation.map(_to_prompt_completion, remove_columns=["messages"])
-            loss_options["completion_only_loss"] = True
-    return train, validation, loss_options
-
-
-def world_size() -> int:
-    return int(os.environ.get("WORLD_SIZE", "1"))
-
-
-def is_main_process() -> bool:
-    return int(os.environ.get("RANK", "0")) == 0
-
-
-def _base_args(run: StageRun, has_validation: bool, resuming: bool) -> dict[str, Any]:
+def base_args(run: StageRun, technique: Technique, has_validation: bool, resuming: bool) -> dict[str, Any]:
     """Trainer arguments shared by every technique (optimizer, logging, validation, saving, devices)."""
     hp = run.stage.hyperparameters
     cuda = torch.cuda.is_available()
@@ -234,7 +218,7 @@ def _base_args(run: StageRun, has_validation: bool, resuming: bool) -> dict[str,
         eval_steps=interval if has_validation else None,
         save_strategy="steps",
         save_steps=interval,
-        save_total_limit=None,  # CheckpointKeeper keeps the top-k by `selection_metric`
+        save_total_limit=None,  # CheckpointKeeper keeps the top-k by the selection metric
         report_to=run.report_to or "none",
         disable_tqdm=True,
         use_cpu=not cuda,
@@ -242,44 +226,11 @@ def _base_args(run: StageRun, has_validation: bool, resuming: bool) -> dict[str,
         ddp_backend=("nccl" if cuda else "gloo") if world_size() > 1 else None,
         dataloader_num_workers=0,
         save_only_model=False,
+        gradient_accumulation_steps=gradient_accumulation(run, technique.batch_counts),
     )
 
 
-def gradient_accumulation(run: StageRun) -> int:
-    """global_batch_size / (micro_batch_size x processes); a one-line error when it does not divide (for
-    RFT the batch counts prompts)."""
-    hp = run.stage.hyperparameters
-    processes = world_size()
-    per_step = hp.micro_batch_size * processes
-    if hp.global_batch_size % per_step:
-        what = " (prompts per step)" if run.stage.technique == "rft" else ""
-        raise UserError(
-            f"stage {run.stage.name}: global_batch_size {hp.global_batch_size}{what} is not divisible by "
-            f"micro_batch_size {hp.micro_batch_size} x {processes} processes — change micro_batch_size or the "
-            "process count"
-        )
-    return hp.global_batch_size // per_step
-
-
-def _training_args(
-    run: StageRun, loss_options: dict[str, Any], has_validation: bool, resuming: bool = False
-) -> SFTConfig:
-    hp = run.stage.hyperparameters
-    return SFTConfig(
-        **_base_args(run, has_validation, resuming),
-        per_device_train_batch_size=hp.micro_batch_size,
-        per_device_eval_batch_size=hp.micro_batch_size,
-        gradient_accumulation_steps=gradient_accumulation(run),
-        train_sampling_strategy="sequential",  # the mixture's order is the training order (quality tail)
-        shuffle_dataset=False,
-        max_length=hp.max_length,
-        packing=False,
-        include_num_input_tokens_seen="non_padding",
-        **loss_options,
-    )
-
-
-def _peft_config(stage: Stage) -> Any:
+def peft_config(stage: Stage) -> Any:
     if stage.mode != "lora":
         return None
     from peft import LoraConfig
@@ -349,29 +300,9 @@ def _write_schedule(stage_dir: Path, factor: LRFactor) -> None:
     )
 
 
-def selection_metric(technique: str) -> dict[str, Any]:
-    """How a stage's best checkpoint is chosen.
-
-    - CPT: the lowest validation loss (perplexity is what CPT optimizes).
-    - SFT: the highest validation token accuracy (TRL's `mean_token_accuracy`: the share of answer tokens
-      the model ranks first). Measured on the tiny family (benchmarks/RESULTS.md, forgetting): the
-      validation loss bottoms out mid-run and then rises as the model grows over-confident on the answers
-      it gets wrong, while exact match keeps improving (domain 0.82 at the lowest-loss checkpoint, 0.935 at
-      the last; validation loss 0.455 -> 0.623), and the lowest-loss pick sat in the mid-run general dip
-      in most mixed runs measured; token accuracy peaks late, where exact match does.
-    - RFT: the highest validation reward (GRPO's validation loss is a policy-gradient surrogate, not a
-      quality measure).
-    """
-    if technique == "rft":
-        return {"metric": "eval_reward", "higher_is_better": True}
-    if technique == "sft":
-        return {"metric": "eval_mean_token_accuracy", "higher_is_better": True}
-    return {}
-
-
-def rollback_to(stage_dir: Path, step: int, attempt: int, technique: str = "sft") -> None:
+def rollback_to(stage_dir: Path, step: int, attempt: int, selection: Selection) -> None:
     """Discard everything after optimizer step `step`: later checkpoints (also from the index and best.json),
-    and metrics/probe rows (kept as `metrics.attempt-<attempt>.jsonl` for the record)."""
+    and metrics rows (kept as `metrics.attempt-<attempt>.jsonl` for the record)."""
     checkpoints_dir = stage_dir / "checkpoints"
     for path in complete_checkpoints(checkpoints_dir):
         if checkpoint_step(path) > step:
@@ -380,7 +311,7 @@ def rollback_to(stage_dir: Path, step: int, attempt: int, technique: str = "sft"
     if index_path.exists():
         index = {k: v for k, v in json.loads(index_path.read_text()).items() if v["step"] <= step}
         atomic_write_json(index_path, index)
-    keeper = CheckpointKeeper(stage_dir, checkpoints_dir, 1, **selection_metric(technique))
+    keeper = CheckpointKeeper(stage_dir, checkpoints_dir, 1, selection=selection)
     best = keeper.best()
     if best is not None:
         atomic_write_json(stage_dir / "best.json", best)
@@ -398,7 +329,42 @@ def _monitor_settings(stage: Stage) -> MonitorSettings:
     return MonitorSettings.from_spec(getattr(stage, "monitoring", None))
 
 
-def run_stage(run: StageRun) -> StageResult:
+# --------------------------------------------------------------------------------------------- run_stage
+
+
+@dataclass
+class Attempt:
+    """One `trainer.train()` call: a stage has one, plus one per rollback."""
+
+    trainer: Trainer
+    keeper: CheckpointKeeper
+    watcher: MonitorCallback
+    stopper: StopOnSignal
+    trainable: int
+    total: int
+    seconds: float = 0.0
+
+    def rollback_request(self) -> Event | None:
+        """The monitor's rollback request that ended this attempt (None: the stage is over)."""
+        request = self.watcher.request
+        if request is None or request.action != "rollback" or self.stopper.received is not None:
+            return None
+        return request
+
+    def stop_request(self) -> Event | None:
+        request = self.watcher.request
+        return request if request is not None and request.action == "stop" else None
+
+    def finished(self, total_steps: int) -> bool:
+        """Trained to the last step, stopped by neither a signal nor the monitor."""
+        return (
+            self.stopper.received is None
+            and self.stop_request() is None
+            and self.trainer.state.global_step >= total_steps
+        )
+
+
+def run_stage(run: StageRun, technique: Technique) -> StageResult:
     """Train one stage (resuming from its last complete checkpoint if there is one) and export its best.
 
     The monitor watches every step (`tunesmith.training.monitor`): a `stop` event ends the stage after saving
@@ -406,160 +372,212 @@ def run_stage(run: StageRun) -> StageResult:
     trains on from there with the LR scaled by `rollback_lr_scale` (at most `max_rollbacks` times; the
     attempts and scales are kept in monitor.json, so a resume after a crash continues the scaled run).
     """
-    stage, stage_dir = run.stage, run.stage_dir
+    assert run.stage.technique == technique.name, (run.stage.technique, technique.name)
     if run.quiet:
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.set_verbosity_error()
-        hf_logging.disable_progress_bar()
-        logging.getLogger("trl").setLevel(logging.ERROR)
-    checkpoints_dir = stage_dir / "checkpoints"
-    settings = _monitor_settings(stage)
-    state = load_state(stage_dir)
-    if is_main_process():
-        if state.get("pending_rollback_to") is not None:  # a crash in the middle of a rollback: finish it
-            rollback_to(stage_dir, state["pending_rollback_to"], state["attempt"] - 1, stage.technique)
-            state["pending_rollback_to"] = None
-            save_state(stage_dir, state)
-        removed = remove_incomplete_checkpoints(checkpoints_dir)
-        if removed and not run.quiet:
-            print(f"{stage.name}: removed incomplete checkpoints left by a crash: {', '.join(removed)}")
+        _quiet_libraries()
+    settings = _monitor_settings(run.stage)
+    state = _recover(run, technique.selection)
     tokenizer = load_tokenizer(run.input_ref)
-    rft_setup = None
-    if stage.technique == "rft":
-        from tunesmith.training.rft import RFTSetup
-
-        rft_setup = RFTSetup(run)
-        train, validation, loss_options = rft_setup.train, rft_setup.validation, {}
-    else:
-        train, validation, loss_options = _load_datasets(run, tokenizer)
-    schedule = schedule_for(stage, run.plan)
+    datasets = technique.build_datasets(run, tokenizer)
+    schedule = schedule_for(run.stage, run.plan)
     context = run_context(run, schedule)
     total_seconds = 0.0
     while True:
-        resume_from = complete_checkpoints(checkpoints_dir)
-        resume_path = resume_from[-1] if resume_from else None
-        resume_step = int(resume_path.name.split("-")[-1]) if resume_path else 0
-        factor = LRFactor(schedule, state["lr_segments"])
-        if is_main_process():
-            _write_schedule(stage_dir, factor)
-        set_seed(stage.hyperparameters.seed)  # LoRA initialization and everything after it are seeded
-        model = load_model(run.input_ref, dtype=torch.float32)
-        resuming = resume_path is not None
-        keeper = CheckpointKeeper(
-            stage_dir,
-            checkpoints_dir,
-            stage.hyperparameters.save_top_k,
-            max_general_drop=_selection_drop(settings),
-            **selection_metric(stage.technique),
-        )
-        stopper = StopOnSignal().install()
-        watcher = _monitor_callback(run, settings, context, state, tokenizer, resume_step)
-        callbacks = [
-            MetricsLogger(stage_dir / "metrics.jsonl", resume_step=resume_step)
-            if is_main_process()
-            else None,
-            keeper,
-            FinalValidation(validation is not None),
-            stopper,
-            ProgressBar(f"{stage.name} ({stage.technique}, {stage.mode})", run.quiet),
-            _ApplyLRFactor(),
-            watcher,
-        ]
-        common = dict(
+        attempt = _train_attempt(run, technique, datasets, tokenizer, schedule, context, settings, state)
+        total_seconds += attempt.seconds
+        request = attempt.rollback_request()
+        if request is None:
+            break
+        _roll_back(run, technique.selection, settings, state, request)
+        barrier()
+    technique.close()
+    completed = attempt.finished(schedule.total_steps)
+    summary = _summary(run, technique, attempt, schedule, state, total_seconds)
+    barrier()
+    if is_main_process():
+        _publish(run, attempt, summary, tokenizer, completed)
+    barrier()
+    name = run.stage.name or run.stage.technique
+    return StageResult(name, run.stage_dir, run.stage_dir / "best", completed, summary)
+
+
+def _quiet_libraries() -> None:
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    logging.getLogger("trl").setLevel(logging.ERROR)
+
+
+def _recover(run: StageRun, selection: Selection) -> dict[str, Any]:
+    """The monitor's state (monitor.json); on the main process, finish a rollback a crash interrupted and
+    remove checkpoints a crash left half-written."""
+    state = load_state(run.stage_dir)
+    if is_main_process():
+        if state.get("pending_rollback_to") is not None:  # a crash in the middle of a rollback: finish it
+            rollback_to(run.stage_dir, state["pending_rollback_to"], state["attempt"] - 1, selection)
+            state["pending_rollback_to"] = None
+            save_state(run.stage_dir, state)
+        removed = remove_incomplete_checkpoints(run.stage_dir / "checkpoints")
+        if removed and not run.quiet:
+            print(f"{run.stage.name}: removed incomplete checkpoints left by a crash: {', '.join(removed)}")
+    return state
+
+
+def _train_attempt(
+    run: StageRun,
+    technique: Technique,
+    datasets: Datasets,
+    tokenizer: Any,
+    schedule: Schedule,
+    context: RunContext,
+    settings: MonitorSettings,
+    state: dict[str, Any],
+) -> Attempt:
+    """Build a trainer that resumes from the last complete checkpoint (if any) and train until the end, a
+    signal or a monitor decision."""
+    stage, stage_dir = run.stage, run.stage_dir
+    checkpoints = complete_checkpoints(stage_dir / "checkpoints")
+    resume_path = checkpoints[-1] if checkpoints else None
+    resume_step = checkpoint_step(resume_path) if resume_path else 0
+    factor = LRFactor(schedule, state["lr_segments"])
+    if is_main_process():
+        _write_schedule(stage_dir, factor)
+    set_seed(stage.hyperparameters.seed)  # LoRA initialization and everything after it are seeded
+    model = load_model(run.input_ref, dtype=torch.float32)
+    watcher = _monitor_callback(run, technique, settings, context, state, tokenizer, resume_step)
+    # selection reads the probe results the monitor measures at on_step_end, before the trainer saves
+    keeper = CheckpointKeeper(
+        stage_dir,
+        stage_dir / "checkpoints",
+        stage.hyperparameters.save_top_k,
+        max_general_drop=_selection_drop(settings),
+        selection=technique.selection,
+        general_probe=watcher.general_accuracy,
+    )
+    stopper = StopOnSignal().install()
+    callbacks = [
+        MetricsLogger(stage_dir / "metrics.jsonl", resume_step=resume_step) if is_main_process() else None,
+        keeper,
+        FinalValidation(datasets.has_validation),
+        stopper,
+        ProgressBar(f"{stage.name} ({stage.technique}, {stage.mode})", run.quiet),
+        ApplyLRFactor(),
+        watcher,  # last: its stop/rollback decision overrides the flags set before it
+    ]
+    inputs = TrainerInputs(
+        model=model,
+        args=base_args(run, technique, datasets.has_validation, resuming=resume_path is not None),
+        trainer_kwargs=dict(
             processing_class=tokenizer,
-            peft_config=_peft_config(stage),
+            peft_config=peft_config(stage),
             callbacks=[c for c in callbacks if c is not None],
             schedule=schedule,
             lr_factor=factor,
-        )
-        if rft_setup is not None:
-            rft_setup.attach(watcher)
-            trainer = rft_setup.make_trainer(
-                run, model=model, base_args=_base_args(run, validation is not None, resuming), **common
-            )
-        else:
-            args = _training_args(run, loss_options, validation is not None, resuming=resuming)
-            trainer = _Trainer(model=model, args=args, train_dataset=train, eval_dataset=validation, **common)
-        trainer.remove_callback(ProgressCallback)  # replaced by ProgressBar (ETA + validation lines)
-        trainer.remove_callback(PrinterCallback)  # metrics go to metrics.jsonl, not the terminal
-        trainable, total = count_parameters(trainer.model)
-        if not run.quiet and is_main_process():
-            where = f", resuming from {resume_path.name}" if resume_path else ""
-            scale = factor(resume_step) / max(lr_multiplier(resume_step, schedule=schedule), 1e-12)
-            scaled = (
-                f", LR x{scale:.3g} after {len(state['rollbacks'])} rollback(s)" if state["rollbacks"] else ""
-            )
-            print(
-                f"{stage.name}: {stage.technique} {stage.mode} from {run.input_ref}: {trainable:,} of {total:,} "
-                f"parameters trainable ({100 * trainable / total:.1f}%), {schedule.total_steps} steps{where}{scaled}",
-                flush=True,
-            )
-        started = time.monotonic()
-        try:
-            trainer.train(resume_from_checkpoint=str(resume_path) if resume_path else None)
-        finally:
-            stopper.uninstall()
-        total_seconds += time.monotonic() - started
-        request = watcher.request
-        if request is None or request.action != "rollback" or stopper.received is not None:
-            break
-        # rollback: the last complete checkpoint at or before the onset (none: the stage's start)
-        onset = request.onset_step if request.onset_step is not None else request.step - 1
-        good = [
-            checkpoint_step(p) for p in complete_checkpoints(checkpoints_dir) if checkpoint_step(p) <= onset
-        ]
-        to_step = max(good) if good else 0
-        scale = settings.rollback_lr_scale ** (len(state["rollbacks"]) + 1)
-        state["rollbacks"].append(
-            {
-                "attempt": state["attempt"],
-                "detector": request.detector,
-                "detected_step": request.step,
-                "onset_step": request.onset_step,
-                "to_step": to_step,
-                "lr_scale": scale,
-            }
-        )
-        state["lr_segments"] = [s for s in state["lr_segments"] if s[0] < to_step] + [[to_step, scale]]
-        state["attempt"] += 1
-        state["pending_rollback_to"] = to_step
-        if is_main_process():
-            save_state(stage_dir, state)
-            rollback_to(stage_dir, to_step, state["attempt"] - 1, stage.technique)
-            state["pending_rollback_to"] = None
-            save_state(stage_dir, state)
-            message = (
-                f"{stage.name}: rollback {len(state['rollbacks'])}/{settings.max_rollbacks} after {request.detector} "
-                f"at step {request.step}: restoring step {to_step}, LR x{scale:g}"
-            )
-            print(message, file=sys.stderr, flush=True)
-        if world_size() > 1:
-            torch.distributed.barrier()
-    if rft_setup is not None:
-        rft_setup.close()
-    stopped = watcher.request if watcher.request is not None and watcher.request.action == "stop" else None
-    completed = (
-        stopper.received is None and stopped is None and trainer.state.global_step >= schedule.total_steps
+        ),
+        monitor=watcher,
     )
-    best_dir = stage_dir / "best"
-    events = watcher.summary()
+    trainer = technique.build_trainer(run, datasets, inputs)
+    trainer.remove_callback(ProgressCallback)  # replaced by ProgressBar (ETA + validation lines)
+    trainer.remove_callback(PrinterCallback)  # metrics go to metrics.jsonl, not the terminal
+    trainable, total = count_parameters(trainer.model)
+    if not run.quiet and is_main_process():
+        rollbacks = len(state["rollbacks"])
+        print(_start_line(run, trainable, total, schedule, resume_path, factor, rollbacks), flush=True)
+    started = time.monotonic()
+    try:
+        trainer.train(resume_from_checkpoint=str(resume_path) if resume_path else None)
+    finally:
+        stopper.uninstall()
+    return Attempt(trainer, keeper, watcher, stopper, trainable, total, time.monotonic() - started)
+
+
+def _start_line(
+    run: StageRun,
+    trainable: int,
+    total: int,
+    schedule: Schedule,
+    resume_path: Path | None,
+    factor: LRFactor,
+    rollbacks: int,
+) -> str:
+    """The stage's first line: what trains from what, how many steps, from where, at which LR scale."""
+    stage = run.stage
+    where = f", resuming from {resume_path.name}" if resume_path else ""
+    scale = factor.rollback_scale(checkpoint_step(resume_path) if resume_path else 0)
+    scaled = f", LR x{scale:.3g} after {rollbacks} rollback(s)" if rollbacks else ""
+    return (
+        f"{stage.name}: {stage.technique} {stage.mode} from {run.input_ref}: {trainable:,} of {total:,} "
+        f"parameters trainable ({100 * trainable / total:.1f}%), {schedule.total_steps} steps{where}{scaled}"
+    )
+
+
+def _roll_back(
+    run: StageRun, selection: Selection, settings: MonitorSettings, state: dict[str, Any], request: Event
+) -> None:
+    """Record the rollback in the monitor's state (the last complete checkpoint at or before the onset —
+    none: the stage's start — and the scaled LR from there on) and, on the main process, restore it."""
+    onset = request.onset_step if request.onset_step is not None else request.step - 1
+    good = [
+        checkpoint_step(p)
+        for p in complete_checkpoints(run.stage_dir / "checkpoints")
+        if checkpoint_step(p) <= onset
+    ]
+    to_step = max(good) if good else 0
+    scale = settings.rollback_lr_scale ** (len(state["rollbacks"]) + 1)
+    state["rollbacks"].append(
+        {
+            "attempt": state["attempt"],
+            "detector": request.detector,
+            "detected_step": request.step,
+            "onset_step": request.onset_step,
+            "to_step": to_step,
+            "lr_scale": scale,
+        }
+    )
+    state["lr_segments"] = [s for s in state["lr_segments"] if s[0] < to_step] + [[to_step, scale]]
+    state["attempt"] += 1
+    state["pending_rollback_to"] = to_step
+    if is_main_process():
+        save_state(run.stage_dir, state)
+        rollback_to(run.stage_dir, to_step, state["attempt"] - 1, selection)
+        state["pending_rollback_to"] = None
+        save_state(run.stage_dir, state)
+        message = (
+            f"{run.stage.name}: rollback {len(state['rollbacks'])}/{settings.max_rollbacks} after {request.detector} "
+            f"at step {request.step}: restoring step {to_step}, LR x{scale:g}"
+        )
+        print(message, file=sys.stderr, flush=True)
+
+
+def _summary(
+    run: StageRun,
+    technique: Technique,
+    attempt: Attempt,
+    schedule: Schedule,
+    state: dict[str, Any],
+    train_seconds: float,
+) -> dict[str, Any]:
+    """result.json's content: what ran, how it ended, the best checkpoint, losses, monitoring events."""
+    stage, metrics = run.stage, run.stage_dir / "metrics.jsonl"
+    stopped = attempt.stop_request()
+    events = attempt.watcher.summary()
     events["rollbacks"] = state["rollbacks"]
     summary: dict[str, Any] = {
         "stage": stage.name,
         "technique": stage.technique,
         "mode": stage.mode,
         "input": str(run.input_ref),
-        "steps": trainer.state.global_step,
+        "steps": attempt.trainer.state.global_step,
         "planned_steps": schedule.total_steps,
-        "trainable_parameters": trainable,
-        "total_parameters": total,
-        "train_seconds": round(total_seconds, 2),
-        "best": keeper.best(),
-        "final_train_loss": _last(stage_dir / "metrics.jsonl", "loss"),
-        "initial_eval_loss": _first(stage_dir / "metrics.jsonl", "eval_loss"),
-        "final_eval_loss": _last(stage_dir / "metrics.jsonl", "eval_loss"),
-        "stopped_by_signal": stopper.received,
+        "trainable_parameters": attempt.trainable,
+        "total_parameters": attempt.total,
+        "train_seconds": round(train_seconds, 2),
+        "best": attempt.keeper.best(),
+        "final_train_loss": _last(metrics, "loss"),
+        "initial_eval_loss": _first(metrics, "eval_loss"),
+        "final_eval_loss": _last(metrics, "eval_loss"),
+        "stopped_by_signal": attempt.stopper.received,
         "stopped_by_monitor": (
             {k: getattr(stopped, k) for k in ("detector", "step", "message")} if stopped is not None else None
         ),
@@ -568,26 +586,28 @@ def run_stage(run: StageRun) -> StageResult:
         # unfinished (no result.json), so `train --resume` continues it once the endpoint is back
         "resumable": stopped is not None and stopped.detector in RESUMABLE_STOPS,
     }
-    if rft_setup is not None:
-        from tunesmith.training.rft import reward_summary
+    summary.update(technique.summarize(run))
+    return summary
 
-        summary.update(reward_summary(stage_dir / "metrics.jsonl"))
-        summary["reward"] = rft_setup.summary()
-    if world_size() > 1:
-        torch.distributed.barrier()
-    if is_main_process():
-        if not run.quiet or events["total"]:
-            print(_events_report(stage.name or stage.technique, events), file=sys.stderr, flush=True)
-        if completed or (stopped is not None and not summary["resumable"] and keeper.best() is not None):
-            export_best(run, keeper.best(), tokenizer, best_dir)
-            atomic_write_json(stage_dir / "result.json", summary)
-    if world_size() > 1:
-        torch.distributed.barrier()
-    return StageResult(stage.name or stage.technique, stage_dir, best_dir, completed, summary)
+
+def _publish(
+    run: StageRun, attempt: Attempt, summary: dict[str, Any], tokenizer: Any, completed: bool
+) -> None:
+    """Print the monitoring report; export the best checkpoint and write result.json when the stage is done
+    (completed, or stopped by the monitor for a reason a resume would not cure)."""
+    events = summary["events"]
+    if not run.quiet or events["total"]:
+        print(_events_report(run.stage.name or run.stage.technique, events), file=sys.stderr, flush=True)
+    best = attempt.keeper.best()
+    stopped = attempt.stop_request() is not None
+    if completed or (stopped and not summary["resumable"] and best is not None):
+        export_best(run, best, tokenizer, run.stage_dir / "best")
+        atomic_write_json(run.stage_dir / "result.json", summary)
 
 
 def _monitor_callback(
     run: StageRun,
+    technique: Technique,
     settings: MonitorSettings,
     context: RunContext,
     state: dict[str, Any],
@@ -602,6 +622,7 @@ def _monitor_callback(
         replace(context, lr_scale=scale),
         rollbacks_done=len(state["rollbacks"]),
         attempt=state["attempt"],
+        watch=technique.watch,
     )
     probe = None
     interval = settings.probe_interval or run.stage.hyperparameters.val_check_interval
@@ -618,7 +639,6 @@ def _monitor_callback(
         probe_interval=interval if probe is not None else None,
         resume_step=resume_step,
         main_process=is_main_process(),
-        rft=run.stage.technique == "rft",
     )
 
 

@@ -1,4 +1,4 @@
-"""Readers and validators for the data formats users already have (managed-service-facts.md 2.4).
+"""Readers and validators for the data formats users already have ([nova-forge-sdk]).
 
 One module per format family (`cpt`, `chat` for SFT Bedrock/OpenAI, `rft`, `gen_qa`), `detect` to tell
 them apart, `sources` for streaming raw records (JSONL, .txt, parquet, saved `datasets` folders), and

@@ -1,6 +1,6 @@
 """SFT conversations: Bedrock conversation JSONL and OpenAI chat JSONL.
 
-Rules (managed-service-facts.md 2.4, SDK `sft_dataset_validator.py`):
+Rules ([nova-forge-sdk], SDK `sft_dataset_validator.py`):
 - Bedrock: `{"schemaVersion": "bedrock-conversation-2024", "system"?: [{"text"}], "messages": [...]}`;
   messages alternate user/assistant, start with user and end with assistant; content is a list of items;
   `reasoningContent: {"reasoningText": {"text"}}` only in assistant turns. Image/video/document/tool items

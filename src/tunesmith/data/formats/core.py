@@ -2,7 +2,7 @@
 
 Validators are pure functions `row -> list[Problem]`; the reader attaches the file and line, turning a
 `Problem` into an `Issue` whose `str()` is the one-line user message `FILE:LINE: what — how to fix`
-(CONVENTIONS.md rule 5).
+(a user error says what, where and how to fix it).
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ class Example:
     - `sft`: `messages` in OpenAI chat form (`role`, `content`, optional `reasoning_content`), the
       system prompt (if any) as the first message.
     - `rft`: `messages` (the prompt), `reference_answer` (from the root or `metadata`), and `extra`: every
-      other field of the row, passed to the reward function (managed-service-facts.md 2.4).
+      other field of the row, passed to the reward function ([nova-forge-sdk]).
     - `eval`: `messages` = [system?, user(query), assistant(response)]; `extra` keeps `metadata`.
 
     `quality` marks a high-quality example (for the quality tail), `source` is "customer" or a general

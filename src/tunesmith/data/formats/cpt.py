@@ -1,6 +1,6 @@
 """CPT rows: JSONL `{"text": "..."}` and plain `.txt` files.
 
-Rule (managed-service-facts.md 2.4, SDK `cpt_dataset_validator.py` with `extra = "forbid"`): exactly one
+Rule ([nova-forge-sdk], SDK `cpt_dataset_validator.py` with `extra = "forbid"`): exactly one
 field `text`, a non-empty string. tunesmith additionally allows its `quality` marker.
 """
 

@@ -1,6 +1,6 @@
 """Evaluation rows, `gen_qa` JSONL: `{"query": str, "response": str, "system"?: str, "metadata"?: ...}`.
 
-Rule: managed-service-facts.md 2.4 (DOC-EVAL-RECIPES). `metadata` is a string there; tunesmith also
+Rule: [nova-forge-sdk] ([nova-evaluation]). `metadata` is a string there; tunesmith also
 accepts an object. `images` (allowed by the SDK) is rejected: tunesmith evaluates text models.
 """
 

@@ -1,10 +1,10 @@
 """RFT prompts: OpenAI chat form with `reference_answer` at the root or under `metadata`.
 
-Rules (managed-service-facts.md 2.4 and 3, SDK `rft_dataset_validator.py`):
+Rules ([nova-forge-sdk] [nova-reward-functions], SDK `rft_dataset_validator.py`):
 `{"id"?, "messages": [{role: system|user|assistant|tool, content}], "tools"?, "reference_answer"?, ...extra}`;
 a system message, if present, comes first; at least one user message. "Any additional custom fields ...
 are passed to your reward function as metadata": every other field is kept in `Example.extra`. The AWS
-pages disagree on root vs `metadata.reference_answer`, so both are accepted (section 3).
+pages disagree on root vs `metadata.reference_answer`, so both are accepted ([nova-reward-functions]).
 tunesmith adds: the prompt must end with a user (or tool) turn, since the model answers it.
 """
 

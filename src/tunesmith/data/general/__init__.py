@@ -1,7 +1,7 @@
 """Built-in general data, by category (procedurally generated, seeded, unlimited, exactly checkable).
 
 Category names follow the managed service's curated general mix where the meaning fits
-(reference/managed-service-facts.md section 2.1):
+([nova-data-mixing]):
 
 - `reasoning-instruction-following`: multi-step instructions ("Sort 5 3 8, then give the first two.").
 - `instruction-following`: output-format constraints (capitals, wrap in [], prefix, first N items).
@@ -27,14 +27,8 @@ from itertools import islice
 
 from tunesmith.data.general.split import in_split
 from tunesmith.data.general.tasks import Item, draw
+from tunesmith.vocabulary import CATEGORIES
 
-CATEGORIES: tuple[str, ...] = (
-    "reasoning-instruction-following",
-    "instruction-following",
-    "math",
-    "reasoning",
-    "knowledge",
-)
 KINDS: tuple[str, ...] = ("text", "sft", "eval")
 
 SENTENCES_PER_DOCUMENT = (3, 6)

@@ -4,7 +4,7 @@ Every generator draws one `Item` from a `random.Random`: a chat prompt, its exac
 sentence that states the same fact for pre-training text (the sentence never repeats the prompt's
 wording, so a model trained only on text continues prose but has not seen the chat question).
 Prompts are short on purpose: the tiny model is character-level, and tokens per step set the build time
-(reference/tiny-feasibility.md: ~12k tokens/s for model M on 2 cores).
+([tiny-feasibility]: ~12k tokens/s for model M on 2 cores).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@ their pets and favourite colours.
 
 The world does not depend on the data seed (a seed changes which questions are drawn, never the facts),
 and it is small (24 + 24 + 24 = 72 facts) so the ~1M-parameter tiny model can memorise all of it from the
-pre-training text (reference/tiny-feasibility.md: model M learns lookup tasks of this size within a few
+pre-training text ([tiny-feasibility]: model M learns lookup tasks of this size within a few
 thousand steps).
 """
 

@@ -2,9 +2,9 @@
 
 GRPO learns from the *differences* between the samples of one prompt. It needs a band of baseline
 success: "struggles with sparse rewards (less than 5 percent positive examples)" (the managed service's
-RFT docs, reference/managed-service-facts.md 3); "if your reward is nearly always 0 or nearly always 1, fix
-the reward before tuning the optimizer" (NVIDIA's GRPO guide, reference/papers.md 4); groups whose samples
-all score the same have zero advantage and give no gradient (DAPO's dynamic sampling drops them, papers 4).
+RFT docs, [nova-reward-functions]); "if your reward is nearly always 0 or nearly always 1, fix
+the reward before tuning the optimizer" (NVIDIA's GRPO guide, [nvidia-grpo-guide]); groups whose samples
+all score the same have zero advantage and give no gradient (DAPO's dynamic sampling drops them, [dapo-2025]).
 
 The probe samples `generations` completions for `prompts` prompts of the stage's data from the checkpoint
 (temperature as in training), scores them with the stage's reward, and reports:
@@ -54,7 +54,7 @@ class ProbeSettings:
     max_new_tokens: int = 32
     seed: int = 0
     positive_threshold: float = 0.0
-    low: float = 0.05  # "less than 5 percent positive examples" (managed-service-facts 3)
+    low: float = 0.05  # "less than 5 percent positive examples" ([nova-reward-functions])
     high: float = 0.95  # the symmetric bound: nearly every answer already scores
 
     @classmethod

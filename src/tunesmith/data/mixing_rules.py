@@ -1,6 +1,5 @@
-"""The data-mixing rules of the managed service's SDK (`validate_data_mixing_config`,
-managed-service-facts.md 2.2), written once: the recipe schema, the linter and the mixer all call
-`mixing_rule_violations`.
+"""The data-mixing rules of the managed service's SDK (`validate_data_mixing_config`, [nova-forge-sdk]),
+written once: the recipe schema and the mixer both call `mixing_rule_violations`.
 
 Pure: plain numbers in, `(key, message)` pairs out; callers add their own location prefix.
 """
@@ -9,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-#: the SDK's tolerance on the sum of the general shares (section 2.2)
+#: the SDK's tolerance on the sum of the general shares ([nova-forge-sdk])
 SUM_TOLERANCE = 0.01
 
 
