@@ -37,7 +37,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from tunesmith.evaluation import suites
-    from tunesmith.evaluation.runner import EvalConfig, evaluate_checkpoint, resolve_checkpoint
+    from tunesmith.evaluation.runner import EvalConfig, evaluate_checkpoint, resolve_eval_model
     from tunesmith.models import tiny
     from tunesmith.models.loading import load_model, load_tokenizer
 
@@ -74,7 +74,7 @@ def main() -> None:
         previous = os.environ.get("TUNESMITH_HOME")
         family = tiny.family_dir()
         os.environ["TUNESMITH_HOME"] = home
-        checkpoint = resolve_checkpoint(
+        checkpoint = resolve_eval_model(
             family / "post-trained" if args.model == "tiny:post-trained" else args.model
         )
         config = EvalConfig(suites=("general",), general_items_per_category=per_category)

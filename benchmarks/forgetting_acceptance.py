@@ -57,7 +57,7 @@ def main() -> None:
         evaluate_checkpoint,
         evaluate_run,
         render_comparison,
-        resolve_checkpoint,
+        resolve_eval_model,
         run_start_ref,
     )
     from tunesmith.models import tiny
@@ -95,8 +95,8 @@ def main() -> None:
             (run_dir / "sft" / "checkpoints").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1])
         )
         config = EvalConfig(domain="builtin:brindle/eval")
-        start = evaluate_checkpoint(resolve_checkpoint(run_start_ref(run_dir)), config, quiet=True)
-        last = evaluate_checkpoint(resolve_checkpoint(final), config, quiet=True)
+        start = evaluate_checkpoint(resolve_eval_model(run_start_ref(run_dir)), config, quiet=True)
+        last = evaluate_checkpoint(resolve_eval_model(final), config, quiet=True)
         last.checkpoint.label = f"{name}/sft/{final.name} (final)"
         final_comparison = compare(start, last, config)
         print(render_comparison(final_comparison))

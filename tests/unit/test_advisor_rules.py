@@ -12,7 +12,7 @@ import pytest
 from tunesmith.advisor.findings import Finding, exit_code, has_errors
 from tunesmith.advisor.lint import measure_stages, run_rules
 from tunesmith.advisor.rules import RULES, LintFacts
-from tunesmith.advisor.stats import LengthStats, StageData
+from tunesmith.advisor.stats import LengthStats, StageDataStats
 from tunesmith.recipe.loading import validate_recipe
 from tunesmith.recipe.resolve import ResolvedRecipe, resolve
 from tunesmith.recipe.schema import Recipe
@@ -256,20 +256,20 @@ def lengths(*values: int) -> LengthStats:
 
 def test_max_length_mismatch() -> None:
     res = resolved(stage(SFT, hyperparameters={"max_length": 64}))
-    truncated = LintFacts(stage_data={0: StageData(lengths=lengths(*([30] * 90 + [100] * 10)))})
+    truncated = LintFacts(stage_data={0: StageDataStats(lengths=lengths(*([30] * 90 + [100] * 10)))})
     (finding,) = check(res, "max-length-mismatch", truncated)
     assert (
         finding.severity == "warning"
         and "10.0% of 100 sampled examples exceed max_length 64" in finding.message
     )
     assert "about 128" in finding.fix
-    fits = LintFacts(stage_data={0: StageData(lengths=lengths(*([30] * 100)))})
+    fits = LintFacts(stage_data={0: StageDataStats(lengths=lengths(*([30] * 100)))})
     assert check(res, "max-length-mismatch", fits) == []
     oversized = resolved(stage(SFT, hyperparameters={"max_length": 4096}))
     (info,) = check(oversized, "max-length-mismatch", fits)
     assert info.severity == "info" and "137x" in info.message
     (skipped,) = check(
-        res, "max-length-mismatch", LintFacts(stage_data={0: StageData(unavailable="no tokenizer")})
+        res, "max-length-mismatch", LintFacts(stage_data={0: StageDataStats(unavailable="no tokenizer")})
     )
     assert skipped.severity == "info" and "no tokenizer" in skipped.message
     # CPT documents longer than max_length are split, not truncated
@@ -304,7 +304,7 @@ def test_reasoning_mismatch() -> None:
     assert check(with_reasoning(resolved(SFT), train=True, evaluate=True), "reasoning-mismatch") == []
     assert check(resolved(SFT), "reasoning-mismatch") == []  # no setting anywhere: nothing to compare
     # without a stage setting, demonstrations with reasoning traces count as "on"
-    traced = LintFacts(stage_data={0: StageData(reasoning_share=0.8)})
+    traced = LintFacts(stage_data={0: StageDataStats(reasoning_share=0.8)})
     (from_data,) = check(
         with_reasoning(resolved(SFT), train=None, evaluate=False), "reasoning-mismatch", traced
     )

@@ -14,7 +14,7 @@ import yaml
 from tunesmith.cli import main
 from tunesmith.errors import ModelError, UserError
 from tunesmith.evaluation import cache
-from tunesmith.evaluation.runner import EvalConfig, load_run_recipe, resolve_checkpoint, run_start_ref
+from tunesmith.evaluation.runner import EvalConfig, load_run_recipe, resolve_eval_model, run_start_ref
 from tunesmith.evaluation.suites import answer_perplexity, domain_items, perplexity
 from tunesmith.recipe.plan import plan
 
@@ -129,18 +129,18 @@ def test_model_references(micro_model_dir, tmp_path) -> None:
     resolved = plan(_micro_recipe(tmp_path, micro_model_dir))
     (run / "recipe.resolved.yaml").write_text(yaml.safe_dump(resolved.to_dict(), sort_keys=False))
     for ref in (run, run / "sft", run / "sft" / "best"):
-        checkpoint = resolve_checkpoint(ref)
+        checkpoint = resolve_eval_model(ref)
         assert checkpoint.load_ref == run / "sft" / "best" and checkpoint.label == "demo/sft"
         assert checkpoint.run_dir == run and checkpoint.stage == "sft"
     stored = load_run_recipe(run)  # the stored recipe, typed: every resolved value as resolve() gave it
     assert stored.stages[0].hyperparameters.lr == resolved.recipe.stages[0].hyperparameters.lr
     assert stored.evaluation.general_items_per_category == 2
     assert run_start_ref(run) == str(micro_model_dir) == run_start_ref(run, stored)
-    assert resolve_checkpoint(micro_model_dir).run_dir is None
+    assert resolve_eval_model(micro_model_dir).run_dir is None
     with pytest.raises(ModelError, match="not a model folder"):
-        resolve_checkpoint(tmp_path)
+        resolve_eval_model(tmp_path)
     with pytest.raises(ModelError, match="unknown checkpoint stage"):
-        resolve_checkpoint("tiny:final")
+        resolve_eval_model("tiny:final")
 
 
 def test_config_errors_are_one_line(tmp_path, capsys) -> None:

@@ -8,29 +8,36 @@ import time
 import pytest
 
 from tunesmith.errors import ModelError
-from tunesmith.models.loading import list_command, load_model, load_tokenizer, resolve_checkpoint, resolve_ref
+from tunesmith.models.loading import (
+    catalog_checkpoint_path,
+    list_command,
+    load_model,
+    load_tokenizer,
+    resolve_ref,
+)
 
 
 def test_catalog_stages_resolve_to_hub_ids_with_revisions() -> None:
     assert (
-        resolve_checkpoint("olmo2-1b", "pre-trained") == "allenai/OLMo-2-0425-1B@stage1-step140000-tokens294B"
+        catalog_checkpoint_path("olmo2-1b", "pre-trained")
+        == "allenai/OLMo-2-0425-1B@stage1-step140000-tokens294B"
     )
-    assert resolve_checkpoint("olmo2-1b", "mid-trained") == "allenai/OLMo-2-0425-1B"
+    assert catalog_checkpoint_path("olmo2-1b", "mid-trained") == "allenai/OLMo-2-0425-1B"
     assert resolve_ref("qwen3-0.6b") == ("Qwen/Qwen3-0.6B", None)
     assert resolve_ref("owner/name@v2") == ("owner/name", "v2")
 
 
 def test_missing_stage_and_unknown_family_are_clear_errors() -> None:
     with pytest.raises(ModelError, match="no mid-trained checkpoint is published.*pre-trained, post-trained"):
-        resolve_checkpoint("qwen3-0.6b", "mid-trained")
+        catalog_checkpoint_path("qwen3-0.6b", "mid-trained")
     with pytest.raises(ModelError, match="unknown model family"):
-        resolve_checkpoint("gpt9", "pre-trained")
+        catalog_checkpoint_path("gpt9", "pre-trained")
 
 
 def test_unbuilt_tiny_family_says_how_to_build_it(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("TUNESMITH_HOME", str(tmp_path))
     with pytest.raises(ModelError, match="tunesmith models build tiny"):
-        resolve_checkpoint("tiny", "pre-trained")
+        catalog_checkpoint_path("tiny", "pre-trained")
 
 
 def test_unreachable_hub_model_fails_fast_with_one_line(tmp_path, monkeypatch) -> None:

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from tunesmith.monitoring import DEFAULT_POLICIES, DETECTORS, Monitor, MonitorSettings, RunContext, summarize
 from tunesmith.monitoring.detectors import LossSpike
 from tunesmith.monitoring.diagnosis import causes_for
-from tunesmith.monitoring.events import Finding
+from tunesmith.monitoring.events import Detection
 from tunesmith.recipe.schema import MonitoringSpec, Stage
 
 MIXED_X10 = RunContext(
@@ -78,7 +78,7 @@ def test_threshold_overrides_reach_the_detector() -> None:
 
 
 def test_diagnosis_puts_the_lr_first_with_its_factor_when_it_deviates() -> None:
-    finding = Finding("spike_frequency", 11, "3 spikes", details={"spike_steps": [9, 10, 11]})
+    finding = Detection("spike_frequency", 11, "3 spikes", details={"spike_steps": [9, 10, 11]})
     causes = causes_for(finding, MIXED_X10)
     assert causes[0].startswith("learning rate is the first suspect: you deviated from the default by x10")
     assert "50% general data" in causes[0]
@@ -89,10 +89,10 @@ def test_diagnosis_at_the_default_lr_suspects_the_data_first() -> None:
     default = RunContext(
         lr=0.01, default_lr=0.01, general_percent=50, global_batch_size=64, train_file="t.jsonl"
     )
-    causes = causes_for(Finding("loss_spike", 3, "spike"), default)
+    causes = causes_for(Detection("loss_spike", 3, "spike"), default)
     assert causes[0].startswith("data quality") and "t.jsonl lines 129-192" in causes[0]
     assert causes[1].startswith("learning rate too high")
-    divergence = causes_for(Finding("divergence", 50, "up", onset_step=40), default)
+    divergence = causes_for(Detection("divergence", 50, "up", onset_step=40), default)
     assert divergence[0].startswith("learning rate too high") and "lines 2561-3200" in divergence[1]
 
 
@@ -110,14 +110,14 @@ def test_diagnosis_at_the_default_lr_suspects_the_data_first() -> None:
     ],
 )
 def test_diagnosis_first_cause_per_detector(detector: str, first_words: str) -> None:
-    causes = causes_for(Finding(detector, 10, "x", onset_step=5), MIXED_X10)
+    causes = causes_for(Detection(detector, 10, "x", onset_step=5), MIXED_X10)
     assert causes[0].startswith(first_words), causes
     assert len(causes) >= 3
 
 
 def test_forgetting_causes_follow_the_playbook_order() -> None:
     full = RunContext(mode="full", lr=3e-3, default_lr=1e-3, general_percent=25, checkpoint="mid-trained")
-    causes = causes_for(Finding("forgetting", 10, "x"), full)
+    causes = causes_for(Detection("forgetting", 10, "x"), full)
     assert [c.split(" ")[0] for c in causes] == ["raise", "lower", "use", "start"]
     assert "x3" in causes[1] and "LoRA" in causes[2] and "later checkpoint" in causes[3]
 

@@ -16,7 +16,7 @@ from tunesmith.advisor.findings import SEVERITIES, Finding, exit_code, has_error
 from tunesmith.advisor.rules import RULES, LintFacts
 from tunesmith.advisor.stats import (
     DEFAULT_MAX_EXAMPLES,
-    StageData,
+    StageDataStats,
     measure_file,
     measure_snapshot,
     tokenizer_for,
@@ -57,7 +57,7 @@ def acknowledgments(resolved: ResolvedRecipe) -> dict[str, str]:
 
 def measure_stages(
     resolved: ResolvedRecipe, *, max_examples: int = DEFAULT_MAX_EXAMPLES
-) -> dict[int, StageData]:
+) -> dict[int, StageDataStats]:
     """Sample each stage's training file with the family tokenizer (lengths, reasoning traces): the head of
     the data snapshot `resolve()` took, or the file itself for a plan without snapshots."""
     from tunesmith.errors import UserError
@@ -66,10 +66,10 @@ def measure_stages(
     recipe = resolved.recipe
     tokenizer, why = tokenizer_for(recipe.model.family, recipe.model.checkpoint, recipe.model.path)
     base_dir = Path(resolved.source).parent if resolved.source else None
-    out: dict[int, StageData] = {}
+    out: dict[int, StageDataStats] = {}
     for i, stage in enumerate(recipe.stages):
         if tokenizer is None:
-            out[i] = StageData(unavailable=why)
+            out[i] = StageDataStats(unavailable=why)
             continue
         snapshot = resolved.stages[i].train_data if i < len(resolved.stages) else None
         if snapshot is not None:
@@ -79,7 +79,7 @@ def measure_stages(
             path = locate_data(stage.data.train, base_dir)
             out[i] = measure_file(path, stage.technique, tokenizer, max_examples=max_examples)
         except UserError as err:
-            out[i] = StageData(unavailable=str(err))
+            out[i] = StageDataStats(unavailable=str(err))
     return out
 
 

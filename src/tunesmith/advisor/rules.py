@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tunesmith.advisor.findings import Finding, Severity
-from tunesmith.advisor.stats import StageData
+from tunesmith.advisor.stats import StageDataStats
 from tunesmith.recipe import defaults as table
 from tunesmith.recipe.resolve import ResolvedRecipe
 from tunesmith.recipe.resolve import input_checkpoints as stage_input_checkpoints
@@ -35,7 +35,7 @@ class LintFacts:
     """Plain values the rules need beyond the recipe: per-stage data statistics (by stage index) and the
     RFT readiness probe's positive-reward rate (0-1) when it was run."""
 
-    stage_data: dict[int, StageData] = field(default_factory=dict)
+    stage_data: dict[int, StageDataStats] = field(default_factory=dict)
     probe_positive_rate: float | None = None
 
 

@@ -47,7 +47,7 @@ class LengthStats:
 
 
 @dataclass(frozen=True)
-class StageData:
+class StageDataStats:
     """What sampling a stage's training file found: lengths (or why not) and the reasoning-trace share."""
 
     lengths: LengthStats | None = None
@@ -114,7 +114,7 @@ def _encode(tokenizer: Any, texts: list[str], *, add_special_tokens: bool) -> li
 
 def measure_file(
     path: str | Path, technique: str, tokenizer: Any, *, max_examples: int = DEFAULT_MAX_EXAMPLES
-) -> StageData:
+) -> StageDataStats:
     """Token lengths (CPT: the text; SFT: the whole conversation in the chat template; RFT: the prompt with
     the generation prompt) and, for SFT, the share of examples carrying a reasoning trace."""
     from tunesmith.data.formats import read_examples
@@ -125,14 +125,14 @@ def measure_file(
 
 def measure_snapshot(
     snapshot: DataSnapshot, technique: str, tokenizer: Any, *, max_examples: int = DEFAULT_MAX_EXAMPLES
-) -> StageData:
+) -> StageDataStats:
     """`measure_file` on the head sample a data snapshot already holds (no read of the file); reads the file
     only when more examples are asked for than the snapshot kept."""
     from tunesmith.errors import UserError
 
     head = snapshot.head
     if len(head) <= max_examples and snapshot.error is not None:
-        return StageData(unavailable=snapshot.error)
+        return StageDataStats(unavailable=snapshot.error)
     if len(head) > max_examples or snapshot.error is None and len(head) == snapshot.examples:
         return measure_examples(
             list(head[: max_examples + 1]), snapshot.path, technique, tokenizer, max_examples=max_examples
@@ -140,17 +140,17 @@ def measure_snapshot(
     try:
         return measure_file(snapshot.path, technique, tokenizer, max_examples=max_examples)
     except UserError as err:
-        return StageData(unavailable=str(err))
+        return StageDataStats(unavailable=str(err))
 
 
 def measure_examples(
     examples: list[Any], path: str | Path, technique: str, tokenizer: Any, *, max_examples: int
-) -> StageData:
+) -> StageDataStats:
     """The measurements of `measure_file` on the first `max_examples + 1` examples of `path`."""
     capped = len(examples) > max_examples
     examples = examples[:max_examples]
     if not examples:
-        return StageData(unavailable=f"{path}: no valid examples to measure")
+        return StageDataStats(unavailable=f"{path}: no valid examples to measure")
     if technique == "cpt":
         texts = [e.text or "" for e in examples]
         special = True
@@ -165,7 +165,7 @@ def measure_examples(
     if technique == "sft":
         with_trace = sum(1 for e in examples if any(m.get("reasoning_content") for m in e.messages or []))
         reasoning = with_trace / len(examples)
-    return StageData(lengths=LengthStats(lengths, capped), reasoning_share=reasoning)
+    return StageDataStats(lengths=LengthStats(lengths, capped), reasoning_share=reasoning)
 
 
 # --------------------------------------------------------------------------- vocabulary (for `advise`)

@@ -23,7 +23,7 @@ from tunesmith.errors import ModelError
 _BATCH = 256
 
 
-def load_tokenizer(name: str) -> Any:
+def length_tokenizer(name: str) -> Any:
     """ "tiny" (the embedded char-level tokenizer), "chars" (1 token per character, no dependencies) or a
     Hugging Face tokenizer id / local folder (no download is attempted if it is not cached)."""
     if name == "chars":
@@ -94,7 +94,7 @@ def inspect_file(
     skip_invalid: bool = False,
 ) -> dict[str, Any]:
     """Everything `data inspect` shows, as a dict (one streaming pass)."""
-    tok = load_tokenizer(tokenizer)
+    tok = length_tokenizer(tokenizer)
     report = ValidationReport(file=str(path))
     lengths = array("I")
     seen: set[bytes] = set()

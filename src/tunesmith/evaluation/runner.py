@@ -74,7 +74,7 @@ class EvalConfig:
 
 
 @dataclass
-class Checkpoint:
+class EvalModel:
     """A model reference, resolved: what to load, how to name it, and the run it belongs to (if any)."""
 
     ref: str
@@ -89,7 +89,7 @@ class Checkpoint:
 class Scores:
     """One checkpoint's results, suite -> result dict (items, summary, perplexity, seconds, cached)."""
 
-    checkpoint: Checkpoint
+    checkpoint: EvalModel
     content_hash: str
     suites: dict[str, dict] = field(default_factory=dict)
     messages: list[str] = field(default_factory=list)
@@ -118,14 +118,14 @@ def run_start_ref(run_dir: Path, recipe: ResolvedConfig | None = None) -> str:
     return start_ref((recipe or load_run_recipe(run_dir)).model)
 
 
-def _stage_checkpoint(run_dir: Path, stage: str, recipe: ResolvedConfig | None = None) -> Checkpoint:
-    """A finished stage of a run (what `resolve_checkpoint(run_dir / stage)` gives)."""
+def _stage_checkpoint(run_dir: Path, stage: str, recipe: ResolvedConfig | None = None) -> EvalModel:
+    """A finished stage of a run (what `resolve_eval_model(run_dir / stage)` gives)."""
     folder = run_dir / stage
-    return Checkpoint(str(folder), folder / "best", f"{run_dir.name}/{stage}", run_dir, stage, recipe)
+    return EvalModel(str(folder), folder / "best", f"{run_dir.name}/{stage}", run_dir, stage, recipe)
 
 
-def resolve_checkpoint(ref: str | Path) -> Checkpoint:
-    """A model reference -> `Checkpoint` (see the module docstring for the accepted forms)."""
+def resolve_eval_model(ref: str | Path) -> EvalModel:
+    """A model reference -> `EvalModel` (see the module docstring for the accepted forms)."""
     text = str(ref)
     folder = Path(text).expanduser()
     if folder.is_dir():
@@ -135,12 +135,12 @@ def resolve_checkpoint(ref: str | Path) -> Checkpoint:
                 checkpoint = _stage_checkpoint(run_dir, folder.name)
                 checkpoint.ref = text
                 return checkpoint
-            return Checkpoint(text, folder / "best", text)
+            return EvalModel(text, folder / "best", text)
         if (folder / "config.json").is_file():
             run_dir = _run_of(folder.parent.parent) if folder.name == "best" else None
             stage = folder.parent.name if run_dir else None
             label = f"{run_dir.name}/{stage}" if run_dir else text
-            return Checkpoint(text, folder, label, run_dir, stage)
+            return EvalModel(text, folder, label, run_dir, stage)
         if _run_of(folder):
             recipe = load_run_recipe(folder)
             finished = _finished_stages(folder, recipe)
@@ -157,7 +157,7 @@ def resolve_checkpoint(ref: str | Path) -> Checkpoint:
     from tunesmith.models.loading import resolve_ref
 
     source, revision = resolve_ref(text)  # fails fast with one line for an unknown family/stage/path
-    return Checkpoint(text, source if isinstance(source, Path) else text, text)
+    return EvalModel(text, source if isinstance(source, Path) else text, text)
 
 
 # --- evaluating one checkpoint ---------------------------------------------------------------------------
@@ -233,7 +233,7 @@ def _cached(
     return {**result, "cached": False}
 
 
-def evaluate_checkpoint(checkpoint: Checkpoint, config: EvalConfig, *, quiet: bool = False) -> Scores:
+def evaluate_checkpoint(checkpoint: EvalModel, config: EvalConfig, *, quiet: bool = False) -> Scores:
     """Every configured suite on one checkpoint (cached results reused; `Scores.messages`: skip lines)."""
     revision = None
     if not isinstance(checkpoint.load_ref, Path) and "@" in str(checkpoint.load_ref):
@@ -478,7 +478,7 @@ def eval_command(
     no_cache: bool = False,
 ) -> int:
     """`tunesmith eval`: scores of one checkpoint, or its forgetting report against a baseline."""
-    checkpoint = resolve_checkpoint(model)
+    checkpoint = resolve_eval_model(model)
     requested = tuple(s.strip() for s in suites_arg.split(",") if s.strip())
     recipe = checkpoint.recipe
     if recipe is None and checkpoint.run_dir is not None:
@@ -509,7 +509,7 @@ def eval_command(
         baseline = run_start_ref(checkpoint.run_dir, recipe)
     checkpoints, comparisons = [after], []
     if baseline is not None:
-        before = evaluate_checkpoint(resolve_checkpoint(baseline), config, quiet=quiet)
+        before = evaluate_checkpoint(resolve_eval_model(baseline), config, quiet=quiet)
         checkpoints = [before, after]
         comparisons = [compare(before, after, config)]
     out_dir = Path(out) if out else (checkpoint.run_dir / "eval" if checkpoint.run_dir else None)
@@ -572,7 +572,7 @@ def evaluate_run(
         reward=_recipe_reward(recipe),
         base_dir=base_dir,
     )
-    start = resolve_checkpoint(start_ref)
+    start = resolve_eval_model(start_ref)
     start.label = f"start ({start.label})"
     checkpoints = [evaluate_checkpoint(start, config, quiet=quiet)]
     for stage in _finished_stages(run_dir, recipe):

@@ -32,7 +32,7 @@ def _split_revision(ref: str) -> tuple[str, str | None]:
     return name, revision or None
 
 
-def resolve_checkpoint(family: str, stage: str = "post-trained") -> str | Path:
+def catalog_checkpoint_path(family: str, stage: str = "post-trained") -> str | Path:
     """The model folder (tiny) or `hf_id[@revision]` (hub families) of a catalog stage."""
     if family not in FAMILIES:
         raise ModelError(f"unknown model family {family!r} — use one of: {', '.join(FAMILIES)}")
@@ -67,7 +67,7 @@ def resolve_ref(ref: str | os.PathLike[str]) -> tuple[str | Path, str | None]:
         return Path(text).expanduser(), None
     family, sep, stage = text.partition(":")
     if family in FAMILIES:
-        resolved = resolve_checkpoint(family, stage if sep else "post-trained")
+        resolved = catalog_checkpoint_path(family, stage if sep else "post-trained")
         if isinstance(resolved, Path):
             return resolved, None
         return _split_revision(resolved)

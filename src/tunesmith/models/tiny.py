@@ -64,7 +64,7 @@ BLOCK_TOKENS = 128
 
 
 @dataclass(frozen=True)
-class StagePlan:
+class BuildPhase:
     """How one checkpoint is trained. `num_steps` is scaled by `steps_scale` in `build_family`."""
 
     stage: str
@@ -77,10 +77,10 @@ class StagePlan:
     min_lr_ratio: float = 0.1
 
 
-PLANS: tuple[StagePlan, ...] = (
-    StagePlan("pre-trained", num_steps=300, lr=2e-3, schedule="constant", batch_size=32, warmup_steps=30),
-    StagePlan("mid-trained", num_steps=150, lr=2e-3, schedule="ramp_down", batch_size=32, chat_share=0.6),
-    StagePlan("post-trained", num_steps=1500, lr=2e-3, schedule="cosine", batch_size=64, warmup_steps=50),
+PLANS: tuple[BuildPhase, ...] = (
+    BuildPhase("pre-trained", num_steps=300, lr=2e-3, schedule="constant", batch_size=32, warmup_steps=30),
+    BuildPhase("mid-trained", num_steps=150, lr=2e-3, schedule="ramp_down", batch_size=32, chat_share=0.6),
+    BuildPhase("post-trained", num_steps=1500, lr=2e-3, schedule="cosine", batch_size=64, warmup_steps=50),
 )
 
 CATEGORY_WEIGHTS: dict[str, float] = {"math": 2.0, "knowledge": 1.5}
@@ -149,7 +149,7 @@ def _chat_batches(
 
 
 # --- training --------------------------------------------------------------------------------------------
-def lr_at(plan: StagePlan, step: int, num_steps: int) -> float:
+def lr_at(plan: BuildPhase, step: int, num_steps: int) -> float:
     """The learning rate of `plan` at `step` (0-based) of `num_steps`."""
     if step < plan.warmup_steps:
         return plan.lr * (step + 1) / plan.warmup_steps
@@ -164,7 +164,7 @@ def lr_at(plan: StagePlan, step: int, num_steps: int) -> float:
 
 
 def _train(
-    model, batches: Iterator, plan: StagePlan, num_steps: int, on_step: Callable[[float], None]
+    model, batches: Iterator, plan: BuildPhase, num_steps: int, on_step: Callable[[float], None]
 ) -> dict:
     optimizer = torch.optim.AdamW(model.parameters(), lr=plan.lr, betas=(0.9, 0.95), weight_decay=0.01)
     model.train()

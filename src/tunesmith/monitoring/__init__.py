@@ -7,7 +7,7 @@ adapter is `tunesmith.training.monitor`.
 """
 
 from tunesmith.monitoring.diagnosis import RunContext, causes_for
-from tunesmith.monitoring.events import Event, Finding, summarize
+from tunesmith.monitoring.events import Detection, Event, summarize
 from tunesmith.monitoring.monitor import Monitor
 from tunesmith.monitoring.policies import DEFAULT_POLICIES, DETECTORS, MonitorSettings, threshold_names
 
@@ -15,7 +15,7 @@ __all__ = [
     "DEFAULT_POLICIES",
     "DETECTORS",
     "Event",
-    "Finding",
+    "Detection",
     "Monitor",
     "MonitorSettings",
     "RunContext",

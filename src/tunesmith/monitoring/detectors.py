@@ -1,4 +1,4 @@
-"""Detectors: small stateful objects fed one number at a time; `update(...)` returns a `Finding` or None.
+"""Detectors: small stateful objects fed one number at a time; `update(...)` returns a `Detection` or None.
 
 Pure Python (no torch): they read loss, gradient-norm, validation-loss, probe, reward and KL streams as
 plain floats, so the same code watches SFT/CPT losses and RFT rewards, and the unit tests drive them with
@@ -22,7 +22,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from tunesmith.monitoring.events import Finding
+from tunesmith.monitoring.events import Detection
 from tunesmith.monitoring.stats import is_finite, mean, median, robust_z, safe_log
 
 
@@ -32,12 +32,12 @@ class NonFinite:
 
     name: ClassVar[str] = "non_finite"
 
-    def update(self, step: int, **values: float | None) -> Finding | None:
+    def update(self, step: int, **values: float | None) -> Detection | None:
         bad = {k: v for k, v in values.items() if v is not None and not is_finite(v)}
         if not bad:
             return None
         what = ", ".join(f"{k} = {v}" for k, v in bad.items())
-        return Finding(self.name, step, f"{what} (not a finite number)", onset_step=step - 1)
+        return Detection(self.name, step, f"{what} (not a finite number)", onset_step=step - 1)
 
 
 @dataclass
@@ -73,11 +73,11 @@ class LossSpike:
         self._history = deque(maxlen=self.window)
         self._spikes = deque()
 
-    def update(self, step: int, loss: float | None) -> list[Finding]:
+    def update(self, step: int, loss: float | None) -> list[Detection]:
         if not is_finite(loss):
             return []
         x = safe_log(loss)
-        found: list[Finding] = []
+        found: list[Detection] = []
         spike = False
         if len(self._history) >= self.min_history:
             z, center, sigma = robust_z(x, list(self._history), self.sigma_floor)
@@ -85,7 +85,7 @@ class LossSpike:
             spike = z >= self.z and loss >= self.min_ratio * base
             if spike and not self._in_spike:
                 found.append(
-                    Finding(
+                    Detection(
                         self.name,
                         step,
                         f"loss {loss:.4g} is {z:.1f} robust sigma above the median {base:.4g} of the last "
@@ -108,7 +108,7 @@ class LossSpike:
             self._frequency_fired = True
             first = self._spikes[0]
             found.append(
-                Finding(
+                Detection(
                     self.frequency_name,
                     step,
                     f"{len(self._spikes)} loss spikes in the last {self.frequency_window} steps "
@@ -145,7 +145,7 @@ class GradNormExplosion:
     def __post_init__(self) -> None:
         self._history = deque(maxlen=self.window)
 
-    def update(self, step: int, grad_norm: float | None) -> Finding | None:
+    def update(self, step: int, grad_norm: float | None) -> Detection | None:
         if not is_finite(grad_norm):
             return None
         x = safe_log(grad_norm)
@@ -156,7 +156,7 @@ class GradNormExplosion:
             base = math.exp(center)
             hit = z >= self.z and grad_norm >= self.ratio * base
             if hit and not self._active:
-                finding = Finding(
+                finding = Detection(
                     self.name,
                     step,
                     f"gradient norm {grad_norm:.4g} is {grad_norm / base:.1f}x the median {base:.4g} of the "
@@ -200,7 +200,7 @@ class Divergence:
     def __post_init__(self) -> None:
         self._recent = deque(maxlen=self.smooth)
 
-    def update(self, step: int, loss: float | None) -> Finding | None:
+    def update(self, step: int, loss: float | None) -> Detection | None:
         if loss is None:
             return None
         self._recent.append(loss if is_finite(loss) else math.inf)
@@ -218,7 +218,7 @@ class Divergence:
             self._fired = False
         if self._streak >= self.patience and not self._fired:
             self._fired = True
-            return Finding(
+            return Detection(
                 self.name,
                 step,
                 f"smoothed loss {smoothed:.4g} (median of {len(self._recent)} steps) has stayed above "
@@ -246,7 +246,7 @@ class Overfitting:
     _evals: list = field(default_factory=list, init=False, repr=False)
     _fired: bool = field(default=False, init=False, repr=False)
 
-    def update(self, step: int, eval_loss: float | None, train_loss: float | None) -> Finding | None:
+    def update(self, step: int, eval_loss: float | None, train_loss: float | None) -> Detection | None:
         if not is_finite(eval_loss):
             return None
         self._evals.append((step, eval_loss, train_loss))
@@ -263,7 +263,7 @@ class Overfitting:
             return None
         self._fired = True
         best_step, best_loss, _ = min(self._evals, key=lambda e: e[1])
-        return Finding(
+        return Detection(
             self.name,
             step,
             f"validation loss rose {self.patience} evaluations in a row ({tail[0][1]:.4g} at step {tail[0][0]} "
@@ -295,7 +295,7 @@ class Plateau:
     _best_step: int = field(default=0, init=False, repr=False)
     _fired: bool = field(default=False, init=False, repr=False)
 
-    def update(self, step: int, value: float | None) -> Finding | None:
+    def update(self, step: int, value: float | None) -> Detection | None:
         if not is_finite(value):
             return None
         self._count += 1
@@ -306,7 +306,7 @@ class Plateau:
         self._since += 1
         if self._since >= self.patience and not self._fired:
             self._fired = True
-            return Finding(
+            return Detection(
                 self.name,
                 step,
                 f"no {100 * self.min_improvement:g}% improvement in {self._since} evaluations: best {self._best:.4g} "
@@ -335,7 +335,7 @@ class Forgetting:
     _last_ok: int = field(default=0, init=False, repr=False)
     _fired: bool = field(default=False, init=False, repr=False)
 
-    def update(self, step: int, accuracy: float | None) -> Finding | None:
+    def update(self, step: int, accuracy: float | None) -> Detection | None:
         if not is_finite(accuracy):
             return None
         if self._baseline is None:
@@ -348,7 +348,7 @@ class Forgetting:
         if self._fired:
             return None
         self._fired = True
-        return Finding(
+        return Detection(
             self.name,
             step,
             f"general probe accuracy {accuracy:.3f} is {100 * drop:.1f} points below the start ({self._baseline:.3f}; "
@@ -379,7 +379,7 @@ class Collapse:
     _last_ok: int = field(default=0, init=False, repr=False)
     _fired: bool = field(default=False, init=False, repr=False)
 
-    def update(self, step: int, accuracy: float | None, kl: float | None = None) -> Finding | None:
+    def update(self, step: int, accuracy: float | None, kl: float | None = None) -> Detection | None:
         if self._baseline is None:
             if is_finite(accuracy):
                 self._baseline, self._last_ok = accuracy, step
@@ -399,7 +399,7 @@ class Collapse:
             )
         if far:
             what.append(f"KL to the starting model {kl:.3g} nats/token exceeds {self.max_kl:g}")
-        return Finding(
+        return Detection(
             self.name,
             step,
             "general skill collapsed: " + "; ".join(what),
@@ -425,7 +425,7 @@ class KLDrift:
     _last_ok: int = field(default=0, init=False, repr=False)
     _fired: bool = field(default=False, init=False, repr=False)
 
-    def update(self, step: int, kl: float | None) -> Finding | None:
+    def update(self, step: int, kl: float | None) -> Detection | None:
         if kl is None:
             return None
         if is_finite(kl) and kl <= self.max_kl:
@@ -434,7 +434,7 @@ class KLDrift:
         if self._fired:
             return None
         self._fired = True
-        return Finding(
+        return Detection(
             self.name,
             step,
             f"KL to the starting model {kl:.3g} nats/token on the probe prompts exceeds {self.max_kl:g}",
@@ -473,7 +473,7 @@ class RewardCollapse:
     def __post_init__(self) -> None:
         self._recent = deque(maxlen=self.window)
 
-    def update(self, step: int, reward: float | None) -> Finding | None:
+    def update(self, step: int, reward: float | None) -> Detection | None:
         if not is_finite(reward):
             return None
         self._recent.append((reward - self.reward_min) / (self.reward_max - self.reward_min))
@@ -489,7 +489,7 @@ class RewardCollapse:
             self._streak, self._fired = 0, False
         if self._streak >= self.patience and not self._fired:
             self._fired = True
-            return Finding(
+            return Detection(
                 self.name,
                 step,
                 f"mean reward {level:.3f} (last {self.window} steps, 0-1 scale) has stayed below {limit:.3f} "
@@ -518,7 +518,7 @@ class _RewardLevel:
     def __post_init__(self) -> None:
         self._recent = deque(maxlen=self.window)
 
-    def update(self, step: int, reward: float | None) -> Finding | None:
+    def update(self, step: int, reward: float | None) -> Detection | None:
         if not is_finite(reward):
             return None
         self._recent.append((reward - self.reward_min) / (self.reward_max - self.reward_min))
@@ -532,7 +532,7 @@ class _RewardLevel:
             return None
         self._fired = True
         side = "below" if self.below else "above"
-        return Finding(
+        return Detection(
             self.name,
             step,
             f"mean reward {level:.3f} over the last {self.window} steps (0-1 scale) is {side} {self.threshold:g}",
@@ -593,7 +593,7 @@ class KLSpike:
     def __post_init__(self) -> None:
         self._history = deque(maxlen=self.window)
 
-    def update(self, step: int, kl: float | None) -> Finding | None:
+    def update(self, step: int, kl: float | None) -> Detection | None:
         if not is_finite(kl):
             return None
         finding = None
@@ -604,7 +604,7 @@ class KLSpike:
                 kl >= self.min_kl and z >= self.z and kl >= self.ratio * max(center, self.min_kl / self.ratio)
             )
             if hit and not self._active:
-                finding = Finding(
+                finding = Detection(
                     self.name,
                     step,
                     f"KL {kl:.4g} is {z:.1f} robust sigma above the median {center:.4g} of the last "

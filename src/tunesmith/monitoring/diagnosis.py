@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tunesmith.monitoring.events import Finding
+from tunesmith.monitoring.events import Detection
 
 
 @dataclass(frozen=True)
@@ -94,7 +94,7 @@ def _clip(ctx: RunContext) -> str | None:
     return f"gradient clipping is {state}: the default is 1.0 ([wortsman-2023]; [nova-recipes])"
 
 
-def _instability(ctx: RunContext, finding: Finding, data_window: int) -> list[str]:
+def _instability(ctx: RunContext, finding: Detection, data_window: int) -> list[str]:
     causes: list[str | None] = []
     if ctx.lr_deviates() and (ctx.lr_ratio or 0) > 1:
         causes += [_lr_first(ctx), _data_quality(ctx, finding.step, data_window)]
@@ -138,7 +138,7 @@ def _forgetting(ctx: RunContext) -> list[str]:
     return causes
 
 
-def causes_for(finding: Finding, ctx: RunContext) -> list[str]:
+def causes_for(finding: Detection, ctx: RunContext) -> list[str]:
     """The likely causes of `finding`, most likely first."""
     detector = finding.detector
     if detector in ("non_finite", "loss_spike", "grad_norm_explosion"):

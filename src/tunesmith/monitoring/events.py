@@ -1,4 +1,4 @@
-"""What a detector reports (`Finding`) and what the monitor records (`Event`: finding + diagnosis + action).
+"""What a detector reports (`Detection`) and what the monitor records (`Event`: finding + diagnosis + action).
 
 Events are plain data: `Event.to_json()` is one line of `events.jsonl` in the stage folder.
 """
@@ -15,7 +15,7 @@ ACTION_RANK: dict[str, int] = {"warn": 0, "stop": 1, "rollback": 2}
 
 
 @dataclass(frozen=True)
-class Finding:
+class Detection:
     """A detector fired: at `step`, the stream value `value` crossed `threshold`.
 
     `onset_step` is the detector's estimate of the last healthy step (where a rollback should return to);
@@ -49,7 +49,7 @@ class Event:
 
     @classmethod
     def from_finding(
-        cls, finding: Finding, action: Action, causes: list[str] | tuple[str, ...], **extra: Any
+        cls, finding: Detection, action: Action, causes: list[str] | tuple[str, ...], **extra: Any
     ) -> Event:
         return cls(
             detector=finding.detector,

@@ -14,7 +14,7 @@ from dataclasses import replace
 from typing import Any, Literal
 
 from tunesmith.monitoring.diagnosis import RunContext, causes_for
-from tunesmith.monitoring.events import Event, Finding, strongest
+from tunesmith.monitoring.events import Detection, Event, strongest
 from tunesmith.monitoring.policies import MonitorSettings
 from tunesmith.monitoring.stats import is_finite, median
 
@@ -80,7 +80,7 @@ class Monitor:
 
     def observe_step(self, step: int, loss: float | None, grad_norm: float | None = None) -> list[Event]:
         """One optimizer step's training loss and (pre-clip) gradient norm."""
-        findings: list[Finding | None] = [self.non_finite.update(step, loss=loss, grad_norm=grad_norm)]
+        findings: list[Detection | None] = [self.non_finite.update(step, loss=loss, grad_norm=grad_norm)]
         findings += self.loss_spike.update(step, loss)
         findings.append(self.grad.update(step, grad_norm))
         findings.append(self.divergence.update(step, loss))
@@ -122,7 +122,7 @@ class Monitor:
             return "stop"
         return policy
 
-    def _emit(self, findings: list[Finding | None]) -> list[Event]:
+    def _emit(self, findings: list[Detection | None]) -> list[Event]:
         if self.silent or not self.settings.enabled:
             return []
         out: list[Event] = []

@@ -30,7 +30,7 @@ from tunesmith.recipe.schema import ResolvedStage
 
 
 @dataclass
-class StageData:
+class StageDataFiles:
     train_file: Path
     validation_file: Path | None
     train_examples: int
@@ -87,7 +87,7 @@ def prepare_stage_data(
     quiet: bool = False,
     tokenizer: Any = None,
     snapshot: DataSnapshot | None = None,
-) -> StageData:
+) -> StageDataFiles:
     """Build (or reuse, when resuming) the stage's mixed training file and its validation file.
 
     `snapshot` is the training file's snapshot from `resolve()` (`StagePlan.train_data`): the mix takes its
@@ -101,7 +101,7 @@ def prepare_stage_data(
     mix_file = data_dir / "mix.json"
     if train_file.exists() and (validation_file is None or validation_file.exists()):
         report = json.loads(mix_file.read_text()) if mix_file.exists() else None
-        return StageData(
+        return StageDataFiles(
             train_file,
             validation_file,
             _count_lines(train_file),
@@ -152,7 +152,7 @@ def prepare_stage_data(
             len(rows), mixing.customer_percent, {c: general[c] for c in builtin}, kind, seed=seed
         )
         validation_count = _write_rows(validation_file, rows)
-    return StageData(train_file, validation_file, count, validation_count, report.to_dict())
+    return StageDataFiles(train_file, validation_file, count, validation_count, report.to_dict())
 
 
 #: seed offset of the general validation rows: a stream apart from the training streams (seed + 1000 x pass)

@@ -289,7 +289,7 @@ class RFT:
         self.reward = load_reward(stage.rft.reward, on_event=self._on_event, base_dir=run.recipe_dir)
         self.bridge = RewardBridge(self.reward, rows)
         self.bridge.on_failure = self._on_failure
-        self.stage_name = stage.name or "rft"
+        self.stage_name = stage.name
         return datasets
 
     def _on_event(self, info: dict[str, Any]) -> None:

@@ -43,7 +43,7 @@ from tunesmith.errors import UserError
 from tunesmith.models.loading import load_model, load_tokenizer
 from tunesmith.monitoring import Event, Monitor, MonitorSettings, RunContext
 from tunesmith.recipe.resolve import StagePlan
-from tunesmith.recipe.schema import Recipe, Stage
+from tunesmith.recipe.schema import ResolvedConfig, ResolvedStage
 from tunesmith.runs import atomic_directory, atomic_write_json, atomic_write_text
 from tunesmith.training.callbacks import (
     CheckpointKeeper,
@@ -56,7 +56,7 @@ from tunesmith.training.callbacks import (
     complete_checkpoints,
     remove_incomplete_checkpoints,
 )
-from tunesmith.training.data import StageData
+from tunesmith.training.data import StageDataFiles
 from tunesmith.training.monitor import (
     EVENTS_FILE,
     ForgettingProbe,
@@ -77,12 +77,12 @@ RESUMABLE_STOPS = ("reward_endpoint",)
 class StageRun:
     """Everything one stage needs, already resolved."""
 
-    recipe: Recipe
-    stage: Stage
+    recipe: ResolvedConfig
+    stage: ResolvedStage
     plan: StagePlan
     stage_dir: Path
     input_ref: str | Path
-    data: StageData
+    data: StageDataFiles
     quiet: bool = False
     report_to: list[str] = field(default_factory=list)
     recipe_dir: Path | None = None  # relative data/reward/schema paths resolve against the recipe's folder
@@ -167,7 +167,7 @@ def barrier() -> None:
 # --------------------------------------------------------------------------------------------- trainer blocks
 
 
-def schedule_for(stage: Stage, plan: StagePlan) -> Schedule:
+def schedule_for(stage: ResolvedStage, plan: StagePlan) -> Schedule:
     hp = stage.hyperparameters
     return Schedule(
         lr=hp.lr,
@@ -230,7 +230,7 @@ def base_args(run: StageRun, technique: Technique, has_validation: bool, resumin
     )
 
 
-def peft_config(stage: Stage) -> Any:
+def peft_config(stage: ResolvedStage) -> Any:
     if stage.mode != "lora":
         return None
     from peft import LoraConfig
@@ -267,7 +267,7 @@ def run_context(run: StageRun, schedule: Schedule) -> RunContext:
         checkpoint = input_checkpoints(resolved)[index]
     except Exception:  # a stage outside its recipe (tests): no default to compare with
         default_lr, checkpoint = None, None
-    general_percent = 100 - (stage.data_mixing.customer_percent or 0) if mixing_on(stage) else 0.0
+    general_percent = 100 - stage.data_mixing.customer_percent if mixing_on(stage) else 0.0
     try:
         train_file = str(run.data.train_file.relative_to(run.stage_dir))
     except ValueError:
@@ -325,7 +325,7 @@ def rollback_to(stage_dir: Path, step: int, attempt: int, selection: Selection) 
         rewrite_rows(metrics, [r for r in rows if r.get("step", 0) <= step and (step > 0 or "loss" in r)])
 
 
-def _monitor_settings(stage: Stage) -> MonitorSettings:
+def _monitor_settings(stage: ResolvedStage) -> MonitorSettings:
     return MonitorSettings.from_spec(getattr(stage, "monitoring", None))
 
 
@@ -397,7 +397,7 @@ def run_stage(run: StageRun, technique: Technique) -> StageResult:
     if is_main_process():
         _publish(run, attempt, summary, tokenizer, completed)
     barrier()
-    name = run.stage.name or run.stage.technique
+    name = run.stage.name
     return StageResult(name, run.stage_dir, run.stage_dir / "best", completed, summary)
 
 
@@ -597,7 +597,7 @@ def _publish(
     (completed, or stopped by the monitor for a reason a resume would not cure)."""
     events = summary["events"]
     if not run.quiet or events["total"]:
-        print(_events_report(run.stage.name or run.stage.technique, events), file=sys.stderr, flush=True)
+        print(_events_report(run.stage.name, events), file=sys.stderr, flush=True)
     best = attempt.keeper.best()
     stopped = attempt.stop_request() is not None
     if completed or (stopped and not summary["resumable"] and best is not None):

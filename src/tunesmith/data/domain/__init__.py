@@ -73,33 +73,33 @@ MAX_QUANTITY = 9
 
 
 @dataclass(frozen=True)
-class Item:
+class DomainItem:
     task: str
     prompt: str
     answer: str
     sentence: str  # the same fact in a memo sentence (CPT text)
 
 
-def draw(rng: random.Random) -> Item:
+def draw(rng: random.Random) -> DomainItem:
     """One Brindle task (any split)."""
     task = rng.choices(TASKS, weights=_TASK_WEIGHTS)[0]
     code = rng.choice(sorted(PARTS))
     name, unit, price = PARTS[code]
     if task == "price":
-        return Item(task, f"Brindle: price of {code}?", f"{price} {CURRENCY}",
+        return DomainItem(task, f"Brindle: price of {code}?", f"{price} {CURRENCY}",
                     f"A {unit} of {code} costs {price} {CURRENCY}.")  # fmt: skip
     if task == "unit":
-        return Item(task, f"Brindle: unit of {code}?", unit, f"Part {code} ships by the {unit}.")
+        return DomainItem(task, f"Brindle: unit of {code}?", unit, f"Part {code} ships by the {unit}.")
     if task == "name":
-        return Item(task, f"Brindle: name of {code}?", name, f"Part {code} is called a {name}.")
+        return DomainItem(task, f"Brindle: name of {code}?", name, f"Part {code} is called a {name}.")
     if task == "total":
         qty = rng.randint(1, MAX_QUANTITY)
         answer = f"{qty} x {price} = {qty * price} {CURRENCY}"
-        return Item(task, f"Brindle: total for {qty} {code}?", answer,
+        return DomainItem(task, f"Brindle: total for {qty} {code}?", answer,
                     f"An order of {qty} {code} comes to {answer}.")  # fmt: skip
     keys = rng.sample(sorted(SHORTHAND), rng.randint(2, 4))
     short, long = " ".join(keys), " ".join(SHORTHAND[k] for k in keys)
-    return Item(task, f"Brindle: expand {short}", long, f"In a Brindle note, {short} means {long}.")
+    return DomainItem(task, f"Brindle: expand {short}", long, f"In a Brindle note, {short} means {long}.")
 
 
 def _catalog_sentence(rng: random.Random) -> str:
@@ -111,7 +111,7 @@ def _catalog_sentence(rng: random.Random) -> str:
     return f"In Brindle shorthand, {key} stands for {SHORTHAND[key]}."
 
 
-def items(seed: int = 0, split: str = "train", stream_name: str = "items") -> Iterator[Item]:
+def items(seed: int = 0, split: str = "train", stream_name: str = "items") -> Iterator[DomainItem]:
     """Unlimited deterministic Brindle items whose prompts belong to `split`."""
     rng = random.Random(f"{NAME}:{stream_name}:{split}:{seed}")
     while True:

@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from itertools import islice
 
 from tunesmith.data.general.split import in_split
-from tunesmith.data.general.tasks import Item, draw
+from tunesmith.data.general.tasks import TaskItem, draw
 from tunesmith.vocabulary import CATEGORIES
 
 KINDS: tuple[str, ...] = ("text", "sft", "eval")
@@ -44,8 +44,10 @@ def _check(category: str, kind: str) -> None:
         raise ValueError(f"unknown kind {kind!r}: use one of {', '.join(KINDS)}")
 
 
-def items(category: str, seed: int = 0, split: str = "train", stream_name: str = "items") -> Iterator[Item]:
-    """Unlimited deterministic `Item`s of `category` whose prompts belong to `split`."""
+def items(
+    category: str, seed: int = 0, split: str = "train", stream_name: str = "items"
+) -> Iterator[TaskItem]:
+    """Unlimited deterministic `TaskItem`s of `category` whose prompts belong to `split`."""
     rng = random.Random(f"general:{category}:{stream_name}:{split}:{seed}")
     misses = 0
     while True:

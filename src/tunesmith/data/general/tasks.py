@@ -1,6 +1,6 @@
 """Procedural task generators, one family of small tasks per general category.
 
-Every generator draws one `Item` from a `random.Random`: a chat prompt, its exact answer, and a prose
+Every generator draws one `TaskItem` from a `random.Random`: a chat prompt, its exact answer, and a prose
 sentence that states the same fact for pre-training text (the sentence never repeats the prompt's
 wording, so a model trained only on text continues prose but has not seen the chat question).
 Prompts are short on purpose: the tiny model is character-level, and tokens per step set the build time
@@ -29,13 +29,13 @@ PREFIXES: tuple[str, ...] = ("#", "@", "-", ">", "+", "=")
 
 
 @dataclass(frozen=True)
-class Item:
+class TaskItem:
     prompt: str  # the user turn
     answer: str  # the exact expected assistant turn
     sentence: str  # the same fact as a prose sentence, for pre-training text
 
 
-Generator = Callable[[random.Random], Item]
+Generator = Callable[[random.Random], TaskItem]
 
 
 def _digits(rng: random.Random, low: int = 3, high: int = 5) -> list[int]:
@@ -50,37 +50,37 @@ def _join(values: list) -> str:
 MAX_OPERAND = 20
 
 
-def add(rng: random.Random) -> Item:
+def add(rng: random.Random) -> TaskItem:
     a, b = rng.randint(0, MAX_OPERAND), rng.randint(0, MAX_OPERAND)
-    return Item(f"Compute {a} + {b}.", str(a + b), f"{a} plus {b} equals {a + b}.")
+    return TaskItem(f"Compute {a} + {b}.", str(a + b), f"{a} plus {b} equals {a + b}.")
 
 
-def sub(rng: random.Random) -> Item:
+def sub(rng: random.Random) -> TaskItem:
     a, b = rng.randint(0, MAX_OPERAND), rng.randint(0, MAX_OPERAND)
     a, b = max(a, b), min(a, b)
-    return Item(f"Compute {a} - {b}.", str(a - b), f"{a} minus {b} equals {a - b}.")
+    return TaskItem(f"Compute {a} - {b}.", str(a - b), f"{a} minus {b} equals {a - b}.")
 
 
 # --- reasoning: list and comparison logic ------------------------------------------------------------
-def largest(rng: random.Random) -> Item:
+def largest(rng: random.Random) -> TaskItem:
     xs = _digits(rng)
-    return Item(f"Largest of {_join(xs)}?", str(max(xs)), f"Of {_join(xs)}, the largest is {max(xs)}.")
+    return TaskItem(f"Largest of {_join(xs)}?", str(max(xs)), f"Of {_join(xs)}, the largest is {max(xs)}.")
 
 
-def smallest(rng: random.Random) -> Item:
+def smallest(rng: random.Random) -> TaskItem:
     xs = _digits(rng)
-    return Item(f"Smallest of {_join(xs)}?", str(min(xs)), f"Of {_join(xs)}, the smallest is {min(xs)}.")
+    return TaskItem(f"Smallest of {_join(xs)}?", str(min(xs)), f"Of {_join(xs)}, the smallest is {min(xs)}.")
 
 
-def more_than(rng: random.Random) -> Item:
+def more_than(rng: random.Random) -> TaskItem:
     a, b = rng.sample(range(10, 100), 2)
     relation = "more" if a > b else "less"
-    return Item(f"Is {a} more than {b}?", "yes" if a > b else "no", f"{a} is {relation} than {b}.")
+    return TaskItem(f"Is {a} more than {b}?", "yes" if a > b else "no", f"{a} is {relation} than {b}.")
 
 
-def count(rng: random.Random) -> Item:
+def count(rng: random.Random) -> TaskItem:
     words = rng.sample(WORDS, rng.randint(2, 6))
-    return Item(
+    return TaskItem(
         f"How many words: {_join(words)}?",
         str(len(words)),
         f"There are {len(words)} words in {_join(words)}.",
@@ -88,55 +88,57 @@ def count(rng: random.Random) -> Item:
 
 
 # --- instruction-following: output-format constraints ------------------------------------------------
-def upper(rng: random.Random) -> Item:
+def upper(rng: random.Random) -> TaskItem:
     w = rng.choice(WORDS)
-    return Item(f"Write {w} in capitals.", w.upper(), f"In capitals, {w} is {w.upper()}.")
+    return TaskItem(f"Write {w} in capitals.", w.upper(), f"In capitals, {w} is {w.upper()}.")
 
 
-def wrap(rng: random.Random) -> Item:
+def wrap(rng: random.Random) -> TaskItem:
     w, pair = rng.choice(WORDS), rng.choice(WRAPPERS)
     out = pair[0] + w + pair[1]
-    return Item(f"Wrap {w} in {pair}.", out, f"Wrapped in {pair}, {w} becomes {out}.")
+    return TaskItem(f"Wrap {w} in {pair}.", out, f"Wrapped in {pair}, {w} becomes {out}.")
 
 
-def prefix(rng: random.Random) -> Item:
+def prefix(rng: random.Random) -> TaskItem:
     w, p = rng.choice(WORDS), rng.choice(PREFIXES)
-    return Item(f"Prefix {w} with {p}.", p + w, f"With the prefix {p}, {w} becomes {p + w}.")
+    return TaskItem(f"Prefix {w} with {p}.", p + w, f"With the prefix {p}, {w} becomes {p + w}.")
 
 
-def first_n(rng: random.Random) -> Item:
+def first_n(rng: random.Random) -> TaskItem:
     words = rng.sample(WORDS, rng.randint(3, 5))
     k = rng.randint(1, len(words) - 1)
     out = _join(words[:k])
-    return Item(f"Give the first {k} of: {_join(words)}", out, f"The first {k} of {_join(words)} are {out}.")
+    return TaskItem(
+        f"Give the first {k} of: {_join(words)}", out, f"The first {k} of {_join(words)} are {out}."
+    )
 
 
 # --- reasoning-instruction-following: multi-step instructions ----------------------------------------
-def sort_then_first_two(rng: random.Random) -> Item:
+def sort_then_first_two(rng: random.Random) -> TaskItem:
     xs = _digits(rng, 3, 5)
     ordered = sorted(xs)
     out = _join(ordered[:2])
-    return Item(
+    return TaskItem(
         f"Sort {_join(xs)}, then give the first two.",
         out,
         f"Sorted, {_join(xs)} is {_join(ordered)}, and its first two are {out}.",
     )
 
 
-def reverse_then_upper(rng: random.Random) -> Item:
+def reverse_then_upper(rng: random.Random) -> TaskItem:
     w = rng.choice(WORDS)
     out = w[::-1].upper()
-    return Item(
+    return TaskItem(
         f"Reverse {w}, then write it in capitals.",
         out,
         f"Reversed, {w} is {w[::-1]}, which in capitals is {out}.",
     )
 
 
-def upper_then_wrap(rng: random.Random) -> Item:
+def upper_then_wrap(rng: random.Random) -> TaskItem:
     w, pair = rng.choice(WORDS), rng.choice(WRAPPERS)
     out = pair[0] + w.upper() + pair[1]
-    return Item(
+    return TaskItem(
         f"Write {w} in capitals, then wrap it in {pair}.",
         out,
         f"In capitals, {w} is {w.upper()}, which wrapped in {pair} is {out}.",
@@ -180,21 +182,21 @@ _COLOUR_SENTENCES = (
 
 def _fact(
     rng: random.Random, table: dict[str, str], prompts: tuple[str, ...], sentences: tuple[str, ...]
-) -> Item:
+) -> TaskItem:
     x = rng.choice(sorted(table))
     y = table[x]
-    return Item(rng.choice(prompts).format(x=x), y, rng.choice(sentences).format(x=x, y=y))
+    return TaskItem(rng.choice(prompts).format(x=x), y, rng.choice(sentences).format(x=x, y=y))
 
 
-def capital(rng: random.Random) -> Item:
+def capital(rng: random.Random) -> TaskItem:
     return _fact(rng, world().capitals, _CAPITAL_PROMPTS, _CAPITAL_SENTENCES)
 
 
-def pet(rng: random.Random) -> Item:
+def pet(rng: random.Random) -> TaskItem:
     return _fact(rng, world().pets, _PET_PROMPTS, _PET_SENTENCES)
 
 
-def colour(rng: random.Random) -> Item:
+def colour(rng: random.Random) -> TaskItem:
     return _fact(rng, world().colours, _COLOUR_PROMPTS, _COLOUR_SENTENCES)
 
 
@@ -208,6 +210,6 @@ GENERATORS: dict[str, tuple[Generator, ...]] = {
 """Category -> its task generators (drawn uniformly)."""
 
 
-def draw(category: str, rng: random.Random) -> Item:
+def draw(category: str, rng: random.Random) -> TaskItem:
     """One item of `category` (any split; the caller filters by the prompt hash)."""
     return rng.choice(GENERATORS[category])(rng)
