@@ -157,7 +157,8 @@ class ModelPool:
         config = getattr(model, "config", None)
         self.context_tokens = getattr(config, "max_position_embeddings", None)
         self.created = int(time.time())
-        self.lock = threading.Lock()
+        self.lock = threading.Lock()  # one generation at a time (the active adapter is model state)
+        self.tokenizer_lock = threading.Lock()  # a fast tokenizer is not safe to call from many threads
 
     @property
     def names(self) -> list[str]:
@@ -189,8 +190,9 @@ class ModelPool:
         from tunesmith.models.generate import render_prompt
 
         has_template = bool(getattr(self.tokenizer, "chat_template", None))
-        text = render_prompt(self.tokenizer, [m.as_dict() for m in request.messages])
-        ids = self.tokenizer(text, return_tensors="pt", add_special_tokens=not has_template)["input_ids"]
+        with self.tokenizer_lock:
+            text = render_prompt(self.tokenizer, [m.as_dict() for m in request.messages])
+            ids = self.tokenizer(text, return_tensors="pt", add_special_tokens=not has_template)["input_ids"]
         asked = request.max_completion_tokens or request.max_tokens
         if asked is not None and asked > max_tokens_limit:
             raise ApiError(
