@@ -214,3 +214,15 @@ def test_chat_loop_keeps_the_conversation(lora_run) -> None:
     answers = chat_loop(model, tokenizer, stdin=io.StringIO("zq 1?\n\n/reset\nzq 2?\n/exit\n"), stdout=out,
                         max_new_tokens=6)  # fmt: skip
     assert answers == 2 and out.getvalue().count("model> ") == 2 and "(conversation reset)" in out.getvalue()
+
+
+def test_stage_input_finds_a_previous_stage_recorded_relative_to_another_folder(tmp_path) -> None:
+    from tunesmith.serving.blend import stage_input
+
+    run = tmp_path / "elsewhere" / "r"
+    (run / "cpt" / "best").mkdir(parents=True)
+    (run / "sft" / "best").mkdir(parents=True)
+    (run / "sft" / "best" / "tunesmith_best.json").write_text(json.dumps({"input": "runs/r/cpt/best"}))
+    assert stage_input(run / "sft" / "best") == str(run.resolve() / "cpt" / "best")
+    (run / "sft" / "best" / "tunesmith_best.json").write_text(json.dumps({"input": "tiny:post-trained"}))
+    assert stage_input(run / "sft" / "best") == "tiny:post-trained"

@@ -110,13 +110,22 @@ def scale_adapter(adapter_dir: str | Path, weight: float, out_dir: str | Path) -
 
 
 def stage_input(best_dir: str | Path) -> str:
-    """The model a stage's best was trained from (recorded by training in `best/tunesmith_best.json`)."""
-    record = Path(best_dir) / "tunesmith_best.json"
+    """The model a stage's best was trained from (recorded by training in `best/tunesmith_best.json`).
+
+    A previous stage's best is recorded as the path training used, which may be relative to where training
+    ran: it is then found in this run's folder."""
+    best_dir = Path(best_dir)
+    record = best_dir / "tunesmith_best.json"
     if not record.is_file():
         raise UserError(
             f"{best_dir}: not a run stage's best model (no tunesmith_best.json) — --blend needs runs/<name>[/<stage>]"
         )
-    return json.loads(record.read_text())["input"]
+    ref = json.loads(record.read_text())["input"]
+    recorded, run_dir = Path(ref), best_dir.resolve().parent.parent
+    moved = not recorded.exists() and recorded.name == "best" and len(recorded.parts) >= 3
+    if moved and recorded.parts[-3] == run_dir.name and (run_dir / recorded.parts[-2] / "best").is_dir():
+        return str(run_dir / recorded.parts[-2] / "best")
+    return ref
 
 
 def blend_eval_command(model: str, weight: float, eval_command: Any, **options: Any) -> int:

@@ -24,7 +24,7 @@ import yaml
 
 from tunesmith.errors import UserError
 from tunesmith.runs import atomic_directory, atomic_write_json, atomic_write_text
-from tunesmith.serving.blend import check_weight, save_blend, scale_adapter, start_dtype
+from tunesmith.serving.blend import check_weight, save_blend, scale_adapter, stage_input, start_dtype
 from tunesmith.serving.card import model_card
 
 FORMATS = ("adapter", "merged")
@@ -73,8 +73,8 @@ def locate_stage(path: str | Path, stage: str | None = None) -> StageSource:
             f"{path}: stage {stage!r} has no best/ model — use one of: {', '.join(finished) or '(none finished)'}"
         )
     spec = next(s for s in recipe["stages"] if (s.get("name") or s.get("technique")) == stage)
-    best = json.loads((folder / stage / "best" / "tunesmith_best.json").read_text())
-    return StageSource(folder, stage, spec.get("technique", "sft"), spec.get("mode", "lora"), best["input"])
+    start = stage_input(folder / stage / "best")
+    return StageSource(folder, stage, spec.get("technique", "sft"), spec.get("mode", "lora"), start)
 
 
 def base_reference(ref: str) -> tuple[str, str | None]:

@@ -32,7 +32,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from tunesmith.asgi import DEFAULT_READ_TIMEOUT_S, BackgroundServer, BodyError, parse_json, read_body
+from tunesmith.asgi import DEFAULT_READ_TIMEOUT_S, BackgroundServer, BodyError, drain, parse_json, read_body
 from tunesmith.errors import UserError
 
 DEFAULT_MAX_TOKENS = 512
@@ -318,7 +318,12 @@ def chat_app(
         return JSONResponse(model_card(name))
 
     async def completions(request):
-        authorize(request)
+        try:
+            authorize(request)
+        except ApiError:
+            declared = request.headers.get("content-length", "")
+            await drain(request, int(declared) if declared.isdigit() else 0, read_timeout_s)
+            raise
         try:
             payload = parse_json(await read_body(request, max_request_bytes, read_timeout_s))
         except BodyError as err:
