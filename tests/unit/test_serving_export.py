@@ -156,6 +156,13 @@ def test_blend_interpolates_weights_and_eval_blend_evaluates_the_blend(lora_run,
     assert (lora_run / "eval" / "blend-0.5" / "evaluation.json").is_file()
     assert not (lora_run / "eval" / "evaluation.json").exists()  # the run's own report is untouched
 
+    # once the run is evaluated, the model card carries its table
+    assert main(["eval", "--model", str(lora_run), "--suites", "general", "--items-per-category", "2",
+                 "--lm-eval", "none", "--format", "json"]) == 0  # fmt: skip
+    assert main(["export", str(lora_run), "--out", str(tmp_path / "m")]) == 0
+    card = (tmp_path / "m" / "README.md").read_text()
+    assert "## Evaluation (the stage's best" in card and "-> micro-lora/sft" in card and "verdict:" in card
+
 
 def test_export_errors_are_one_line(lora_run, tmp_path, capsys, micro_model_dir) -> None:
     (tmp_path / "full").mkdir()

@@ -74,14 +74,15 @@ def _eval_section(source: Any) -> str:
     path = source.run_dir / "eval" / "evaluation.json"
     label = f"{source.run_dir.name}/{source.stage}"
     comparisons = json.loads(path.read_text()).get("comparisons", []) if path.is_file() else []
-    mine = [c for c in comparisons if c["after"] == label and str(c["before"]).startswith("start")]
+    mine = [c for c in comparisons if c["after"] == label]
+    mine.sort(key=lambda c: str(c["before"]).startswith("start"))  # against the run's start when there
     if not mine:
         return (
             "## Evaluation\n\nNot evaluated: the run has no comparison of this stage with its start "
             f"(run `tunesmith eval --model {source.stage_dir}`).\n"
         )
     return (
-        "## Evaluation (the stage's best against the run's start; * = beyond noise, 95% bootstrap CI)\n\n"
+        "## Evaluation (the stage's best against its baseline; * = beyond noise, 95% bootstrap CI)\n\n"
         "```\n" + render_comparison(mine[-1]) + "\n```\n"
     )
 
