@@ -18,6 +18,7 @@ from typing import Any
 
 from tunesmith.asgi import (
     DEFAULT_READ_TIMEOUT_S,
+    DISCARD_LIMIT_BYTES,
     BackgroundServer,
     BodyError,
     drain,
@@ -68,6 +69,7 @@ def reward_app(
     async def score(request):
         length = request.headers.get("content-length")
         if length is None or not length.strip().isdigit():
+            await drain(request, DISCARD_LIMIT_BYTES, read_timeout_s)  # a chunked body: read, so no reset
             return _reply(411, {"error": "a Content-Length header is required"}, close=True)
         if not authorized(request):
             await drain(request, min(int(length), max_request_bytes), read_timeout_s)
