@@ -13,7 +13,7 @@ evaluated checkpoint on 2 CPU cores (cached by content on a second run).
 Usage::
 
     .venv/bin/python benchmarks/blend.py [--runs-root /tmp/tunesmith-acceptance-runs]
-        [--runs tiny-sft-full-domain-only,tiny-sft-full-mixed-seed0] [--weights 0,0.25,0.5,0.75,1]
+        [--runs tiny-sft-full-domain-only,tiny-sft-full-mixed] [--weights 0,0.25,0.5,0.75,1]
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def _overall(rows: list[dict], suite: str) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs-root", default="/tmp/tunesmith-acceptance-runs")
-    parser.add_argument("--runs", default="tiny-sft-full-domain-only,tiny-sft-full-mixed-seed0")
+    parser.add_argument("--runs", default="tiny-sft-full-domain-only,tiny-sft-full-mixed")
     parser.add_argument("--weights", default="0,0.25,0.5,0.75,1")
     parser.add_argument("--out", metavar="FILE.json", help="also write the rows as JSON")
     args = parser.parse_args()
