@@ -40,8 +40,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_eval(args: argparse.Namespace) -> int:
     from tunesmith.evaluation.runner import eval_command
 
-    return eval_command(
-        args.model,
+    options = dict(
         suites_arg=args.suites,
         domain=args.domain,
         baseline=args.baseline,
@@ -53,6 +52,55 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         lm_eval_include=args.lm_eval_include,
         lm_eval_limit=args.lm_eval_limit,
         no_cache=args.no_cache,
+    )
+    if args.blend is not None:
+        from tunesmith.serving.blend import blend_eval_command
+
+        return blend_eval_command(args.model, args.blend, eval_command, **options)
+    return eval_command(args.model, **options)
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from tunesmith.serving.export import export_command
+
+    return export_command(args.run, stage=args.stage, fmt=args.format, blend=args.blend, out=args.out)
+
+
+def _cmd_chat(args: argparse.Namespace) -> int:
+    from tunesmith.serving.chat import chat_command
+
+    return chat_command(
+        args.model, system=args.system, max_new_tokens=args.max_new_tokens, temperature=args.temperature
+    )
+
+
+def _cmd_generate(args: argparse.Namespace) -> int:
+    from tunesmith.serving.chat import generate_command
+
+    return generate_command(
+        args.model,
+        prompts=args.prompts,
+        out=args.out,
+        max_new_tokens=args.max_new_tokens,
+        temperature=args.temperature,
+        batch_size=args.batch_size,
+        seed=args.seed,
+    )
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from tunesmith.serving.server import serve_command
+
+    return serve_command(
+        args.model,
+        adapters=args.adapter,
+        name=args.name,
+        host=args.host,
+        port=args.port,
+        api_key_env=args.api_key_env,
+        max_tokens=args.max_tokens,
+        max_request_bytes=args.max_request_bytes,
+        log=args.log,
     )
 
 
@@ -246,8 +294,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lm-eval-include", metavar="DIR", help="folder of your own lm-eval task YAMLs")
     p.add_argument("--lm-eval-limit", type=int, metavar="N", help="at most N items per lm-eval task")
     p.add_argument("--no-cache", action="store_true", help="recompute even if cached results exist")
+    p.add_argument(
+        "--blend",
+        type=float,
+        metavar="W",
+        help="evaluate W x fine-tuned + (1-W) x the stage's start (0-1; report in <run>/eval/blend-W/)",
+    )
     p.add_argument("--format", choices=["text", "json"], default="text")
     p.set_defaults(func=_cmd_eval)
+
+    _add_serving_parsers(sub)
 
     p = sub.add_parser(
         "probe",
@@ -326,6 +382,59 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_references)
 
     return parser
+
+
+def _add_serving_parsers(sub) -> None:
+    """`export`, `chat`, `generate`, `serve` (tunesmith.serving)."""
+    model_help = "model folder (an export), runs/<name>[/<stage>], or family:stage"
+    p = sub.add_parser(
+        "export", help="write a run stage as a standard Hugging Face folder (merged weights or LoRA adapter)"
+    )
+    p.add_argument("run", help="runs/<name> or runs/<name>/<stage>")
+    p.add_argument("--stage", help="stage name (default: the run's last finished stage)")
+    p.add_argument("--format", choices=["adapter", "merged"], default="merged")
+    p.add_argument(
+        "--blend", type=float, default=1.0, metavar="W", help="W x fine-tuned + (1-W) x start (default 1.0)"
+    )
+    p.add_argument("--out", required=True, metavar="DIR", help="a new (or empty) folder")
+    p.set_defaults(func=_cmd_export)
+
+    p = sub.add_parser("chat", help="talk to a model interactively through its chat template")
+    p.add_argument("model", help=model_help)
+    p.add_argument("--system", help="a system message at the start of the conversation")
+    p.add_argument("--max-new-tokens", type=int, default=256)
+    p.add_argument("--temperature", type=float, help="sample at this temperature (default: greedy)")
+    p.set_defaults(func=_cmd_chat)
+
+    p = sub.add_parser("generate", help="complete every prompt of a JSONL file (messages, prompt or query)")
+    p.add_argument("model", help=model_help)
+    p.add_argument("--prompts", required=True, metavar="FILE.jsonl")
+    p.add_argument("--out", metavar="FILE.jsonl", help="write here (default: stdout)")
+    p.add_argument("--max-new-tokens", type=int, default=256)
+    p.add_argument("--temperature", type=float, help="sample at this temperature (default: greedy)")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_cmd_generate)
+
+    p = sub.add_parser(
+        "serve",
+        help="serve a model and LoRA adapters over an OpenAI-compatible API (/v1/chat/completions)",
+        description="The request's `model` field picks the base model (its name is printed) or an adapter.",
+    )
+    p.add_argument("model", help=model_help)
+    p.add_argument(
+        "--adapter", action="append", metavar="NAME=PATH", help="a LoRA adapter (export or stage); repeatable"
+    )
+    p.add_argument("--name", help="the base model's name in the API (default: its reference)")
+    p.add_argument(
+        "--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1: this machine only)"
+    )
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 = any free port, printed)")
+    p.add_argument("--api-key-env", metavar="VAR", help="require `Authorization: Bearer $VAR`")
+    p.add_argument("--max-tokens", type=int, default=512, help="the most new tokens a request may ask for")
+    p.add_argument("--max-request-bytes", type=int, default=1024 * 1024, help="larger requests get HTTP 413")
+    p.add_argument("--log", action="store_true", help="log every request to stderr")
+    p.set_defaults(func=_cmd_serve)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

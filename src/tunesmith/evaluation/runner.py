@@ -476,9 +476,14 @@ def eval_command(
     lm_eval_include: str | None = None,
     lm_eval_limit: int | None = None,
     no_cache: bool = False,
+    weights: Path | None = None,
+    weights_label: str | None = None,
 ) -> int:
-    """`tunesmith eval`: scores of one checkpoint, or its forgetting report against a baseline."""
+    """`tunesmith eval`: scores of one checkpoint, or its forgetting report against a baseline. `weights`:
+    a model folder evaluated in place of the checkpoint's own (a blend), keeping its run and baseline."""
     checkpoint = resolve_eval_model(model)
+    if weights is not None:
+        checkpoint.load_ref, checkpoint.label = Path(weights), f"{checkpoint.label} ({weights_label})"
     requested = tuple(s.strip() for s in suites_arg.split(",") if s.strip())
     recipe = checkpoint.recipe
     if recipe is None and checkpoint.run_dir is not None:

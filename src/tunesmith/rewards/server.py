@@ -1,24 +1,32 @@
-"""`tunesmith reward serve SPEC`: any reward over the HTTP reward contract (stdlib `ThreadingHTTPServer`).
+"""`tunesmith reward serve SPEC`: any reward over the HTTP reward contract (Starlette + uvicorn).
 
 POST (any path) a JSON list of samples -> 200 and the reply list. GET -> 200 `{"status": "ok", "reward"}`
-(a health check). Errors are JSON `{"error": "..."}`: 400 malformed request, 401 missing/wrong bearer token
-(when one is set), 411 no Content-Length, 413 request larger than `max_request_bytes`, 500 the reward
-crashed outside a sample. Binds 127.0.0.1 by default: the reward runs your code, so expose it elsewhere
-only behind a token.
+(a health check). Errors are JSON `{"error": "..."}`: 400 malformed request (also JSON nested too deeply),
+401 missing/wrong bearer token (when one is set; compared in constant time), 408 body not received within
+the read timeout, 411 no Content-Length, 413 request larger than `max_request_bytes`, 500 the reward crashed
+outside a sample. The server keeps serving after every error. Binds 127.0.0.1 by default: the reward runs
+your code, so expose it elsewhere only behind a token. Rewards are scored on a thread pool, so a slow
+reward does not block other requests; the listen backlog (2048) queues bursts of hundreds of clients.
 """
 
 from __future__ import annotations
 
 import hmac
-import json
 import os
-import signal
-import sys
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from tunesmith.asgi import (
+    DEFAULT_READ_TIMEOUT_S,
+    DISCARD_LIMIT_BYTES,
+    BackgroundServer,
+    BodyError,
+    drain,
+    parse_json,
+    read_body,
+    serve_until_stopped,
+    warn_if_exposed,
+)
 from tunesmith.errors import UserError
 from tunesmith.rewards.base import RewardFunction
 from tunesmith.rewards.config import RewardSpec
@@ -26,123 +34,81 @@ from tunesmith.rewards.contract import RequestError, dumps, score_payloads
 
 DEFAULT_MAX_REQUEST_BYTES = 16 * 1024 * 1024
 """16 MiB: ~thousands of long samples per request; ours (the contract sets no limit)."""
-DISCARD_LIMIT_BYTES = 64 * 1024 * 1024
 
 
-class RewardHTTPServer(ThreadingHTTPServer):
-    """A threading HTTP server holding one reward; `stop()` shuts it down and closes the reward."""
+def _reply(status: int, body: Any, *, close: bool = False):
+    from starlette.responses import Response
 
-    daemon_threads = True
-    block_on_close = False
-
-    def __init__(
-        self,
-        address: tuple[str, int],
-        reward: RewardFunction,
-        *,
-        token: str | None = None,
-        max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
-        log: bool = False,
-    ) -> None:
-        self.reward = reward
-        self.token = token
-        self.max_request_bytes = max_request_bytes
-        self.log = log
-        super().__init__(address, RewardRequestHandler)
-
-    @property
-    def url(self) -> str:
-        host, port = self.server_address[:2]
-        host = f"[{host}]" if ":" in str(host) else host
-        return f"http://{host}:{port}/"
-
-    def stop(self) -> None:
-        self.shutdown()
-        self.server_close()
-        self.reward.close()
+    headers = {"Connection": "close"} if close else None
+    return Response(dumps(body), status_code=status, media_type="application/json", headers=headers)
 
 
-class RewardRequestHandler(BaseHTTPRequestHandler):
-    server: RewardHTTPServer
-    protocol_version = "HTTP/1.1"
-    server_version = "tunesmith-reward"
+def reward_app(
+    reward: RewardFunction,
+    *,
+    token: str | None = None,
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
+    read_timeout_s: float = DEFAULT_READ_TIMEOUT_S,
+):
+    """The Starlette app serving `reward` over the reward contract (see the module docstring)."""
+    from starlette.applications import Starlette
+    from starlette.concurrency import run_in_threadpool
+    from starlette.routing import Route
 
-    def _reply(self, status: int, body: Any, *, close: bool = False) -> None:
-        data = dumps(body).encode("utf-8")
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        if close:
-            self.send_header("Connection", "close")
-            self.close_connection = True
-        self.end_headers()
-        self.wfile.write(data)
+    expected = f"Bearer {token}".encode() if token else None
 
-    def _authorized(self) -> bool:
-        token = self.server.token
-        if not token:
-            return True
-        given = self.headers.get("Authorization", "")
-        return hmac.compare_digest(given.encode(), f"Bearer {token}".encode())
+    def authorized(request) -> bool:
+        given = request.headers.get("authorization", "").encode()
+        return expected is None or hmac.compare_digest(given, expected)
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-        if not self._authorized():
-            self._reply(401, {"error": "missing or wrong bearer token"})
-            return
-        self._reply(200, {"status": "ok", "reward": self.server.reward.name})
+    async def health(request):
+        if not authorized(request):
+            return _reply(401, {"error": "missing or wrong bearer token"})
+        return _reply(200, {"status": "ok", "reward": reward.name})
 
-    def _discard_body(self, length: int) -> None:
-        """Read (and drop) a refused request's body, up to a bound, so the client reads our reply instead of
-        a connection reset."""
-        left = min(length, DISCARD_LIMIT_BYTES)
-        while left > 0:
-            chunk = self.rfile.read(min(left, 1 << 16))
-            if not chunk:
-                break
-            left -= len(chunk)
-
-    def do_POST(self) -> None:  # noqa: N802
-        length_header = self.headers.get("Content-Length")
-        if length_header is None or not length_header.strip().isdigit():
-            self._reply(411, {"error": "a Content-Length header is required"}, close=True)
-            return
-        length = int(length_header)
-        if not self._authorized():
-            self._discard_body(min(length, self.server.max_request_bytes))
-            self._reply(
+    async def score(request):
+        length = request.headers.get("content-length")
+        if length is None or not length.strip().isdigit():
+            await drain(request, DISCARD_LIMIT_BYTES, read_timeout_s)  # a chunked body: read, so no reset
+            return _reply(411, {"error": "a Content-Length header is required"}, close=True)
+        if not authorized(request):
+            await drain(request, min(int(length), max_request_bytes), read_timeout_s)
+            return _reply(
                 401, {"error": "missing or wrong bearer token (Authorization: Bearer <token>)"}, close=True
             )
-            return
-        if length > self.server.max_request_bytes:
-            self._discard_body(length)
-            self._reply(
-                413,
-                {
-                    "error": f"request of {length} bytes exceeds the limit of {self.server.max_request_bytes}; "
-                    "send fewer samples per request (batch_size)"
-                },
-                close=True,
-            )
-            return
-        body = self.rfile.read(length)
         try:
-            payloads = json.loads(body)
-        except ValueError as err:
-            self._reply(400, {"error": f"the request is not JSON: {err}"})
-            return
+            payloads = parse_json(await read_body(request, max_request_bytes, read_timeout_s))
+        except BodyError as err:
+            if err.status == 413:
+                message = f"{err.message}; send fewer samples per request (batch_size)"
+                return _reply(413, {"error": message}, close=True)
+            return _reply(err.status, {"error": err.message}, close=err.status == 408)
         try:
-            reply = score_payloads(self.server.reward, payloads)
+            reply = await run_in_threadpool(score_payloads, reward, payloads)
         except RequestError as err:
-            self._reply(400, {"error": str(err)})
-            return
+            return _reply(400, {"error": str(err)})
+        except RecursionError:
+            return _reply(400, {"error": "the request JSON is nested too deeply"})
         except Exception as err:  # the reward itself crashed outside per-sample scoring
-            self._reply(500, {"error": f"{type(err).__name__}: {' '.join(str(err).split())}"})
-            return
-        self._reply(200, reply)
+            return _reply(500, {"error": f"{type(err).__name__}: {' '.join(str(err).split())}"})
+        return _reply(200, reply)
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (http.server's signature)
-        if self.server.log:
-            super().log_message(format, *args)
+    async def endpoint(request):
+        return await (score(request) if request.method == "POST" else health(request))
+
+    return Starlette(routes=[Route("/{path:path}", endpoint, methods=["GET", "POST"])])
+
+
+class RewardServer(BackgroundServer):
+    """The reward app on a background uvicorn thread; `stop()` shuts it down and closes the reward."""
+
+    def __init__(self, address: tuple[str, int], reward: RewardFunction, *, log: bool = False, **app_options):
+        self.reward = reward
+        super().__init__(reward_app(reward, **app_options), *address, access_log=log, name="reward-server")
+
+    def stop(self) -> None:
+        super().stop()
+        self.reward.close()
 
 
 def start_server(
@@ -154,24 +120,20 @@ def start_server(
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
     base_dir: Path | None = None,
     log: bool = False,
-) -> tuple[RewardHTTPServer, str]:
+) -> tuple[RewardServer, str]:
     """Serve `spec` on a background thread; returns `(server, url)`. Stop with `server.stop()`.
     Port 0 picks a free port (the URL has the real one)."""
     from tunesmith.rewards.loading import load_reward
 
     reward = load_reward(spec, base_dir=base_dir, policy=False)
     try:
-        server = RewardHTTPServer(
-            (host, port), reward, token=token, max_request_bytes=max_request_bytes, log=log
-        )
+        server = RewardServer((host, port), reward, token=token, max_request_bytes=max_request_bytes, log=log)
     except OSError as err:
         reward.close()
         raise UserError(
             f"reward serve: cannot listen on {host}:{port} ({err.strerror or err}) — pick another --port "
             "(0 = any free port) or --host"
         ) from None
-    thread = threading.Thread(target=server.serve_forever, args=(0.1,), name="reward-server", daemon=True)
-    thread.start()
     return server, server.url
 
 
@@ -197,30 +159,12 @@ def serve_command(
     server, url = start_server(
         spec, host, port, token=token, max_request_bytes=max_request_bytes, base_dir=Path.cwd(), log=log
     )
-    stop = threading.Event()
-
-    def _terminate(signum: int, frame: Any) -> None:
-        stop.set()
-
-    previous = signal.signal(signal.SIGTERM, _terminate)
     auth = " (bearer token required)" if token else ""
     print(
         f"tunesmith: serving reward {server.reward.name} at {url}{auth} — POST a JSON list of samples; Ctrl-C stops",
         flush=True,
     )
-    if not token and host not in ("127.0.0.1", "localhost", "::1"):
-        print(
-            f"tunesmith: warning: {host} is reachable from other machines and no token is set (--token-env)",
-            file=sys.stderr,
-            flush=True,
-        )
-    try:
-        while not stop.wait(0.5):
-            pass
-    except KeyboardInterrupt:
-        pass
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-        server.stop()
+    warn_if_exposed(host, bool(token), "--token-env")
+    serve_until_stopped(server)
     print("tunesmith: reward server stopped", flush=True)
     return 0
