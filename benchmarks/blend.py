@@ -40,8 +40,8 @@ def main() -> None:
     args = parser.parse_args()
 
     from tunesmith.evaluation.runner import (
-        EvalModel,
         EvalConfig,
+        EvalModel,
         compare,
         evaluate_checkpoint,
         resolve_eval_model,
