@@ -18,7 +18,15 @@ from pydantic import BaseModel
 from tunesmith.errors import RecipeError
 from tunesmith.models.catalog import FAMILIES
 from tunesmith.recipe import defaults as table
-from tunesmith.recipe.schema import ModelSpec, Recipe, ResolvedConfig, Stage
+from tunesmith.recipe.schema import (
+    DataMixing,
+    Hyperparameters,
+    LoraSpec,
+    ModelSpec,
+    Recipe,
+    ResolvedConfig,
+    Stage,
+)
 
 if TYPE_CHECKING:
     from tunesmith.data.snapshot import DataSnapshot
@@ -240,42 +248,86 @@ def _resolve_stage(
     base_dir: Path | None,
     input_desc: str,
 ) -> StagePlan:
+    """Resolve one stage in order: its mode, the data-mixing defaults, the step-free optimizer values (plus
+    LoRA / RFT defaults), the data files, data size -> steps, the schedule, batch and tokens."""
     _fill(stage, "mode", f"{prefix}.mode", "mode", context, provenance)
-    context = {**context, "mode": stage.mode}
     assert stage.name is not None and stage.mode is not None, "resolve() names the stage and fills its mode"
     plan = StagePlan(stage.name, stage.technique, stage.mode, input_desc)
-    hp = stage.hyperparameters
-    hpp = f"{prefix}.hyperparameters"
+    scope = _StageScope(stage, prefix, {**context, "mode": stage.mode}, provenance, plan)
+    _fill_data_mixing(scope)
+    _fill_step_free_values(scope, recipe.seed)
+    _fill_lora_and_rft(scope)
+    _read_stage_data(stage, plan, base_dir)
+    total_steps = _derive_steps(scope)
+    _derive_schedule(scope, total_steps)
+    _derive_batch_and_tokens(scope, total_steps)
+    return plan
 
-    def fill_hp(attr: str, derive: Any = None) -> Any:
-        return _fill(hp, attr, f"{hpp}.{attr}", f"hyperparameters.{attr}", context, provenance, derive)
 
-    # -- data mixing (needed for the epoch arithmetic) --
-    from tunesmith.recipe.schema import DataMixing
+@dataclass
+class _StageScope:
+    """What the steps of one stage's resolution share: the stage, its provenance path prefix, the
+    defaults-table context, the provenance being recorded and the plan being built."""
 
+    stage: Stage
+    prefix: str
+    context: dict[str, Any]
+    provenance: dict[str, Provenance]
+    plan: StagePlan
+
+    @property
+    def hp(self) -> Hyperparameters:
+        return self.stage.hyperparameters
+
+    @property
+    def hpp(self) -> str:
+        return f"{self.prefix}.hyperparameters"
+
+    @property
+    def mix(self) -> DataMixing:
+        assert self.stage.data_mixing is not None, "_fill_data_mixing runs first"
+        return self.stage.data_mixing
+
+    def fill(self, obj: Any, attr: str, path: str, key: str, derive: Any = None) -> Any:
+        """`_fill` with this stage's context and provenance."""
+        return _fill(obj, attr, f"{self.prefix}.{path}", key, self.context, self.provenance, derive)
+
+    def fill_hp(self, attr: str, derive: Any = None) -> Any:
+        return self.fill(self.hp, attr, f"hyperparameters.{attr}", f"hyperparameters.{attr}", derive)
+
+
+def _fill_data_mixing(scope: _StageScope) -> None:
+    """The data-mixing defaults (needed for the epoch arithmetic); raises `RecipeError` when general data is
+    asked for but the technique has no default general mix."""
+    stage = scope.stage
     if stage.data_mixing is None:
         stage.data_mixing = DataMixing()
     mix = stage.data_mixing
-    mp = f"{prefix}.data_mixing"
-    _fill(
-        mix, "customer_percent", f"{mp}.customer_percent", "data_mixing.customer_percent", context, provenance
-    )
+    mp = f"{scope.prefix}.data_mixing"
+    scope.fill(mix, "customer_percent", "data_mixing.customer_percent", "data_mixing.customer_percent")
     if mix.general is None:
         if (mix.customer_percent or 0) >= 100:
             mix.general = {}
-            provenance[f"{mp}.general"] = Provenance("derived", "customer_percent is 100: no general data")
+            scope.provenance[f"{mp}.general"] = Provenance(
+                "derived", "customer_percent is 100: no general data"
+            )
         else:
-            _fill(mix, "general", f"{mp}.general", "data_mixing.general", context, provenance)
+            scope.fill(mix, "general", "data_mixing.general", "data_mixing.general")
             if not mix.general:
                 raise RecipeError(
                     f"{mp}: customer_percent is {mix.customer_percent:g} but {stage.technique} has no default "
                     "general mix — set data_mixing.general: {category: percent} or customer_percent: 100"
                 )
     for attr in ("unit", "sampling", "max_general_repeats", "quality_tail_percent"):
-        _fill(mix, attr, f"{mp}.{attr}", f"data_mixing.{attr}", context, provenance)
-    # -- optimizer and schedule values that do not depend on the step count --
-    lr = fill_hp("lr")
-    fill_hp("min_lr", derive=lambda: lr / 10)
+        scope.fill(mix, attr, f"data_mixing.{attr}", f"data_mixing.{attr}")
+
+
+def _fill_step_free_values(scope: _StageScope, recipe_seed: int) -> None:
+    """The optimizer and schedule values that do not depend on the step count; raises `RecipeError` for
+    min_lr above lr and a micro batch that does not divide the global batch."""
+    hp, hpp = scope.hp, scope.hpp
+    lr = scope.fill_hp("lr")
+    scope.fill_hp("min_lr", derive=lambda: lr / 10)
     for attr in (
         "decay",
         "global_batch_size",
@@ -286,9 +338,9 @@ def _resolve_stage(
         "adam_beta2",
         "save_top_k",
     ):
-        fill_hp(attr)
-    fill_hp("micro_batch_size", derive=lambda: hp.global_batch_size)
-    fill_hp("seed", derive=lambda: recipe.seed)
+        scope.fill_hp(attr)
+    scope.fill_hp("micro_batch_size", derive=lambda: hp.global_batch_size)
+    scope.fill_hp("seed", derive=lambda: recipe_seed)
     if hp.min_lr > hp.lr:
         raise RecipeError(f"{hpp}.min_lr ({hp.min_lr:g}) exceeds lr ({hp.lr:g}) — set min_lr <= lr")
     if hp.micro_batch_size > hp.global_batch_size:
@@ -300,13 +352,16 @@ def _resolve_stage(
             f"{hpp}: global_batch_size ({hp.global_batch_size}) is not a multiple of micro_batch_size "
             f"({hp.micro_batch_size}) — pick a micro batch that divides it"
         )
-    if stage.mode == "lora":
-        from tunesmith.recipe.schema import LoraSpec
 
+
+def _fill_lora_and_rft(scope: _StageScope) -> None:
+    """The LoRA adapter defaults (LoRA mode) and the RFT sampling / loss defaults (RFT stages)."""
+    stage, hp = scope.stage, scope.hp
+    if stage.mode == "lora":
         if hp.lora is None:
             hp.lora = LoraSpec()
         for attr in ("rank", "alpha", "dropout", "target_modules"):
-            _fill(hp.lora, attr, f"{hpp}.lora.{attr}", f"hyperparameters.lora.{attr}", context, provenance)
+            scope.fill(hp.lora, attr, f"hyperparameters.lora.{attr}", f"hyperparameters.lora.{attr}")
     if stage.technique == "rft":
         for attr in (
             "number_generation",
@@ -315,16 +370,27 @@ def _resolve_stage(
             "kl_coef",
             "drop_zero_variance_groups",
         ):
-            _fill(stage.rft, attr, f"{prefix}.rft.{attr}", f"rft.{attr}", context, provenance)
+            scope.fill(stage.rft, attr, f"rft.{attr}", f"rft.{attr}")
 
-    # -- data size -> steps --
+
+def _read_stage_data(stage: Stage, plan: StagePlan, base_dir: Path | None) -> None:
+    """The stage's file I/O: one snapshot of the training file (and of the validation file, if any),
+    kept on the plan for the step arithmetic and for training."""
     plan.train_data = snapshot_of(stage.data.train, stage.technique, base_dir)
-    customer_examples = plan.train_data.records
-    plan.set("customer_examples", customer_examples, f"examples in {stage.data.train}")
     if stage.data.validation:
         plan.validation_data = snapshot_of(stage.data.validation, stage.technique, base_dir)
+
+
+def _derive_steps(scope: _StageScope) -> int:
+    """Data size -> steps, from the data snapshots `_read_stage_data` took: examples per epoch, steps per
+    epoch, total steps and epochs. Returns the total optimizer steps."""
+    stage, plan, hp = scope.stage, scope.plan, scope.hp
+    assert plan.train_data is not None, "_read_stage_data runs first"
+    customer_examples = plan.train_data.records
+    plan.set("customer_examples", customer_examples, f"examples in {stage.data.train}")
+    if plan.validation_data is not None:
         plan.set("validation_examples", plan.validation_data.records, f"examples in {stage.data.validation}")
-    share = mix.customer_percent / 100
+    share = scope.mix.customer_percent / 100
     examples_per_epoch = math.ceil(customer_examples / share) if share > 0 else None
     if examples_per_epoch is not None:
         plan.set(
@@ -339,12 +405,12 @@ def _resolve_stage(
         )
 
     if hp.max_steps is None and hp.max_epochs is None:
-        steps_entry = table.lookup("hyperparameters.max_steps", context)
-        epochs_entry = table.lookup("hyperparameters.max_epochs", context)
+        steps_entry = table.lookup("hyperparameters.max_steps", scope.context)
+        epochs_entry = table.lookup("hyperparameters.max_epochs", scope.context)
         if steps_entry and (not epochs_entry or steps_entry.specificity >= epochs_entry.specificity):
-            fill_hp("max_steps")
+            scope.fill_hp("max_steps")
         else:
-            fill_hp("max_epochs")
+            scope.fill_hp("max_epochs")
     if hp.max_steps is not None:
         total_steps = hp.max_steps
         plan.set("total_steps", total_steps, "max_steps")
@@ -357,17 +423,22 @@ def _resolve_stage(
     else:
         if examples_per_epoch is None:
             raise RecipeError(
-                f"{hpp}: customer_percent is 0, so an epoch of your data is undefined — set max_steps"
+                f"{scope.hpp}: customer_percent is 0, so an epoch of your data is undefined — set max_steps"
             )
         total_steps = max(1, math.ceil(hp.max_epochs * examples_per_epoch / hp.global_batch_size))
         plan.set("total_steps", total_steps, "ceil(max_epochs * examples_per_epoch / global_batch_size)")
         plan.set("epochs", hp.max_epochs, "max_epochs")
+    return total_steps
 
-    # -- schedule --
+
+def _derive_schedule(scope: _StageScope, total_steps: int) -> None:
+    """The schedule phase boundaries: warmup (steps <-> ratio), constant and decay steps, the LR at each
+    boundary, and the validation interval; raises `RecipeError` when warmup + constant exceed the steps."""
+    plan, hp, hpp, provenance = scope.plan, scope.hp, scope.hpp, scope.provenance
     if hp.warmup_steps is None:
         ratio = hp.warmup_ratio
         if ratio is None:
-            entry = table.lookup("hyperparameters.warmup_ratio", context)
+            entry = table.lookup("hyperparameters.warmup_ratio", scope.context)
             ratio = entry.value
             provenance[f"{hpp}.warmup_ratio"] = Provenance("default", entry.source)
             hp.warmup_ratio = ratio
@@ -379,7 +450,7 @@ def _resolve_stage(
         hp.warmup_ratio = round(hp.warmup_steps / total_steps, 6)
         provenance[f"{hpp}.warmup_ratio"] = Provenance("derived", "warmup_steps / total_steps")
     if hp.constant_steps is None:
-        fill_hp(
+        scope.fill_hp(
             "constant_steps", derive=lambda: max(0, total_steps - hp.warmup_steps - round(0.2 * total_steps))
         )
     decay_steps = total_steps - hp.warmup_steps - hp.constant_steps
@@ -401,9 +472,14 @@ def _resolve_stage(
         },
         "linear warmup from 0 -> constant at lr -> ramp down to min_lr",
     )
-    fill_hp("val_check_interval", derive=lambda: max(1, total_steps // 10))
+    scope.fill_hp("val_check_interval", derive=lambda: max(1, total_steps // 10))
 
-    # -- batch and tokens --
+
+def _derive_batch_and_tokens(scope: _StageScope, total_steps: int) -> None:
+    """Batch and tokens: gradient accumulation, samples / tokens per step and in total, and how many of the
+    customer's and general examples the stage sees."""
+    stage, plan, hp, mix = scope.stage, scope.plan, scope.hp, scope.mix
+    share = mix.customer_percent / 100
     plan.set(
         "gradient_accumulation",
         hp.global_batch_size // hp.micro_batch_size,
@@ -438,7 +514,6 @@ def _resolve_stage(
             round(total_steps * hp.global_batch_size * (1 - share)),
             "total_steps * global_batch_size * (1 - customer_percent / 100)",
         )
-    return plan
 
 
 def _resolve_evaluation(recipe: Recipe, provenance: dict[str, Provenance], size_class: str) -> None:
