@@ -176,3 +176,24 @@ def test_serve_cli_subprocess(micro_model_dir) -> None:
         proc.terminate()
         out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0 and "server stopped" in out and "Traceback" not in err, err
+
+
+@pytest.mark.parametrize("kind", ["qwen3", "llama3"])
+def test_serves_real_family_folders_with_their_chat_templates(stand_ins, tmp_path, kind) -> None:
+    """A Qwen3 folder (plain <think> tokens) and a Llama 3.2 Instruct folder (no pad token, several eos ids)
+    with a LoRA adapter: the openai client gets the same greedy answers PEFT computes directly."""
+    from openai import OpenAI
+
+    adapter = _adapter(stand_ins[kind], tmp_path / "adapter", 3)
+    pool = ModelPool(str(stand_ins[kind]), {"domain": str(adapter)}, name=kind)
+    server = start_chat_server(pool, api_key=None, max_tokens=8, max_request_bytes=4096)
+    try:
+        client = OpenAI(base_url=server.url + "v1", api_key="unused", max_retries=0, timeout=60)
+        answers = []
+        for model, adapter_name in ((kind, None), ("domain", "domain")):
+            reply = client.chat.completions.create(model=model, messages=PROMPT, max_tokens=8, temperature=0)
+            answers.append(reply.choices[0].message.content)
+            assert answers[-1] == _expected(pool, adapter_name, 8)
+        assert answers[0] != answers[1]  # the adapter is applied
+    finally:
+        server.stop()
