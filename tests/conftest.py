@@ -10,6 +10,9 @@
   the cache: `$TUNESMITH_HOME` if set, else the repo-local `.cache/tunesmith` (gitignored), so CI builds it
   once (~6 minutes on 2 cores) and later sessions reuse it. The fixture points `TUNESMITH_HOME` at that
   cache for the session, so CLI subprocesses find the family too.
+- curated general data (real families' default general mix) is served offline: unless the environment
+  already names a mirror, every session points `TUNESMITH_GENERAL_DATA` at a small mirror of fixture rows in
+  the catalog's schemas (`write_fixture_mirror`), so recipes on real families plan and train without network.
 """
 
 from __future__ import annotations
@@ -93,3 +96,48 @@ def tiny_family() -> Iterator[TinyFamily]:
             os.environ.pop("TUNESMITH_HOME", None)
         else:
             os.environ["TUNESMITH_HOME"] = previous
+
+
+def write_fixture_mirror(folder: Path, rows_per_category: int = 16, tag: str = "fixture") -> Path:
+    """An offline mirror of the curated general data (`tunesmith.data.curated`): one saved dataset per
+    category, with that category's Hub columns, holding `rows_per_category` made-up rows marked with `tag`."""
+    from datasets import Dataset
+
+    from tunesmith.data.curated.catalog import CATALOG
+
+    for category, entry in CATALOG.items():
+        rows = []
+        for index in range(rows_per_category):
+            question, answer = f"{tag} {category} question {index}?", f"{tag} {category} answer {index}."
+            if entry.messages is not None:
+                row: dict = {
+                    entry.messages: [
+                        {"role": "user", "content": question},
+                        {"role": "assistant", "content": answer},
+                    ]
+                }
+            else:
+                row = {entry.prompt: question, entry.response: answer}
+                if entry.context is not None:
+                    row[entry.context] = ""
+            if entry.keep is not None:
+                row[entry.keep[0]] = entry.keep[1][0]
+            rows.append(row)
+        Dataset.from_list(rows).save_to_disk(str(folder / category))
+    return folder
+
+
+@pytest.fixture(scope="session", autouse=True)
+def curated_mirror(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path | None]:
+    """Point `TUNESMITH_GENERAL_DATA` at a fixture mirror for the session (unless one is already set)."""
+    from tunesmith.data.curated.load import MIRROR_ENV
+
+    if os.environ.get(MIRROR_ENV):
+        yield None
+        return
+    folder = write_fixture_mirror(tmp_path_factory.mktemp("general-mirror"))
+    os.environ[MIRROR_ENV] = str(folder)
+    try:
+        yield folder
+    finally:
+        os.environ.pop(MIRROR_ENV, None)

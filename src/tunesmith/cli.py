@@ -158,6 +158,16 @@ def _cmd_data_inspect(args: argparse.Namespace) -> int:
     )
 
 
+def _cmd_data_mirror(args: argparse.Namespace) -> int:
+    from tunesmith.data.curated.load import DEFAULT_MIRROR_ROWS, write_mirror
+
+    if args.rows is not None and args.rows < 1:
+        raise UserError(f"data mirror --rows: {args.rows} — give a positive number of rows per category")
+    write_mirror(args.folder, args.categories, rows_per_category=args.rows or DEFAULT_MIRROR_ROWS)
+    print(f"set TUNESMITH_GENERAL_DATA={args.folder} (or data_mixing.general_mirror) to train offline on it")
+    return 0
+
+
 def _cmd_probe(args: argparse.Namespace) -> int:
     from tunesmith.evaluation.probe import probe_command
 
@@ -376,6 +386,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--skip-invalid", action="store_true", help="drop bad lines (always reported)")
     p.add_argument("--format", choices=["text", "json"], default="text")
     p.set_defaults(func=_cmd_data_inspect)
+    p = dsub.add_parser(
+        "mirror",
+        help="copy the curated general data from the Hugging Face Hub into a folder, for offline use",
+    )
+    p.add_argument("folder", help="where to write one saved dataset per category (TUNESMITH_GENERAL_DATA)")
+    p.add_argument("--categories", nargs="+", default=None, help="only these categories (default: all)")
+    p.add_argument("--rows", type=int, default=None, help="rows copied per category (default 10000)")
+    p.set_defaults(func=_cmd_data_mirror)
 
     p = sub.add_parser("references", help="the sources that defaults, lint rules and detectors cite by [key]")
     p.add_argument("key", nargs="?", help="show one entry, e.g. nova-hpo-blog")

@@ -8,6 +8,7 @@ batch and length — never guessed.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,7 @@ from tunesmith.recipe.schema import (
     ResolvedConfig,
     Stage,
 )
+from tunesmith.vocabulary import CATEGORIES
 
 if TYPE_CHECKING:
     from tunesmith.data.snapshot import DataSnapshot
@@ -254,7 +256,7 @@ def _resolve_stage(
     assert stage.name is not None and stage.mode is not None, "resolve() names the stage and fills its mode"
     plan = StagePlan(stage.name, stage.technique, stage.mode, input_desc)
     scope = _StageScope(stage, prefix, {**context, "mode": stage.mode}, provenance, plan)
-    _fill_data_mixing(scope)
+    _fill_data_mixing(scope, recipe.model, base_dir)
     _fill_step_free_values(scope, recipe.seed)
     _fill_lora_and_rft(scope)
     _read_stage_data(stage, plan, base_dir)
@@ -296,9 +298,10 @@ class _StageScope:
         return self.fill(self.hp, attr, f"hyperparameters.{attr}", f"hyperparameters.{attr}", derive)
 
 
-def _fill_data_mixing(scope: _StageScope) -> None:
-    """The data-mixing defaults (needed for the epoch arithmetic); raises `RecipeError` when general data is
-    asked for but the technique has no default general mix."""
+def _fill_data_mixing(scope: _StageScope, model: ModelSpec, base_dir: Path | None) -> None:
+    """The data-mixing defaults (needed for the epoch arithmetic) and where each general category's rows come
+    from (checked now, shown by `plan`); raises `RecipeError` when general data is asked for but the technique
+    has no default general mix, `DataError` when curated data cannot be served (offline without a mirror)."""
     stage = scope.stage
     if stage.data_mixing is None:
         stage.data_mixing = DataMixing()
@@ -320,6 +323,84 @@ def _fill_data_mixing(scope: _StageScope) -> None:
                 )
     for attr in ("unit", "sampling", "max_general_repeats", "quality_tail_percent"):
         scope.fill(mix, attr, f"data_mixing.{attr}", f"data_mixing.{attr}")
+    _fill_general_data(scope, model, base_dir)
+
+
+def _fill_general_data(scope: _StageScope, model: ModelSpec, base_dir: Path | None) -> None:
+    """`general_data` (built-in world data for the tiny family and models derived from it, curated Hub data
+    for every other model), the curated mirror folder, and one plan note per category naming its source."""
+    from tunesmith.data.curated.load import MIRROR_ENV, check_sources, mirror_folder
+
+    mix, mp = scope.mix, f"{scope.prefix}.data_mixing"
+    if mix.general_data is None:
+        mix.general_data, why = _default_general_data(model)
+        scope.provenance[f"{mp}.general_data"] = Provenance("derived", why)
+    shared = [category for category, share in (mix.general or {}).items() if share > 0]
+    from_files = [category for category in shared if category in mix.general_sources]
+    asked = [category for category in shared if category not in mix.general_sources]
+    for category in from_files:
+        scope.plan.notes.append(f"general data: {category} <- file {mix.general_sources[category]}")
+    if mix.general_data == "builtin":
+        unknown = [category for category in asked if category not in CATEGORIES]
+        if unknown:
+            raise RecipeError(
+                f"{mp}.general.{unknown[0]}: the built-in general data has no such category — use one of "
+                f"{', '.join(CATEGORIES)}, give a file in general_sources, or set general_data: curated"
+            )
+        for category in asked:
+            scope.plan.notes.append(
+                f"general data: {category} <- built-in generated world (tunesmith.data.general)"
+            )
+        return
+    if mix.general_mirror is None and mirror_folder(None) is not None:
+        mix.general_mirror = mirror_folder(None)
+        scope.provenance[f"{mp}.general_mirror"] = Provenance("derived", f"${MIRROR_ENV}")
+    if mix.general_mirror is not None:
+        folder = Path(mix.general_mirror).expanduser()
+        if (
+            not folder.is_absolute()
+            and not folder.exists()
+            and base_dir is not None
+            and (base_dir / folder).exists()
+        ):
+            folder = base_dir / folder
+        mix.general_mirror = str(folder.resolve()) if folder.exists() else str(folder)
+    for category, origin in check_sources(
+        asked, mix.general_mirror, where=mp, hub_reachable=_hub_reachable
+    ).items():
+        scope.plan.notes.append(f"general data: {category} <- {origin}")
+
+
+def _hub_reachable() -> bool:
+    """The model loader's 3-second probe of the Hub (`tunesmith.models.loading`), used for datasets too."""
+    from tunesmith.models.loading import _hub_reachable as probe
+
+    return probe()
+
+
+def _default_general_data(model: ModelSpec) -> tuple[str, str]:
+    """(general_data, why): the tiny world's generated data only fits models that read its character
+    vocabulary (the tiny family, or a folder trained from it); every other model gets curated data."""
+    family = FAMILIES.get(model.family) if model.family else None
+    if model.path is None and family is not None and family.kind == "embedded":
+        return "builtin", f"the {family.name} family is trained on the built-in world's data"
+    if model.path is not None and _reads_tiny_vocabulary(Path(model.path).expanduser()):
+        return "builtin", "the model folder uses the tiny family's tokenizer: its built-in world data fits it"
+    return "curated", "a real model family: open curated datasets per category (tunesmith.data.curated)"
+
+
+def _reads_tiny_vocabulary(folder: Path) -> bool:
+    """True when `folder/tokenizer.json` is the tiny family's character-level tokenizer (read only when it
+    is small: a real tokenizer.json is megabytes)."""
+    from tunesmith.models.tokenizer import vocabulary
+
+    path = folder / "tokenizer.json"
+    try:
+        if path.stat().st_size > 64 * 1024:
+            return False
+        return json.loads(path.read_text(encoding="utf-8")).get("model", {}).get("vocab") == vocabulary()
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def _fill_step_free_values(scope: _StageScope, recipe_seed: int) -> None:

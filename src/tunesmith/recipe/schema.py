@@ -15,6 +15,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from tunesmith.data.curated.catalog import CURATED_CATEGORIES
 from tunesmith.data.mixing_rules import mixing_rule_violations
 from tunesmith.models.catalog import FAMILIES
 from tunesmith.rewards.config import RewardSpec
@@ -100,6 +101,17 @@ class DataMixing(Strict):
         default_factory=dict,
         description="category -> data file for categories not built in (or to replace them)",
     )
+    general_data: Literal["builtin", "curated"] | None = Field(
+        None,
+        description="where the general categories' rows come from: builtin (the tiny family's generated world) "
+        "or curated (open Hugging Face datasets, `tunesmith data mirror`); default: builtin for the tiny "
+        "family, curated for every other model",
+    )
+    general_mirror: str | None = Field(
+        None,
+        description="offline mirror of the curated data: a folder with one saved dataset per category "
+        "(`tunesmith data mirror FOLDER`); default $TUNESMITH_GENERAL_DATA, else streamed from the Hub",
+    )
     unit: Literal["examples", "tokens"] | None = Field(None, description="shares count examples or tokens")
     sampling: Literal["with_replacement", "without_replacement"] | None = Field(
         None, description="how the smaller side is sampled when it runs out"
@@ -114,11 +126,16 @@ class DataMixing(Strict):
     def _mixing_rules(self) -> DataMixing:
         # The managed service SDK's rules ([nova-forge-sdk]).
         general = self.general or {}
+        known = (
+            CATEGORIES
+            if self.general_data == "builtin"
+            else tuple(dict.fromkeys(CATEGORIES + CURATED_CATEGORIES))
+        )
         for category in general:
-            if category not in CATEGORIES and category not in self.general_sources:
+            if category not in known and category not in self.general_sources:
                 raise ValueError(
-                    f"unknown general category {category!r}{did_you_mean(category, CATEGORIES)}; built-in "
-                    f"categories: {', '.join(CATEGORIES)} (or give a file for it in `general_sources`)"
+                    f"unknown general category {category!r}{did_you_mean(category, known)}; "
+                    f"categories: {', '.join(known)} (or give a file for it in `general_sources`)"
                 )
         if self.general is not None:  # unset shares are filled by the defaults (then checked by the mixer)
             found = mixing_rule_violations(self.customer_percent, self.general)
@@ -374,6 +391,10 @@ class ResolvedMixing(Resolved):
     customer_percent: float
     general: dict[str, float]
     general_sources: dict[str, str] = Field(default_factory=dict)
+    general_data: Literal["builtin", "curated"] = Field(
+        "builtin", description="set by resolve(); runs resolved before curated data existed used builtin"
+    )
+    general_mirror: str | None = None
     unit: Literal["examples", "tokens"]
     sampling: Literal["with_replacement", "without_replacement"]
     max_general_repeats: int

@@ -120,8 +120,13 @@ def prepare_stage_data(
             customer = CustomerData.from_snapshot(snapshot, quality_file=quality_file)
         else:
             customer = CustomerData(customer_path, kind, quality_file=quality_file)
-    builtin = [c for c in general if c not in mixing.general_sources]
-    sources = builtin_general_sources(builtin, kind, seed=seed) if builtin else {}
+    unfiled = [c for c in general if c not in mixing.general_sources]
+    if mixing.general_data == "curated":
+        from tunesmith.data.curated.load import curated_sources
+
+        sources = curated_sources(unfiled, kind, mirror=mixing.general_mirror, seed=seed) if unfiled else {}
+    else:
+        sources = builtin_general_sources(unfiled, kind, seed=seed) if unfiled else {}
     for category, ref in mixing.general_sources.items():
         if category in general:
             sources[category] = file_source(category, locate_data(ref, base_dir), kind, seed=seed)
@@ -148,9 +153,10 @@ def prepare_stage_data(
             row_for_trainer(e, kind)
             for e in read_examples(locate_data(stage.data.validation, base_dir), kind)
         ]
-        rows += general_validation_rows(
-            len(rows), mixing.customer_percent, {c: general[c] for c in builtin}, kind, seed=seed
-        )
+        if mixing.general_data != "curated":  # curated categories: the customer's validation rows only
+            rows += general_validation_rows(
+                len(rows), mixing.customer_percent, {c: general[c] for c in unfiled}, kind, seed=seed
+            )
         validation_count = _write_rows(validation_file, rows)
     return StageDataFiles(train_file, validation_file, count, validation_count, report.to_dict())
 
