@@ -17,7 +17,6 @@ for the failure policy.
 from __future__ import annotations
 
 import http.client
-import json
 import time
 import urllib.error
 import urllib.request
@@ -25,6 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 from urllib.parse import urlparse
 
+from tunesmith.bounded import loads
 from tunesmith.errors import UserError
 from tunesmith.rewards.base import (
     RewardFailureError,
@@ -109,8 +109,8 @@ class HttpTransport:
         except (ConnectionError, http.client.HTTPException, OSError) as err:
             raise TransportFault("connection_error", f"{type(err).__name__}: {err}") from None
         try:
-            return json.loads(body)
-        except ValueError as err:
+            return loads(body)
+        except ValueError as err:  # invalid JSON, or past the depth / number-size limits
             raise TransportFault("malformed_json", f"reply is not JSON ({err}): {body[:100]!r}") from None
 
     def close(self) -> None:
@@ -184,7 +184,7 @@ class LambdaTransport:
             text = body.decode("utf-8", "replace") if isinstance(body, (bytes, bytearray)) else str(body)
             raise TransportFault("lambda_error", f"{response['FunctionError']}: {text[:300]}")
         try:
-            return json.loads(body)
+            return loads(body)
         except (TypeError, ValueError) as err:
             raise TransportFault("malformed_json", f"reply is not JSON ({err}): {body[:100]!r}") from None
 
