@@ -102,9 +102,23 @@ def reward_app(
 class RewardServer(BackgroundServer):
     """The reward app on a background uvicorn thread; `stop()` shuts it down and closes the reward."""
 
-    def __init__(self, address: tuple[str, int], reward: RewardFunction, *, log: bool = False, **app_options):
+    def __init__(
+        self,
+        address: tuple[str, int],
+        reward: RewardFunction,
+        *,
+        log: bool = False,
+        read_timeout_s: float = DEFAULT_READ_TIMEOUT_S,
+        **app_options,
+    ):
         self.reward = reward
-        super().__init__(reward_app(reward, **app_options), *address, access_log=log, name="reward-server")
+        super().__init__(
+            reward_app(reward, read_timeout_s=read_timeout_s, **app_options),
+            *address,
+            read_timeout_s=read_timeout_s,
+            access_log=log,
+            name="reward-server",
+        )
 
     def stop(self) -> None:
         super().stop()
