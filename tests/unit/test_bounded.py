@@ -205,3 +205,19 @@ def test_data_inspect_on_a_fifo_device_or_empty_folder_exits_2_with_one_line(tmp
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 2, done.stderr
     assert len(lines) == 1 and lines[0].startswith(f"tunesmith: error: {target}:1: ")
+
+
+def test_a_damaged_stored_recipe_in_a_run_folder_is_one_line(tmp_path) -> None:
+    from tunesmith.recipe.loading import load_stored_recipe
+    from tunesmith.serving.export import locate_stage
+
+    run = tmp_path / "runs" / "r"
+    run.mkdir(parents=True)
+    stored = run / "recipe.resolved.yaml"
+    stored.write_text(alias_bomb())
+    with pytest.raises(RecipeError, match=rf"^{stored}:5: YAML aliases expand .* — write the values out"):
+        locate_stage(run)
+    stored.unlink()
+    os.mkfifo(stored)
+    with pytest.raises(RecipeError, match=rf"^{stored}: cannot read the stored recipe \(is a named pipe"):
+        load_stored_recipe(stored)

@@ -120,8 +120,38 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
         raise RecipeError(
             f"{path}: cannot read the recipe ({err.strerror}) — check its permissions"
         ) from None
+    data = _parse(text, path)
+    if data is None:
+        raise RecipeError(f"{path}: the recipe is empty — start from one in recipes/")
+    if not isinstance(data, dict):
+        raise RecipeError(
+            f"{path}: a recipe is a mapping of keys (name, model, stages, ...), not a {type(data).__name__}"
+        )
+    for assignment in overrides or []:
+        apply_override(data, assignment)
+    return validate_recipe(data, source=str(path), text=text)
+
+
+def load_stored_recipe(path: Path) -> dict[str, Any]:
+    """The raw mapping of a `recipe.resolved.yaml` that tunesmith wrote (a run or export folder), read under
+    the same bounds as a recipe; a damaged or unreadable file -> one-line `RecipeError` naming it."""
     try:
-        data = load_yaml(text)
+        data = _parse(read_bytes_bounded(path).decode("utf-8"), path)
+    except (LimitError, OSError, UnicodeDecodeError) as err:
+        detail = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+        raise RecipeError(
+            f"{path}: cannot read the stored recipe ({detail}) — restore the run folder"
+        ) from None
+    if not isinstance(data, dict):
+        raise RecipeError(f"{path}: the stored recipe is not a mapping — restore the run folder")
+    return data
+
+
+def _parse(text: str, path: Path) -> Any:
+    """YAML text -> data under the bounds (`tunesmith.bounded.load_yaml`); problems -> `RecipeError` with
+    file:line."""
+    try:
+        return load_yaml(text)
     except LimitError as err:
         where = f"{path}:{err.line}" if err.line else str(path)
         raise RecipeError(f"{where}: {err} — {err.fix}") from None
@@ -132,15 +162,6 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
         raise RecipeError(
             f"{where}: {problem} — fix the YAML syntax (indentation, ':' after keys, quotes)"
         ) from None
-    if data is None:
-        raise RecipeError(f"{path}: the recipe is empty — start from one in recipes/")
-    if not isinstance(data, dict):
-        raise RecipeError(
-            f"{path}: a recipe is a mapping of keys (name, model, stages, ...), not a {type(data).__name__}"
-        )
-    for assignment in overrides or []:
-        apply_override(data, assignment)
-    return validate_recipe(data, source=str(path), text=text)
 
 
 def validate_recipe(data: dict[str, Any], *, source: str = "<recipe>", text: str | None = None) -> Recipe:
