@@ -40,8 +40,8 @@ MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
 
 
 class LimitError(ValueError):
-    """Input refused by a limit: `str()` says what (one line), `fix` how to fix it, `line` the 1-based line
-    where known (YAML)."""
+    """Input refused (past a limit, or a file that cannot be read): `str()` says what (one line), `fix` how
+    to fix it, `line` the 1-based line where known (YAML)."""
 
     def __init__(self, message: str, fix: str, *, line: int | None = None) -> None:
         super().__init__(message)
@@ -217,3 +217,16 @@ def read_bytes_bounded(path: str | os.PathLike[str], max_bytes: int | None = Non
     if len(data) > max_bytes:
         raise LimitError(too_big, "check that this is the right file")
     return data
+
+
+def read_text_bounded(path: str | os.PathLike[str], encoding: str = "utf-8") -> str:
+    """`read_bytes_bounded`, decoded; every reason the file cannot be read as text is a `LimitError`
+    (missing, unreadable, not a regular file, too large, not `encoding`)."""
+    try:
+        return read_bytes_bounded(path).decode(encoding)
+    except FileNotFoundError:
+        raise LimitError("not found", "check the path") from None
+    except UnicodeDecodeError as err:
+        raise LimitError(f"is not {encoding} text (byte {err.start})", f"save it as {encoding}") from None
+    except OSError as err:
+        raise LimitError(f"cannot be read ({err.strerror or err})", "check its permissions") from None

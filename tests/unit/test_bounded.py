@@ -219,5 +219,5 @@ def test_a_damaged_stored_recipe_in_a_run_folder_is_one_line(tmp_path) -> None:
         locate_stage(run)
     stored.unlink()
     os.mkfifo(stored)
-    with pytest.raises(RecipeError, match=rf"^{stored}: cannot read the stored recipe \(is a named pipe"):
+    with pytest.raises(RecipeError, match=rf"^{stored}: the stored recipe is a named pipe \(FIFO\), not a"):
         load_stored_recipe(stored)

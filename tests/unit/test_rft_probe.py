@@ -138,31 +138,33 @@ def _prompts(tmp_path, references: list[str]):
     return data, module
 
 
+def _probe_flaky(tmp_path, model_dir, references: list[str], generations: int) -> tuple[int, dict]:
+    """`tunesmith probe` with the flaky reward on every reference; (exit code, the report)."""
+    data, module = _prompts(tmp_path, references)
+    out = tmp_path / "probe.json"
+    args = ["probe", "--model", str(model_dir), "--data", str(data), "--reward", f"{module}:flaky"]
+    args += ["--prompts", str(len(references)), "--generations", str(generations), "--max-new-tokens", "4"]
+    code = main([*args, "--out", str(out)])
+    return code, json.loads(out.read_text())
+
+
 def test_probe_command_exits_3_when_the_reward_fails_past_its_policy(
     tmp_path, micro_model_dir, capsys
 ) -> None:
-    data, module = _prompts(tmp_path, ["x", "boom", "x", "x"])  # 3 of 12 samples fail: 25% > 10%
-    out = tmp_path / "probe.json"
-    args = ["probe", "--model", str(micro_model_dir), "--data", str(data), "--reward", f"{module}:flaky"]
-    args += ["--prompts", "4", "--generations", "3", "--max-new-tokens", "4", "--out", str(out)]
-    assert main(args) == 3
-    report = json.loads(out.read_text())
+    code, report = _probe_flaky(tmp_path, micro_model_dir, ["x", "boom", "x", "x"], 3)  # 3 of 12 fail: 25%
+    assert code == 3
     assert (report["verdict"], report["failed_samples"], report["samples"]) == ("reward_failed", 3, 12)
     verdict = capsys.readouterr().out.strip().splitlines()[-1]
-    assert (
-        verdict.startswith("verdict: the reward failed (reward ")
-        and "3 of 12 samples failed (25.0%)" in verdict
-    )
-    assert "max_failure_rate 10.0% (faults: exception 3)" in verdict and "fix the reward function" in verdict
+    assert verdict.startswith("verdict: the reward failed (reward ")
+    assert "3 of 12 samples failed (25.0%) > max_failure_rate 10.0% (faults: exception 3)" in verdict
+    assert "fix the reward function" in verdict
 
 
 def test_failures_at_the_policy_share_still_give_a_readiness_verdict(tmp_path, micro_model_dir) -> None:
-    data, module = _prompts(tmp_path, ["boom"] + ["x"] * 9)  # 2 of 20 samples fail: 10% is not > 10%
-    out = tmp_path / "probe.json"
-    args = ["probe", "--model", str(micro_model_dir), "--data", str(data), "--reward", f"{module}:flaky"]
-    args += ["--prompts", "10", "--generations", "2", "--max-new-tokens", "4", "--out", str(out)]
-    assert main(args) == 1
-    report = json.loads(out.read_text())
+    code, report = _probe_flaky(
+        tmp_path, micro_model_dir, ["boom"] + ["x"] * 9, 2
+    )  # 2 of 20: 10% is not > 10%
+    assert code == 1
     assert (report["verdict"], report["failed_samples"], report["samples"]) == ("sft_first", 2, 20)
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from tunesmith.bounded import LimitError, load_yaml, read_bytes_bounded
+from tunesmith.bounded import LimitError, load_yaml, read_bytes_bounded, read_text_bounded
 from tunesmith.errors import RecipeError
 from tunesmith.recipe.schema import Recipe
 from tunesmith.suggest import did_you_mean
@@ -136,12 +136,10 @@ def load_stored_recipe(path: Path) -> dict[str, Any]:
     """The raw mapping of a `recipe.resolved.yaml` that tunesmith wrote (a run or export folder), read under
     the same bounds as a recipe; a damaged or unreadable file -> one-line `RecipeError` naming it."""
     try:
-        data = _parse(read_bytes_bounded(path).decode("utf-8"), path)
-    except (LimitError, OSError, UnicodeDecodeError) as err:
-        detail = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
-        raise RecipeError(
-            f"{path}: cannot read the stored recipe ({detail}) — restore the run folder"
-        ) from None
+        text = read_text_bounded(path)
+    except LimitError as err:
+        raise RecipeError(f"{path}: the stored recipe {err} — restore the run folder") from None
+    data = _parse(text, path)
     if not isinstance(data, dict):
         raise RecipeError(f"{path}: the stored recipe is not a mapping — restore the run folder")
     return data

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from tunesmith import matching
-from tunesmith.bounded import LimitError, load_yaml, loads, read_bytes_bounded
+from tunesmith.bounded import LimitError, load_yaml, loads, read_text_bounded
 from tunesmith.errors import UserError
 from tunesmith.rewards.base import RewardFunction, RewardResult, RewardSample, failed_result
 
@@ -213,29 +213,14 @@ def load_schema(schema: dict | str, base_dir: Path | None) -> dict:
     if not path.is_absolute() and base_dir is not None:
         path = Path(base_dir) / path
     try:
-        text = read_bytes_bounded(path).decode("utf-8")
-    except LimitError as err:
-        raise UserError(f"reward json_schema: schema {path} {err} — {err.fix} in `schema`") from None
-    except UnicodeDecodeError as err:
-        raise UserError(
-            f"reward json_schema: schema {path} is not UTF-8 text (byte {err.start}) — save it as UTF-8"
-        ) from None
-    except OSError as err:
-        raise UserError(
-            f"reward json_schema: cannot read schema {path} ({err.strerror}) — check `schema`"
-        ) from None
-    try:
+        text = read_text_bounded(path)
         loaded = load_yaml(text) if path.suffix in (".yaml", ".yml") else loads(text)
     except LimitError as err:
         where = f"{path}:{err.line}" if err.line else str(path)
-        raise UserError(f"reward json_schema: {where}: {err} — {err.fix}") from None
-    except ValueError as err:  # yaml.YAMLError subclasses Exception; handled below
+        raise UserError(f"reward json_schema: cannot read schema {where}: {err} — {err.fix}") from None
+    except Exception as err:  # invalid JSON (ValueError) or YAML (yaml.YAMLError)
         raise UserError(
-            f"reward json_schema: {path} is not valid JSON ({err}) — fix the schema file"
-        ) from None
-    except Exception as err:
-        raise UserError(
-            f"reward json_schema: {path} cannot be parsed ({err}) — fix the schema file"
+            f"reward json_schema: {path} cannot be parsed ({' '.join(str(err).split())}) — fix the schema file"
         ) from None
     if not isinstance(loaded, dict):
         raise UserError(f"reward json_schema: {path} must hold a JSON Schema object")
