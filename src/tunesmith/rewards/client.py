@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 from urllib.parse import urlparse
 
-from tunesmith.bounded import loads
+from tunesmith.bounded import MAX_DOCUMENT_BYTES, loads
 from tunesmith.errors import UserError
 from tunesmith.rewards.base import (
     RewardFailureError,
@@ -70,6 +70,27 @@ def _is_loopback(host: str | None) -> bool:
     return host in ("localhost", "::1") or (host or "").startswith("127.")
 
 
+MAX_REPLY_BYTES = MAX_DOCUMENT_BYTES
+"""Largest reply read (ours: a reply carries one score per sample, far below this)."""
+
+
+def _read_reply(response: Any, timeout_s: float) -> bytes:
+    """The reply body, within `timeout_s` in all (the socket timeout bounds each read, not a reply that
+    trickles in) and at most `MAX_REPLY_BYTES`."""
+    deadline = time.monotonic() + timeout_s
+    chunks, size = [], 0
+    while chunk := response.read1(1 << 16):
+        size += len(chunk)
+        if size > MAX_REPLY_BYTES:
+            raise TransportFault(
+                "malformed_reply", f"reply larger than {MAX_REPLY_BYTES} bytes", retryable=False
+            )
+        if time.monotonic() > deadline:
+            raise TransportFault("timeout", f"the reply did not arrive within {timeout_s:g} s")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 class HttpTransport:
     """POST the JSON list to a URL (stdlib urllib); optional `Authorization: Bearer` token."""
 
@@ -90,7 +111,7 @@ class HttpTransport:
         )
         try:
             with self.opener.open(request, timeout=timeout_s) as response:
-                body = response.read()
+                body = _read_reply(response, timeout_s)
         except urllib.error.HTTPError as err:
             try:
                 detail = err.read(300).decode("utf-8", "replace")
