@@ -221,3 +221,12 @@ def test_a_damaged_stored_recipe_in_a_run_folder_is_one_line(tmp_path) -> None:
     os.mkfifo(stored)
     with pytest.raises(RecipeError, match=rf"^{stored}: the stored recipe is a named pipe \(FIFO\), not a"):
         load_stored_recipe(stored)
+
+
+def test_a_deep_line_in_a_prompts_file_is_one_line(tmp_path) -> None:
+    from tunesmith.serving.chat import read_prompts
+
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text('{"prompt": "hi"}\n' + "[" * 100_000 + "]" * 100_000 + "\n")
+    with pytest.raises(UserError, match=rf"^{prompts}:2: not JSON \(JSON nested too deeply"):
+        read_prompts(prompts)
