@@ -1,17 +1,17 @@
 """The HTTP plumbing shared by `tunesmith reward serve` and `tunesmith serve`: Starlette apps run by uvicorn.
 
-A leaf module (no tunesmith imports) so both the reward server (rewards/, low in the layering) and the model
+A leaf module (it imports only `tunesmith.bounded`) so both the reward server (rewards/, low in the layering) and the model
 server (serving/, high) use it. It holds what the stack leaves to the application: running uvicorn on a
 background thread with a bound socket (port 0 = any free port, the real one known before serving), reading
-a request body under a size limit and a read timeout (uvicorn has neither), and decoding JSON with nesting
-that would exhaust the recursion limit reported as a bad request instead of a crash.
+a request body under a size limit and a read timeout (uvicorn has neither), dropping a connection whose
+request head does not arrive within a timeout (uvicorn waits forever for the first request), and decoding
+JSON under depth and number-size limits (a bad request, never a crash).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import signal
 import socket
 import sys
@@ -19,11 +19,14 @@ import threading
 import time
 from typing import Any
 
+from tunesmith.bounded import LimitError, loads
+
 DEFAULT_BACKLOG = 2048
 """Pending connections the kernel queues before accept (uvicorn's default): far above 200 concurrent
 clients, so a burst is queued rather than refused."""
 DEFAULT_READ_TIMEOUT_S = 30.0
-"""A client that has not sent its whole body within this many seconds gets 408 (ours; slow-client guard)."""
+"""A client that has not sent its whole body within this many seconds gets 408, one that has not sent a
+complete request head (request line and headers) is disconnected (ours; slow or half-open client guard)."""
 DISCARD_LIMIT_BYTES = 64 * 1024 * 1024
 """A refused body is drained up to this size so the client reads our reply instead of a connection reset."""
 
@@ -78,20 +81,68 @@ async def drain(request: Any, length: int, timeout_s: float = DEFAULT_READ_TIMEO
 
 
 def parse_json(body: bytes) -> Any:
-    """Decoded JSON; `BodyError(400)` for invalid JSON or nesting too deep to decode."""
+    """Decoded JSON; `BodyError(400)` for invalid JSON and for JSON past the depth or number-size limits
+    (`tunesmith.bounded`)."""
     try:
-        return json.loads(body)
-    except RecursionError:
-        raise BodyError(400, "the request JSON is nested too deeply") from None
+        return loads(body)
+    except LimitError as err:
+        raise BodyError(400, f"the request JSON is refused: {err}") from None
     except ValueError as err:
         raise BodyError(400, f"the request is not JSON: {err}") from None
+
+
+def head_timeout_protocol(read_timeout_s: float) -> type:
+    """uvicorn's h11 protocol, closing a connection whose request head has not arrived `read_timeout_s`
+    after it opened or after the previous response (uvicorn arms no timer before the first request, and
+    any byte received cancels its keep-alive timer, so a client sending nothing, or a header a minute, is
+    otherwise held forever)."""
+    import h11
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class HeadTimeoutProtocol(H11Protocol):
+        head_timer: asyncio.TimerHandle | None = None
+
+        def connection_made(self, transport: Any) -> None:
+            super().connection_made(transport)
+            self.arm_head_timer()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self.cancel_head_timer()
+            super().connection_lost(exc)
+
+        def handle_events(self) -> None:
+            super().handle_events()
+            if self.conn.their_state is not h11.IDLE:  # a whole request head has arrived
+                self.cancel_head_timer()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            if not self.transport.is_closing() and self.conn.their_state is h11.IDLE:
+                self.arm_head_timer()
+
+        def arm_head_timer(self) -> None:
+            self.cancel_head_timer()
+            self.head_timer = self.loop.call_later(read_timeout_s, self.head_timed_out)
+
+        def cancel_head_timer(self) -> None:
+            if self.head_timer is not None:
+                self.head_timer.cancel()
+                self.head_timer = None
+
+        def head_timed_out(self) -> None:
+            self.head_timer = None
+            if not self.transport.is_closing():
+                self.transport.close()
+
+    return HeadTimeoutProtocol
 
 
 class BackgroundServer:
     """A Starlette (ASGI) app served by uvicorn on a daemon thread; `stop()` shuts it down.
 
     The socket is bound here, before the thread starts, so `port=0` yields a known free port and a busy
-    port fails in the caller (`OSError`)."""
+    port fails in the caller (`OSError`). A connection whose request head does not arrive within
+    `read_timeout_s` is closed (`head_timeout_protocol`)."""
 
     def __init__(
         self,
@@ -100,6 +151,7 @@ class BackgroundServer:
         port: int = 0,
         *,
         backlog: int = DEFAULT_BACKLOG,
+        read_timeout_s: float = DEFAULT_READ_TIMEOUT_S,
         access_log: bool = False,
         name: str = "asgi-server",
     ) -> None:
@@ -117,6 +169,8 @@ class BackgroundServer:
         self.host, self.port = host, self.socket.getsockname()[1]
         config = uvicorn.Config(
             app,
+            http=head_timeout_protocol(read_timeout_s),
+            ws="none",
             backlog=backlog,
             access_log=access_log,
             log_level="info" if access_log else "warning",

@@ -318,9 +318,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "probe",
         help="RFT readiness: sample a checkpoint on your prompts, score with your reward, give a verdict",
-        description="Samples --generations completions for --prompts prompts and scores them. Verdict: < 5%% "
+        description="Samples --generations completions for --prompts prompts and scores them. Verdict: more "
+        "samples failed to score than the reward's max_failure_rate (default 10%%) -> the reward failed; < 5%% "
         "positive -> do SFT first; > 95%% -> RFT unnecessary or the reward is not discriminative; else ready. "
-        "Exit 0 when ready, 1 otherwise.",
+        "Exit codes: 0 ready, 1 a verdict against RFT (do SFT first, unnecessary, not discriminative), "
+        "2 a user error (bad option, file or reward spec), 3 the reward failed (fix the reward, then probe again).",
     )
     p.add_argument("--model", required=True, help="model folder, runs/<name>/<stage>/best, or family:stage")
     p.add_argument(

@@ -62,7 +62,9 @@ class FaultServer:
     """Scores like `graded`; a fault from `plan` (one per request, in order) or `persistent` applies to the
     request — or, for id faults, to the samples whose id is in `targets` (default: the first of the request).
 
-    Faults: sleep (past the client's timeout), 500, malformed (not JSON), not_list, missing, duplicate, nan.
+    Faults: sleep (past the client's timeout), 500, malformed (not JSON), not_list, missing, duplicate, nan,
+    deep (JSON nested 100k deep), trickle (the reply a byte every 50 ms: each read within the timeout, the
+    whole reply not), huge (a reply of 1 MiB).
     """
 
     def __init__(
@@ -102,6 +104,12 @@ class FaultServer:
                     return self._send(200, b'[{"id": "s0", "aggregate_')
                 elif fault == "not_list":
                     return self._send(200, b'{"results": []}')
+                elif fault == "deep":
+                    return self._send(200, b"[" * 100_000 + b"]" * 100_000)
+                elif fault == "huge":
+                    return self._send(200, b" " * (1 << 20) + json.dumps(reply).encode())
+                elif fault == "trickle":
+                    return self._send(200, b" " * 40 + json.dumps(reply).encode(), byte_delay_s=0.05)
                 elif fault == "missing":
                     reply = [r for r in reply if r["id"] not in targets]
                 elif fault == "duplicate":
@@ -113,12 +121,17 @@ class FaultServer:
                     ]
                 self._send(200, json.dumps(reply).encode())
 
-            def _send(self, status: int, body: bytes) -> None:
+            def _send(self, status: int, body: bytes, byte_delay_s: float = 0.0) -> None:
                 try:
                     self.send_response(status)
                     self.send_header("Content-Length", str(len(body)))
                     self.end_headers()
-                    self.wfile.write(body)
+                    if not byte_delay_s:
+                        self.wfile.write(body)
+                    for i in range(len(body) if byte_delay_s else 0):
+                        self.wfile.write(body[i : i + 1])
+                        self.wfile.flush()
+                        time.sleep(byte_delay_s)
                 except OSError:  # the client gave up (timeout)
                     pass
 
@@ -201,7 +214,14 @@ def test_persistent_id_fault_fails_only_that_sample(fault_server, fault: str, ki
 
 
 @pytest.mark.parametrize(
-    ("fault", "kind"), [("sleep", "timeout"), ("500", "http_500"), ("malformed", "malformed_json")]
+    ("fault", "kind"),
+    [
+        ("sleep", "timeout"),
+        ("trickle", "timeout"),
+        ("500", "http_500"),
+        ("malformed", "malformed_json"),
+        ("deep", "malformed_json"),
+    ],
 )
 def test_persistent_request_fault_fails_its_samples_and_the_policy_stops(fault_server, fault, kind) -> None:
     server = fault_server(persistent=fault)
@@ -230,6 +250,18 @@ def test_persistent_request_fault_fails_its_samples_and_the_policy_stops(fault_s
         "faults": {kind: 4},
     }
     assert len(server.requests) == 2
+
+
+def test_a_reply_past_the_size_limit_fails_its_samples_without_retry(fault_server, monkeypatch) -> None:
+    from tunesmith.rewards import client as client_module
+
+    monkeypatch.setattr(client_module, "MAX_REPLY_BYTES", 1 << 19)  # 512 KiB: the 1 MiB reply is past it
+    server = fault_server(persistent="huge")
+    events: list[dict] = []
+    reward = client(server.url, events, max_failure_rate=1.0)
+    results = reward.score(make_samples(2))
+    assert [(r.failed, r.fault) for r in results] == [(True, "malformed_reply")] * 2
+    assert fault_events(events) == ["malformed_reply"] and len(server.requests) == 1  # not retried
 
 
 def test_policy_continues_below_threshold_then_stops_past_it(fault_server) -> None:

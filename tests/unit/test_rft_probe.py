@@ -1,4 +1,5 @@
-"""The RFT readiness probe: statistics and verdicts (pure), and the real command on the micro model."""
+"""The RFT readiness probe: statistics and verdicts (pure), and the real command on the micro model (also
+with a reward that fails to score: "the reward failed", exit 3)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,14 @@ import json
 import pytest
 
 from tunesmith.cli import main
-from tunesmith.evaluation.probe import ProbeSettings, histogram, render_report, summarize
+from tunesmith.evaluation.probe import (
+    EXIT_CODES,
+    ProbeSettings,
+    histogram,
+    probe_rows,
+    render_report,
+    summarize,
+)
 
 S = ProbeSettings(generations=4)
 
@@ -97,3 +105,96 @@ def test_probe_command_on_the_micro_model(tmp_path, micro_model_dir, capsys) -> 
     printed = capsys.readouterr().out
     report = json.loads(printed[printed.index("{") :])
     assert report["positive_rate"] == 0.0 and report["verdict"] == "sft_first"
+
+
+def test_more_failures_than_the_policy_allows_is_reward_failed_whatever_the_scores() -> None:
+    in_band = [[1.0, 0, 0, 1.0]] * 8  # would be "ready"
+    stats = summarize(in_band, S, failed=16, reward_failure="reward r: 16 of 32 samples failed — fix it")
+    assert stats["verdict"] == "reward_failed" and stats["verdict_text"] == "the reward failed"
+    assert stats["advice"] == "reward r: 16 of 32 samples failed — fix it"
+    assert summarize(in_band, S, failed=1)["verdict"] == "ready"  # failures within the policy: a verdict
+    assert EXIT_CODES == {"ready": 0, "sft_first": 1, "saturated": 1, "no_signal": 1, "reward_failed": 3}
+    report = {"model": "m", "reward": "r", "prompts": 8, "generations": 4, "seconds": 0.1, **stats}
+    assert render_report(report).splitlines()[-1] == (
+        "verdict: the reward failed (reward r: 16 of 32 samples failed — fix it)"
+    )
+
+
+def _prompts(tmp_path, references: list[str]):
+    data = tmp_path / "prompts.jsonl"
+    data.write_text(
+        "".join(
+            json.dumps({"messages": [{"role": "user", "content": f"q{i}"}], "reference_answer": ref}) + "\n"
+            for i, ref in enumerate(references)
+        )
+    )
+    module = tmp_path / "flaky_rewards.py"
+    module.write_text(
+        "def flaky(completion, reference_answer, **kw):\n"
+        "    if reference_answer == 'boom':\n"
+        "        raise ValueError('cannot score this one')\n"
+        "    return 0.0\n"
+    )
+    return data, module
+
+
+def _probe_flaky(tmp_path, model_dir, references: list[str], generations: int) -> tuple[int, dict]:
+    """`tunesmith probe` with the flaky reward on every reference; (exit code, the report)."""
+    data, module = _prompts(tmp_path, references)
+    out = tmp_path / "probe.json"
+    args = ["probe", "--model", str(model_dir), "--data", str(data), "--reward", f"{module}:flaky"]
+    args += ["--prompts", str(len(references)), "--generations", str(generations), "--max-new-tokens", "4"]
+    code = main([*args, "--out", str(out)])
+    return code, json.loads(out.read_text())
+
+
+def test_probe_command_exits_3_when_the_reward_fails_past_its_policy(
+    tmp_path, micro_model_dir, capsys
+) -> None:
+    code, report = _probe_flaky(tmp_path, micro_model_dir, ["x", "boom", "x", "x"], 3)  # 3 of 12 fail: 25%
+    assert code == 3
+    assert (report["verdict"], report["failed_samples"], report["samples"]) == ("reward_failed", 3, 12)
+    verdict = capsys.readouterr().out.strip().splitlines()[-1]
+    assert verdict.startswith("verdict: the reward failed (reward ")
+    assert "3 of 12 samples failed (25.0%) > max_failure_rate 10.0% (faults: exception 3)" in verdict
+    assert "fix the reward function" in verdict
+
+
+def test_failures_at_the_policy_share_still_give_a_readiness_verdict(tmp_path, micro_model_dir) -> None:
+    code, report = _probe_flaky(
+        tmp_path, micro_model_dir, ["boom"] + ["x"] * 9, 2
+    )  # 2 of 20: 10% is not > 10%
+    assert code == 1
+    assert (report["verdict"], report["failed_samples"], report["samples"]) == ("sft_first", 2, 20)
+
+
+def test_probe_on_an_endpoint_replying_bad_json_is_reward_failed(tmp_path, micro_model_dir) -> None:
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class BadJson(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 (the stdlib's name)
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(200)
+            self.send_header("Content-Length", "8")
+            self.end_headers()
+            self.wfile.write(b"not json")
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), BadJson)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    data, _ = _prompts(tmp_path, ["x", "x"])
+    rows = [json.loads(line) for line in data.read_text().splitlines()]
+    spec = {"function": f"http://127.0.0.1:{server.server_port}/", "retries": 0}
+    try:
+        report = probe_rows(
+            micro_model_dir, rows, spec, ProbeSettings(prompts=2, generations=2, max_new_tokens=4)
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert (report.verdict, report.failed_samples, report.samples) == ("reward_failed", 4, 4)
+    assert "4 of 4 samples failed" in report.advice and "malformed_json 4" in report.advice
+    assert "make the endpoint reply with a JSON list" in report.advice

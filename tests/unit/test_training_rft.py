@@ -23,6 +23,10 @@ def parity(completion, reference_answer, **extra):
 
 def never(completion, reference_answer, **extra):
     return 0.0
+
+
+def broken(completion, reference_answer, **extra):
+    raise KeyError("score")
 '''
 
 
@@ -119,6 +123,19 @@ def test_probe_gate_refuses_a_hopeless_stage_unless_forced(tmp_path, micro_model
     assert not (stage / "checkpoints").exists()  # refused before any training step
     assert main(["train", str(recipe), "--quiet", "--no-eval", "--force"]) == 0
     assert json.loads((stage / "result.json").read_text())["steps"] == 2
+
+
+def test_probe_gate_refuses_a_reward_that_fails_to_score_even_when_forced(
+    tmp_path, micro_model_dir, capsys
+) -> None:
+    recipe = _recipe(tmp_path, micro_model_dir, "broken", steps=2)
+    for extra in ([], ["--force"]):
+        assert main(["train", str(recipe), "--quiet", "--no-eval", *extra]) == 2
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert len(lines) == 1 and "the readiness probe could not score: reward " in lines[0]
+        assert "32 of 32 samples failed (100.0%) > max_failure_rate 10.0% (faults: exception 32)" in lines[0]
+    stage = tmp_path / "runs" / "micro-rft" / "rft"
+    assert not (stage / "probe.json").exists() and not (stage / "checkpoints").exists()  # not kept: re-probed
 
 
 class FaultyReward(BaseHTTPRequestHandler):

@@ -45,7 +45,10 @@ class DataSnapshot:
     @cached_property
     def fingerprint(self) -> str:
         digest = hashlib.blake2b(digest_size=16)
-        files = sorted(p for p in self.path.rglob("*") if p.is_file()) if self.path.is_dir() else [self.path]
+        if self.path.is_dir():
+            files = sorted(p for p in self.path.rglob("*") if p.is_file())
+        else:  # never open a FIFO or a device: it may block
+            files = [self.path] if self.path.is_file() else []
         for file in files:
             digest.update(str(file.relative_to(self.path) if self.path.is_dir() else "").encode() + b"\0")
             with open(file, "rb") as handle:

@@ -14,7 +14,10 @@ The probe samples `generations` completions for `prompts` prompts of the stage's
 - the share of groups with zero variance (no signal) and its complement, the expected share of useful groups,
 - the score distribution (histogram) and mean,
 
-and a verdict: positive rate < `low` (5%) -> "do SFT first"; > `high` (95%) -> "RFT unnecessary or the
+and a verdict. First, if more samples failed to score than the reward's failure policy allows (its
+`max_failure_rate`: a timeout, a bad reply, an exception; failed samples score 0), "the reward failed": the
+scores say nothing about the checkpoint, so no readiness verdict is given. Otherwise
+positive rate < `low` (5%) -> "do SFT first"; > `high` (95%) -> "RFT unnecessary or the
 reward is not discriminative"; fewer than `low` of the groups carry signal -> "the reward is not
 discriminative" (every prompt is all-right or all-wrong: raise the temperature or generations, or use a
 graded reward); otherwise "ready", with the expected share of useful groups.
@@ -30,11 +33,15 @@ from pathlib import Path
 from typing import Any
 
 VERDICTS = {
+    "reward_failed": "the reward failed",
     "sft_first": "do SFT first",
     "saturated": "RFT unnecessary or the reward is not discriminative",
     "no_signal": "the reward is not discriminative on this checkpoint",
     "ready": "ready",
 }
+EXIT_CODES = {"ready": 0, "sft_first": 1, "saturated": 1, "no_signal": 1, "reward_failed": 3}
+"""`tunesmith probe`'s exit code per verdict: 0 ready, 1 a readiness verdict against RFT, 3 the reward failed
+(2 stays a user error: a bad option, file or spec)."""
 ADVICE = {
     "sft_first": "the model almost never earns reward: teach the task with an SFT stage on demonstrations "
     "(or a CPT -> SFT chain) before RFT",
@@ -106,8 +113,12 @@ def verdict_for(positive_rate: float, useful_group_share: float, settings: Probe
     return "ready"
 
 
-def summarize(scores: list[list[float]], settings: ProbeSettings, failed: int = 0) -> dict[str, Any]:
-    """Statistics of `scores[prompt][sample]` (pure: tested without a model)."""
+def summarize(
+    scores: list[list[float]], settings: ProbeSettings, failed: int = 0, reward_failure: str | None = None
+) -> dict[str, Any]:
+    """Statistics of `scores[prompt][sample]` (pure: tested without a model). `reward_failure`: the reward's
+    failure-policy message when more samples failed to score than it allows; the verdict is then
+    "reward_failed" with that message as the advice."""
     flat = [s for group in scores for s in group]
     n = len(flat)
     positive = sum(1 for s in flat if s > settings.positive_threshold)
@@ -120,7 +131,7 @@ def summarize(scores: list[list[float]], settings: ProbeSettings, failed: int = 
         per_group[k] = per_group.get(k, 0) + 1
     positive_rate = positive / n if n else 0.0
     useful = 1 - zero_variance / len(scores) if scores else 0.0
-    verdict = verdict_for(positive_rate, useful, settings)
+    verdict = "reward_failed" if reward_failure else verdict_for(positive_rate, useful, settings)
     return {
         "samples": n,
         "positive_rate": positive_rate,
@@ -133,7 +144,7 @@ def summarize(scores: list[list[float]], settings: ProbeSettings, failed: int = 
         "positives_per_group": dict(sorted(per_group.items(), key=lambda kv: int(kv[0]))),
         "verdict": verdict,
         "verdict_text": VERDICTS[verdict],
-        "advice": ADVICE[verdict],
+        "advice": reward_failure or ADVICE[verdict],
     }
 
 
@@ -170,7 +181,7 @@ def probe_rows(
 
     settings = settings or ProbeSettings()
     started = time.perf_counter()
-    reward = load_reward(reward_spec, base_dir=base_dir)
+    reward = load_reward(reward_spec, base_dir=base_dir, policy=False)  # judged once, on all samples
     picked = (
         rows if len(rows) <= settings.prompts else random.Random(settings.seed).sample(rows, settings.prompts)
     )
@@ -210,7 +221,8 @@ def probe_rows(
             close()
     g = settings.generations
     scores = [[results[i * g + j].score for j in range(g)] for i in range(len(picked))]
-    stats = summarize(scores, settings, failed=sum(1 for r in results if r.failed))
+    failure = reward.failure_message() if reward.over_max_failure_rate() else None
+    stats = summarize(scores, settings, failed=sum(1 for r in results if r.failed), reward_failure=failure)
     examples = [
         {"prompt": prompts[i][-1]["content"], "completion": samples[i * g].completion, "score": scores[i][0]}
         for i in range(min(5, len(picked)))
@@ -284,12 +296,14 @@ def probe_command(
     out: str | None = None,
     fmt: str = "text",
 ) -> int:
-    """`tunesmith probe`: exit 0 when ready, 1 otherwise (scriptable as a gate)."""
+    """`tunesmith probe`: exit 0 when ready, 1 for a verdict against RFT, 3 when the reward failed
+    (`EXIT_CODES`; scriptable as a gate)."""
     import json
 
     from tunesmith.data.formats import read_examples
     from tunesmith.models.loading import resolve_ref
     from tunesmith.recipe.resolve import locate_data
+    from tunesmith.rewards import RewardFailureError
     from tunesmith.runs import atomic_write_json
 
     path = locate_data(data, None)
@@ -307,8 +321,11 @@ def probe_command(
         max_new_tokens=max_new_tokens,
         seed=seed,
     )
-    report = probe_rows(model, rows, reward, settings).to_dict()
+    try:
+        report = probe_rows(model, rows, reward, settings).to_dict()
+    except RewardFailureError as err:  # the endpoint could not be reached at all: nothing was scored
+        raise RewardFailureError(str(err), exit_code=EXIT_CODES["reward_failed"]) from None
     if out:
         atomic_write_json(Path(out), report)
     print(json.dumps(report, indent=2) if fmt == "json" else render_report(report))
-    return 0 if report["verdict"] == "ready" else 1
+    return EXIT_CODES[report["verdict"]]

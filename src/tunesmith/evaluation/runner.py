@@ -21,8 +21,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import yaml
-
 from tunesmith.errors import ModelError, UserError
 from tunesmith.evaluation import cache, suites
 from tunesmith.evaluation.forgetting import ChangeRow, forgetting_table, verdict
@@ -102,9 +100,10 @@ def _run_of(folder: Path) -> Path | None:
 
 def load_run_recipe(run_dir: Path) -> ResolvedConfig:
     """A run's stored resolved recipe (`recipe.resolved.yaml`), parsed once into the typed tree."""
+    from tunesmith.recipe.loading import load_stored_recipe
     from tunesmith.recipe.schema import ResolvedConfig
 
-    return ResolvedConfig.model_validate(yaml.safe_load((run_dir / "recipe.resolved.yaml").read_text()) or {})
+    return ResolvedConfig.model_validate(load_stored_recipe(run_dir / "recipe.resolved.yaml"))
 
 
 def _finished_stages(run_dir: Path, recipe: ResolvedConfig) -> list[str]:

@@ -1,4 +1,5 @@
-"""Load a recipe: YAML (`yaml.safe_load`) + `key.path=value` overrides -> a validated `Recipe`.
+"""Load a recipe: YAML (the safe loader, bounded: `tunesmith.bounded.load_yaml`) + `key.path=value`
+overrides -> a validated `Recipe`.
 
 Every problem becomes a one-line `RecipeError` naming the file, line, key path, the value, the allowed range
 and, for unknown keys, a "did you mean" suggestion.
@@ -13,6 +14,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from tunesmith.bounded import LimitError, load_yaml, read_bytes_bounded, read_text_bounded
 from tunesmith.errors import RecipeError
 from tunesmith.recipe.schema import Recipe
 from tunesmith.suggest import did_you_mean
@@ -55,7 +57,9 @@ def apply_override(data: dict[str, Any], assignment: str) -> None:
         )
     key, raw_value = assignment.split("=", 1)
     try:
-        value = yaml.safe_load(raw_value) if raw_value.strip() else None
+        value = load_yaml(raw_value) if raw_value.strip() else None
+    except LimitError as err:
+        raise RecipeError(f"override {assignment!r}: {err} — {err.fix}") from None
     except yaml.YAMLError as err:
         raise RecipeError(
             f"override {assignment!r}: value is not valid YAML ({err.__class__.__name__})"
@@ -103,24 +107,20 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
     """Read, override and validate a recipe file. Raises `RecipeError` (one line) on any problem."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        text = read_bytes_bounded(path).decode("utf-8-sig")
     except FileNotFoundError:
         raise RecipeError(
             f"{path}: recipe file not found — check the path (see recipes/ for examples)"
         ) from None
-    except IsADirectoryError:
-        raise RecipeError(f"{path}: is a folder, not a recipe file — pass a .yaml file") from None
+    except LimitError as err:
+        raise RecipeError(f"{path}: {err} — pass a recipe .yaml file") from None
     except UnicodeDecodeError as err:
         raise RecipeError(f"{path}: not UTF-8 text (byte {err.start}) — save the recipe as UTF-8") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
-        problem = getattr(err, "problem", None) or "invalid YAML"
+    except OSError as err:
         raise RecipeError(
-            f"{where}: {problem} — fix the YAML syntax (indentation, ':' after keys, quotes)"
+            f"{path}: cannot read the recipe ({err.strerror}) — check its permissions"
         ) from None
+    data = _parse(text, path)
     if data is None:
         raise RecipeError(f"{path}: the recipe is empty — start from one in recipes/")
     if not isinstance(data, dict):
@@ -130,6 +130,36 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
     for assignment in overrides or []:
         apply_override(data, assignment)
     return validate_recipe(data, source=str(path), text=text)
+
+
+def load_stored_recipe(path: Path) -> dict[str, Any]:
+    """The raw mapping of a `recipe.resolved.yaml` that tunesmith wrote (a run or export folder), read under
+    the same bounds as a recipe; a damaged or unreadable file -> one-line `RecipeError` naming it."""
+    try:
+        text = read_text_bounded(path)
+    except LimitError as err:
+        raise RecipeError(f"{path}: the stored recipe {err} — restore the run folder") from None
+    data = _parse(text, path)
+    if not isinstance(data, dict):
+        raise RecipeError(f"{path}: the stored recipe is not a mapping — restore the run folder")
+    return data
+
+
+def _parse(text: str, path: Path) -> Any:
+    """YAML text -> data under the bounds (`tunesmith.bounded.load_yaml`); problems -> `RecipeError` with
+    file:line."""
+    try:
+        return load_yaml(text)
+    except LimitError as err:
+        where = f"{path}:{err.line}" if err.line else str(path)
+        raise RecipeError(f"{where}: {err} — {err.fix}") from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        problem = getattr(err, "problem", None) or "invalid YAML"
+        raise RecipeError(
+            f"{where}: {problem} — fix the YAML syntax (indentation, ':' after keys, quotes)"
+        ) from None
 
 
 def validate_recipe(data: dict[str, Any], *, source: str = "<recipe>", text: str | None = None) -> Recipe:

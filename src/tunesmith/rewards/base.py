@@ -229,10 +229,14 @@ class RewardFunction:
             self._apply_policy(sum(r.failed for r in results))
         return results
 
+    def over_max_failure_rate(self) -> bool:
+        """The failure policy's rule: more than `max_failure_rate` of the samples scored so far failed."""
+        return self.stats.failure_rate > self.max_failure_rate
+
     def _apply_policy(self, failed_now: int) -> None:
         stats = self.stats
         judged = stats.samples >= self.min_samples_for_policy
-        if judged and stats.failure_rate > self.max_failure_rate:
+        if judged and self.over_max_failure_rate():
             self.emit(
                 {
                     "event": "reward_failure_policy",

@@ -17,7 +17,6 @@ for the failure policy.
 from __future__ import annotations
 
 import http.client
-import json
 import time
 import urllib.error
 import urllib.request
@@ -25,6 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 from urllib.parse import urlparse
 
+from tunesmith.bounded import MAX_DOCUMENT_BYTES, loads
 from tunesmith.errors import UserError
 from tunesmith.rewards.base import (
     RewardFailureError,
@@ -70,6 +70,27 @@ def _is_loopback(host: str | None) -> bool:
     return host in ("localhost", "::1") or (host or "").startswith("127.")
 
 
+MAX_REPLY_BYTES = MAX_DOCUMENT_BYTES
+"""Largest reply read (ours: a reply carries one score per sample, far below this)."""
+
+
+def _read_reply(response: Any, timeout_s: float) -> bytes:
+    """The reply body, within `timeout_s` in all (the socket timeout bounds each read, not a reply that
+    trickles in) and at most `MAX_REPLY_BYTES`."""
+    deadline = time.monotonic() + timeout_s
+    chunks, size = [], 0
+    while chunk := response.read1(1 << 16):
+        size += len(chunk)
+        if size > MAX_REPLY_BYTES:
+            raise TransportFault(
+                "malformed_reply", f"reply larger than {MAX_REPLY_BYTES} bytes", retryable=False
+            )
+        if time.monotonic() > deadline:
+            raise TransportFault("timeout", f"the reply did not arrive within {timeout_s:g} s")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 class HttpTransport:
     """POST the JSON list to a URL (stdlib urllib); optional `Authorization: Bearer` token."""
 
@@ -90,7 +111,7 @@ class HttpTransport:
         )
         try:
             with self.opener.open(request, timeout=timeout_s) as response:
-                body = response.read()
+                body = _read_reply(response, timeout_s)
         except urllib.error.HTTPError as err:
             try:
                 detail = err.read(300).decode("utf-8", "replace")
@@ -109,8 +130,8 @@ class HttpTransport:
         except (ConnectionError, http.client.HTTPException, OSError) as err:
             raise TransportFault("connection_error", f"{type(err).__name__}: {err}") from None
         try:
-            return json.loads(body)
-        except ValueError as err:
+            return loads(body)
+        except ValueError as err:  # invalid JSON, or past the depth / number-size limits
             raise TransportFault("malformed_json", f"reply is not JSON ({err}): {body[:100]!r}") from None
 
     def close(self) -> None:
@@ -184,7 +205,7 @@ class LambdaTransport:
             text = body.decode("utf-8", "replace") if isinstance(body, (bytes, bytearray)) else str(body)
             raise TransportFault("lambda_error", f"{response['FunctionError']}: {text[:300]}")
         try:
-            return json.loads(body)
+            return loads(body)
         except (TypeError, ValueError) as err:
             raise TransportFault("malformed_json", f"reply is not JSON ({err}): {body[:100]!r}") from None
 

@@ -15,6 +15,7 @@ import json
 from collections import Counter
 from typing import Any
 
+from tunesmith.bounded import loads
 from tunesmith.rewards.base import RewardFunction, RewardResult, RewardSample, finite_number
 
 METRIC_TYPES = ("Reward", "Metric")
@@ -38,8 +39,8 @@ def unwrap_body(value: Any) -> Any:
         body = value["body"]
         if isinstance(body, (str, bytes, bytearray)):
             try:
-                return json.loads(body)
-            except ValueError as err:
+                return loads(body)
+            except ValueError as err:  # invalid JSON, or past the depth / number-size limits
                 raise ReplyError("malformed_json", f"body is not JSON: {err}") from None
         return body
     return value

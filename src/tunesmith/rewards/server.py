@@ -1,12 +1,15 @@
 """`tunesmith reward serve SPEC`: any reward over the HTTP reward contract (Starlette + uvicorn).
 
 POST (any path) a JSON list of samples -> 200 and the reply list. GET -> 200 `{"status": "ok", "reward"}`
-(a health check). Errors are JSON `{"error": "..."}`: 400 malformed request (also JSON nested too deeply),
-401 missing/wrong bearer token (when one is set; compared in constant time), 408 body not received within
-the read timeout, 411 no Content-Length, 413 request larger than `max_request_bytes`, 500 the reward crashed
-outside a sample. The server keeps serving after every error. Binds 127.0.0.1 by default: the reward runs
-your code, so expose it elsewhere only behind a token. Rewards are scored on a thread pool, so a slow
-reward does not block other requests; the listen backlog (2048) queues bursts of hundreds of clients.
+(a health check). Errors are JSON `{"error": "..."}`: 400 malformed request (also JSON past the limits of
+`tunesmith.bounded`: nested deeper than 128 levels, a number of over 4300 digits), 401 missing/wrong bearer
+token (when one is set; compared in constant time), 408 body not received within the read timeout, 411 no
+Content-Length, 413 request larger than `max_request_bytes`, 500 the reward crashed outside a sample. A
+connection whose request head (request line and headers) does not arrive within the read timeout is closed,
+so stalled or half-open clients hold no thread and no slot for long. The server keeps serving after every
+error. Binds 127.0.0.1 by default: the reward runs your code, so expose it elsewhere only behind a token.
+Rewards are scored on a thread pool, so a slow reward does not block other requests; the listen backlog
+(2048) queues bursts of hundreds of clients.
 """
 
 from __future__ import annotations
@@ -102,9 +105,23 @@ def reward_app(
 class RewardServer(BackgroundServer):
     """The reward app on a background uvicorn thread; `stop()` shuts it down and closes the reward."""
 
-    def __init__(self, address: tuple[str, int], reward: RewardFunction, *, log: bool = False, **app_options):
+    def __init__(
+        self,
+        address: tuple[str, int],
+        reward: RewardFunction,
+        *,
+        log: bool = False,
+        read_timeout_s: float = DEFAULT_READ_TIMEOUT_S,
+        **app_options,
+    ):
         self.reward = reward
-        super().__init__(reward_app(reward, **app_options), *address, access_log=log, name="reward-server")
+        super().__init__(
+            reward_app(reward, read_timeout_s=read_timeout_s, **app_options),
+            *address,
+            read_timeout_s=read_timeout_s,
+            access_log=log,
+            name="reward-server",
+        )
 
     def stop(self) -> None:
         super().stop()

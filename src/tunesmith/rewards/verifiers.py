@@ -19,7 +19,6 @@ without a reference (or without `reference_key`) fails with fault `missing_refer
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Callable
@@ -27,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from tunesmith import matching
+from tunesmith.bounded import LimitError, load_yaml, loads, read_text_bounded
 from tunesmith.errors import UserError
 from tunesmith.rewards.base import RewardFunction, RewardResult, RewardSample, failed_result
 
@@ -200,8 +200,8 @@ def parse_json_answer(text: str) -> tuple[bool, Any]:
         candidates.append(fenced.group(1).strip())
     for candidate in candidates:
         try:
-            return True, json.loads(candidate)
-        except ValueError:
+            return True, loads(candidate)
+        except ValueError:  # not JSON, or past the depth / number-size limits
             continue
     return False, None
 
@@ -213,25 +213,14 @@ def load_schema(schema: dict | str, base_dir: Path | None) -> dict:
     if not path.is_absolute() and base_dir is not None:
         path = Path(base_dir) / path
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as err:
+        text = read_text_bounded(path)
+        loaded = load_yaml(text) if path.suffix in (".yaml", ".yml") else loads(text)
+    except LimitError as err:
+        where = f"{path}:{err.line}" if err.line else str(path)
+        raise UserError(f"reward json_schema: cannot read schema {where}: {err} — {err.fix}") from None
+    except Exception as err:  # invalid JSON (ValueError) or YAML (yaml.YAMLError)
         raise UserError(
-            f"reward json_schema: cannot read schema {path} ({err.strerror}) — check `schema`"
-        ) from None
-    try:
-        if path.suffix in (".yaml", ".yml"):
-            import yaml
-
-            loaded = yaml.safe_load(text)
-        else:
-            loaded = json.loads(text)
-    except ValueError as err:  # yaml.YAMLError subclasses Exception; handled below
-        raise UserError(
-            f"reward json_schema: {path} is not valid JSON ({err}) — fix the schema file"
-        ) from None
-    except Exception as err:
-        raise UserError(
-            f"reward json_schema: {path} cannot be parsed ({err}) — fix the schema file"
+            f"reward json_schema: {path} cannot be parsed ({' '.join(str(err).split())}) — fix the schema file"
         ) from None
     if not isinstance(loaded, dict):
         raise UserError(f"reward json_schema: {path} must hold a JSON Schema object")

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
+from tunesmith.bounded import loads
 from tunesmith.errors import UserError
 
 DEFAULT_MAX_NEW_TOKENS = 256
@@ -62,8 +63,8 @@ def read_prompts(path: str | Path) -> tuple[list[dict], list[list[dict[str, str]
         if not line.strip():
             continue
         try:
-            row = json.loads(line)
-        except ValueError as err:
+            row = loads(line)
+        except ValueError as err:  # invalid JSON, or past the depth / number-size limits
             raise UserError(f"{path}:{number}: not JSON ({err})") from None
         conversations.append(row_messages(row, f"{path}:{number}"))
         rows.append(row if isinstance(row, dict) else {"row": row})

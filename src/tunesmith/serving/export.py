@@ -20,9 +20,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from tunesmith.errors import UserError
+from tunesmith.recipe.loading import load_stored_recipe
 from tunesmith.runs import atomic_directory, atomic_write_json, atomic_write_text
 from tunesmith.serving.blend import check_weight, save_blend, scale_adapter, stage_input, start_dtype
 from tunesmith.serving.card import model_card
@@ -51,7 +50,7 @@ class StageSource:
 
     @property
     def recipe(self) -> dict:
-        return yaml.safe_load((self.run_dir / "recipe.resolved.yaml").read_text()) or {}
+        return load_stored_recipe(self.run_dir / "recipe.resolved.yaml")
 
 
 def locate_stage(path: str | Path, stage: str | None = None) -> StageSource:
@@ -61,7 +60,7 @@ def locate_stage(path: str | Path, stage: str | None = None) -> StageSource:
         folder, stage = folder.parent, folder.name
     if not (folder / "recipe.resolved.yaml").is_file():
         raise UserError(f"{path}: not a run folder (no recipe.resolved.yaml) — pass runs/<name>")
-    recipe = yaml.safe_load((folder / "recipe.resolved.yaml").read_text()) or {}
+    recipe = load_stored_recipe(folder / "recipe.resolved.yaml")
     names = [s.get("name") or s.get("technique") for s in recipe.get("stages", [])]
     finished = [n for n in names if (folder / n / "best").is_dir()]
     if stage is None:

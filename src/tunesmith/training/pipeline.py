@@ -141,6 +141,8 @@ def readiness_gate(
         report = probe_rows(
             input_ref, rows, stage.rft.reward, settings, base_dir=base_dir, quiet=quiet
         ).to_dict()
+        if report["verdict"] == "reward_failed":  # not a verdict on the checkpoint: not kept, not forceable
+            raise UserError(f"stage {stage.name}: the readiness probe could not score: {report['advice']}")
         atomic_write_json(path, report)
     if not quiet:
         print(render_report(report))

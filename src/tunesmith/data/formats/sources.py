@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tunesmith.bounded import LimitError, check_regular_file, loads
 from tunesmith.data.formats.core import Problem, type_name
 from tunesmith.errors import DataError
 
@@ -44,7 +45,12 @@ def iter_records(path: str | os.PathLike[str], *, max_line_bytes: int = MAX_LINE
         raise DataError(f"{path}:1: file not found — check the path")
     if path.is_dir():
         yield from _iter_folder(path, max_line_bytes)
-    elif path.suffix == ".parquet":
+        return
+    try:
+        check_regular_file(path)  # a FIFO or a device would block or never end
+    except LimitError as err:
+        raise DataError(f"{path}:1: {err} — give a data file (.jsonl, .parquet, .txt) or a folder") from None
+    if path.suffix == ".parquet":
         yield from _iter_parquet(path)
     elif path.suffix == ".txt":
         yield from _iter_txt(path, max_line_bytes)
@@ -103,7 +109,6 @@ def _decode(raw: bytes) -> tuple[str | None, Problem | None]:
 def _iter_jsonl(path: Path, max_line_bytes: int) -> Iterator[Record]:
     _sniff(path)
     file = str(path)
-    loads = _loads
     for number, raw in _read_lines(path, max_line_bytes):
         if raw is None:
             yield Record(file, number, problem=_too_long(max_line_bytes))
@@ -118,6 +123,9 @@ def _iter_jsonl(path: Path, max_line_bytes: int) -> Iterator[Record]:
             continue
         try:
             row = loads(text)
+        except LimitError as err:
+            yield Record(file, number, problem=Problem(str(err), err.fix))
+            continue
         except json.JSONDecodeError as err:
             if number == 1 and text.lstrip().startswith("["):
                 raise DataError(
@@ -135,21 +143,6 @@ def _iter_jsonl(path: Path, max_line_bytes: int) -> Iterator[Record]:
             )
             continue
         yield Record(file, number, row)
-
-
-_raw_decode = json.JSONDecoder().raw_decode
-
-
-def _loads(text: str) -> Any:
-    """`json.loads`, faster on the common line (no leading whitespace): `raw_decode` then a check that
-    only whitespace follows; anything unusual goes through `json.loads` for its exact error."""
-    try:
-        value, end = _raw_decode(text)
-    except json.JSONDecodeError:
-        return json.loads(text)
-    if end != len(text) and not text[end:].isspace():
-        return json.loads(text)  # raises "Extra data" with the position
-    return value
 
 
 def _bad_utf8(err: UnicodeDecodeError) -> Problem:
