@@ -66,6 +66,18 @@ class DataSnapshot:
         """The first invalid line as the reader words it (`FILE:LINE: what — fix`), if any."""
         return str(self.report.issues[0]) if self.report.issues else None
 
+    def check(self) -> DataSnapshot:
+        """The file as `data inspect` judges it: raises `DataError` (`FILE:LINE: what — fix`, exit 2) when the
+        file is unreadable or any line is invalid — nothing is computed from a file that would fail training.
+        Returns the snapshot (valid examples only are counted in `examples`)."""
+        issue = self.first_issue()
+        if issue is not None:  # the line `data inspect` stops at (before "no valid examples")
+            more = f" ({self.report.invalid} invalid lines in all)" if self.report.invalid > 1 else ""
+            raise DataError(issue + more)
+        if self.error is not None:
+            raise DataError(self.error)
+        return self
+
     def to_json(self) -> dict[str, Any]:
         return {
             "path": str(self.path),

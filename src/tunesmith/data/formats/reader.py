@@ -85,7 +85,9 @@ def read_examples(
                 if problem is None and fmt is not None:
                     problems = fmt.problems(row)
                     if problems:
-                        problem = problems[0]
+                        problem = (
+                            report.valid == 0 and _other_kind_problem(row, kind, problems[0])
+                        ) or problems[0]
                     else:
                         example = fmt.to_example(row)
             if example is None:
@@ -110,6 +112,26 @@ def read_examples(
             f"{path}:{first}: no valid examples ({report.invalid} invalid line(s)) — fix the lines that "
             f"`tunesmith data inspect {path} --skip-invalid` lists"
         )
+
+
+def _other_kind_problem(row: dict[str, Any], kind: str | None, first: Problem) -> Problem | None:
+    """When a row asked to be `kind` data is valid data of another kind (RFT prompts given to an SFT
+    stage), say so after the first rule of `kind` that it breaks."""
+    other = format_for_row(row, None) if kind is not None else None
+    if kind is None or other is None or other.kind == kind or other.problems(row):
+        return None
+    return Problem(
+        f"{first.what}: this row is {other.description} data, not {kind.upper()} data",
+        f"give it to a stage that takes {other.kind.upper()} data, or convert it to {_EXPECTED_SHAPE[kind]}",
+    )
+
+
+_EXPECTED_SHAPE = {
+    "cpt": '{"text": "..."}',
+    "sft": 'conversations that end with an assistant turn ({"messages": [...]})',
+    "rft": 'prompts ending with a user turn plus "reference_answer"',
+    "eval": '{"query": "...", "response": "..."}',
+}
 
 
 def _no_format(row: dict[str, Any]) -> Any:

@@ -44,6 +44,11 @@ def iter_records(path: str | os.PathLike[str], *, max_line_bytes: int = MAX_LINE
         raise DataError(f"{path}:1: file not found — check the path")
     if path.is_dir():
         yield from _iter_folder(path, max_line_bytes)
+    elif path.suffix.lower() in _NOT_DATA:
+        raise DataError(
+            f"{path}:1: a {_NOT_DATA[path.suffix.lower()]} file is not a data format tunesmith reads — "
+            f"{_EXPECTED}"
+        )
     elif path.suffix == ".parquet":
         yield from _iter_parquet(path)
     elif path.suffix == ".txt":
@@ -52,17 +57,73 @@ def iter_records(path: str | os.PathLike[str], *, max_line_bytes: int = MAX_LINE
         yield from _iter_jsonl(path, max_line_bytes)
 
 
+_EXPECTED = (
+    "use JSONL (one JSON object per line), .txt (CPT documents), .parquet or a saved datasets folder "
+    "(`tunesmith data inspect FILE` checks it)"
+)
+_NOT_DATA = {
+    ".yaml": "YAML",
+    ".yml": "YAML",
+    ".csv": "CSV",
+    ".tsv": "TSV",
+    ".xlsx": "spreadsheet",
+    ".gz": "gzip-compressed",
+    ".zip": "zip archive",
+    ".bz2": "bzip2-compressed",
+    ".xz": "xz-compressed",
+    ".zst": "zstd-compressed",
+    ".tar": "tar archive",
+    ".pdf": "PDF",
+}
+"""File name suffixes of formats users try as data, refused by name before a line is read."""
+
+_MAGIC = (
+    (b"\x1f\x8b", "gzip-compressed — decompress it first (gunzip)"),
+    (b"PK\x03\x04", "a zip archive — extract the data file from it"),
+    (b"BZh", "bzip2-compressed — decompress it first (bunzip2)"),
+    (b"\xfd7zXZ\x00", "xz-compressed — decompress it first (unxz)"),
+    (b"\x28\xb5\x2f\xfd", "zstd-compressed — decompress it first (unzstd)"),
+    (b"PAR1", "parquet but not named .parquet — rename it to *.parquet"),
+)
+_SNIFF_BYTES = 1 << 16
+
+
 def _sniff(path: Path) -> None:
+    """Whole-file problems, from the first bytes: a wide Unicode encoding, compression, parquet under
+    another name, classic-Mac (CR-only) line endings."""
     with open(path, "rb") as handle:
-        head = handle.read(4)
-    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        head = handle.read(_SNIFF_BYTES)
+    encoding = _wide_encoding(head)
+    if encoding:
         raise DataError(
-            f"{path}:1: file is UTF-16 encoded — re-save it as UTF-8 (e.g. iconv -f UTF-16 -t UTF-8)"
+            f"{path}:1: file is {encoding} encoded — re-save it as UTF-8 (e.g. iconv -f {encoding} -t UTF-8)"
         )
-    if head.startswith(b"\x1f\x8b"):
-        raise DataError(f"{path}:1: file is gzip-compressed — decompress it first (gunzip)")
-    if head.startswith(b"PAR1"):
-        raise DataError(f"{path}:1: file is parquet but not named .parquet — rename it to *.parquet")
+    for magic, what in _MAGIC:
+        if head.startswith(magic):
+            raise DataError(f"{path}:1: file is {what}")
+    body = head.rstrip(b"\r\n")
+    if b"\r" in body and b"\n" not in body:
+        raise DataError(
+            f"{path}:1: lines end with CR alone (classic Mac line endings), so the file reads as one line — "
+            "convert them to LF (e.g. tr '\\r' '\\n' < IN > OUT)"
+        )
+
+
+def _wide_encoding(head: bytes) -> str | None:
+    """UTF-32 / UTF-16 (by BOM, else by the NUL bytes that ASCII text has in them), or None."""
+    for bom, name in (
+        (codecs.BOM_UTF32_LE, "UTF-32"),  # before UTF-16: the UTF-32-LE BOM starts with UTF-16-LE's
+        (codecs.BOM_UTF32_BE, "UTF-32"),
+        (codecs.BOM_UTF16_LE, "UTF-16"),
+        (codecs.BOM_UTF16_BE, "UTF-16"),
+    ):
+        if head.startswith(bom):
+            return name
+    if len(head) >= 4 and head[0] and not any(head[1:4]) or len(head) >= 4 and not any(head[:3]) and head[3]:
+        return "UTF-32"
+    if len(head) >= 2 and (head[0] and not head[1] or not head[0] and head[1]):
+        return "UTF-16"
+    return None
 
 
 def _read_lines(path: Path, max_line_bytes: int) -> Iterator[tuple[int, bytes | None]]:
@@ -118,6 +179,16 @@ def _iter_jsonl(path: Path, max_line_bytes: int) -> Iterator[Record]:
             continue
         try:
             row = loads(text)
+        except _DuplicateKey as err:
+            yield Record(
+                file,
+                number,
+                problem=Problem(
+                    f'duplicate key "{err.key}" in a JSON object',
+                    "keep one: JSON readers silently keep only the last value",
+                ),
+            )
+            continue
         except json.JSONDecodeError as err:
             if number == 1 and text.lstrip().startswith("["):
                 raise DataError(
@@ -137,7 +208,27 @@ def _iter_jsonl(path: Path, max_line_bytes: int) -> Iterator[Record]:
         yield Record(file, number, row)
 
 
-_raw_decode = json.JSONDecoder().raw_decode
+class _DuplicateKey(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object as a dict, refusing a repeated key (which `json` would resolve silently: last wins).
+    Measured: +40% on the JSON decode of a typical chat line, the price of never dropping a value."""
+    value = dict(pairs)
+    if len(value) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(key)
+            seen.add(key)
+    return value
+
+
+_DECODER = json.JSONDecoder(object_pairs_hook=_unique_keys)
+_raw_decode = _DECODER.raw_decode
 
 
 def _loads(text: str) -> Any:
@@ -146,9 +237,9 @@ def _loads(text: str) -> Any:
     try:
         value, end = _raw_decode(text)
     except json.JSONDecodeError:
-        return json.loads(text)
+        return _DECODER.decode(text)
     if end != len(text) and not text[end:].isspace():
-        return json.loads(text)  # raises "Extra data" with the position
+        return _DECODER.decode(text)  # raises "Extra data" with the position
     return value
 
 
