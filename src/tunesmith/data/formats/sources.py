@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import codecs
 import json
+import math
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -179,22 +180,15 @@ def _iter_jsonl(path: Path, max_line_bytes: int) -> Iterator[Record]:
             continue
         try:
             row = loads(text)
-        except _DuplicateKey as err:
-            yield Record(
-                file,
-                number,
-                problem=Problem(
-                    f'duplicate key "{err.key}" in a JSON object',
-                    "keep one: JSON readers silently keep only the last value",
-                ),
-            )
-            continue
         except json.JSONDecodeError as err:
             if number == 1 and text.lstrip().startswith("["):
                 raise DataError(
                     f"{file}:1: file is a JSON array, not JSONL — write one JSON object per line"
                 ) from None
             yield Record(file, number, problem=_json_problem(err, raw.endswith(b"\n")))
+            continue
+        except _UnfaithfulJson as err:
+            yield Record(file, number, problem=err.problem)
             continue
         if type(row) is not dict:
             yield Record(
@@ -208,26 +202,54 @@ def _iter_jsonl(path: Path, max_line_bytes: int) -> Iterator[Record]:
         yield Record(file, number, row)
 
 
-class _DuplicateKey(ValueError):
-    def __init__(self, key: str) -> None:
-        super().__init__(key)
-        self.key = key
+class _UnfaithfulJson(ValueError):
+    """JSON that `json` would read only by changing it: a repeated key (the last silently wins) or a
+    non-finite number (NaN, Infinity, 1e999: not JSON, and no score or answer can be compared with it)."""
+
+    def __init__(self, problem: Problem) -> None:
+        super().__init__(problem.what)
+        self.problem = problem
 
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """A JSON object as a dict, refusing a repeated key (which `json` would resolve silently: last wins).
-    Measured: +40% on the JSON decode of a typical chat line, the price of never dropping a value."""
+    """A JSON object as a dict, refusing a repeated key. Measured: +40% on the JSON decode of a typical
+    chat line, the price of never dropping a value."""
     value = dict(pairs)
     if len(value) != len(pairs):
         seen: set[str] = set()
         for key, _ in pairs:
             if key in seen:
-                raise _DuplicateKey(key)
+                raise _UnfaithfulJson(
+                    Problem(
+                        f'duplicate key "{key}" in a JSON object',
+                        "keep one: JSON readers silently keep only the last value",
+                    )
+                )
             seen.add(key)
     return value
 
 
-_DECODER = json.JSONDecoder(object_pairs_hook=_unique_keys)
+def _finite(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise _UnfaithfulJson(_non_finite(text))
+    return value
+
+
+def _non_finite(text: str) -> Problem:
+    return Problem(
+        f"the number {text[:20]} is not finite (JSON has no NaN or Infinity)",
+        "write a finite number, or a string if it is text",
+    )
+
+
+def _refuse_constant(text: str) -> float:
+    raise _UnfaithfulJson(_non_finite(text))
+
+
+_DECODER = json.JSONDecoder(
+    object_pairs_hook=_unique_keys, parse_float=_finite, parse_constant=_refuse_constant
+)
 _raw_decode = _DECODER.raw_decode
 
 
