@@ -343,7 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-cache", action="store_true", help="recompute even if cached results exist")
     p.add_argument(
         "--blend",
-        type=FRACTION,
+        type=float,
         metavar="W",
         help="evaluate W x fine-tuned + (1-W) x the stage's start (0-1; report in <run>/eval/blend-W/)",
     )
@@ -446,7 +446,7 @@ def _add_serving_parsers(sub) -> None:
     p.add_argument("--format", choices=["adapter", "merged"], default="merged")
     p.add_argument(
         "--blend",
-        type=FRACTION,
+        type=float,
         default=1.0,
         metavar="W",
         help="W x fine-tuned + (1-W) x start (default 1.0)",

@@ -361,7 +361,6 @@ CLI_OPTIONS = {
     ),
     "lint-probe-rate": (["lint", "r.yaml", "--probe-positive-rate", "2"], "--probe-positive-rate: 2"),
     "eval-items": (["eval", "--model", "m", "--items-per-category", "0"], "--items-per-category: 0"),
-    "eval-blend-nan": (["eval", "--model", "m", "--blend", "nan"], "--blend: nan"),
     "reward-port": (["reward", "serve", "exact_match", "--port", "70000"], "--port: 70000"),
     "not-a-number": (
         ["probe", "--model", "m", "--data", "d", "--reward", "r", "--prompts", "many"],

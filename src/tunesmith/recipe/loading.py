@@ -158,11 +158,12 @@ class _RecipeLoader(yaml.SafeLoader):
             if key_node.tag == "tag:yaml.org,2002:merge":
                 continue  # `<<: *base` merges; its keys may be overridden below it
             key = self.construct_object(key_node, deep=True)
+            if not isinstance(key, str | int | float | bool):
+                continue  # an unhashable key: the SafeLoader reports it
             line = key_node.start_mark.line + 1
-            if isinstance(key, str | int | float | bool) and key in seen:
+            if key in seen:
                 raise DuplicateKeyError(str(key), line, seen[key])
-            if isinstance(key, str | int | float | bool):
-                seen[key] = line
+            seen[key] = line
         return super().construct_mapping(node, deep=deep)
 
 
