@@ -55,7 +55,7 @@ class LimitError(ValueError):
 _SHORTER_NUMBER = "write the number with fewer digits, or as a string"
 
 
-def _parse_int(literal: str) -> int:
+def parse_int(literal: str) -> int:
     if len(literal) > MAX_NUMBER_CHARS:
         raise LimitError(
             f"a number with {len(literal)} digits (the limit is {MAX_NUMBER_CHARS})", _SHORTER_NUMBER
@@ -63,7 +63,7 @@ def _parse_int(literal: str) -> int:
     return int(literal)
 
 
-def _parse_float(literal: str) -> float:
+def parse_float(literal: str) -> float:
     if len(literal) > MAX_NUMBER_CHARS:
         raise LimitError(
             f"a number of {len(literal)} characters (the limit is {MAX_NUMBER_CHARS})", _SHORTER_NUMBER
@@ -71,7 +71,7 @@ def _parse_float(literal: str) -> float:
     return float(literal)
 
 
-_DECODER = json.JSONDecoder(parse_int=_parse_int, parse_float=_parse_float)
+_DECODER = json.JSONDecoder(parse_int=parse_int, parse_float=parse_float)
 _BRACKET_OR_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
 
 

@@ -9,13 +9,57 @@ warnings and progress bars are hidden unless `--verbose` is given, anywhere on t
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from tunesmith import __version__
 from tunesmith.errors import UserError
 from tunesmith.logs import quiet_libraries
+
+# ------------------------------------------------------------------------------- argument types
+# One place for the ranges of numeric options: a value outside them is refused by argparse, in one line.
+
+
+def ranged(
+    cast: type[int] | type[float],
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    expected: str,
+) -> Callable[[str], int | float]:
+    """An argparse `type` that parses `cast` (finite) and refuses values outside [low, high] (`low_open`:
+    (low, high]) with `expected` as the fix."""
+
+    def parse(text: str) -> int | float:
+        try:
+            value = cast(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not {'an integer' if cast is int else 'a number'} — {expected}"
+            ) from None
+        too_low = low is not None and (value < low or low_open and value == low)
+        if not math.isfinite(value) or too_low or high is not None and value > high:
+            raise argparse.ArgumentTypeError(f"{text} is out of range — {expected}")
+        return value
+
+    return parse
+
+
+POSITIVE_INT = ranged(int, low=1, expected="give a whole number of 1 or more")
+FRACTION = ranged(float, low=0, high=1, expected="give a share between 0 and 1 (e.g. 0.12 for 12%)")
+TEMPERATURE = ranged(float, low=0, high=2, low_open=True, expected="give a temperature above 0, at most 2")
+GREEDY_OR_TEMPERATURE = ranged(float, low=0, high=2, expected="give 0 (greedy) to 2")
+PORT = ranged(int, low=0, high=65535, expected="give a port number 0-65535 (0 = any free port)")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its errors on one line (`tunesmith plan: error: ... (see --help)`), exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see `{self.prog} --help`)\n")
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
@@ -206,7 +250,7 @@ def _cmd_references(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="tunesmith",
         description="Customize open-weight LLMs for a domain (CPT -> SFT -> RFT) without losing general skill.",
     )
@@ -229,7 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("recipe", help="recipe YAML file")
     p.add_argument("overrides", nargs="*", metavar="key.path=value", help="override recipe values")
     p.add_argument("--strict", action="store_true", help="warnings fail too (exit 1)")
-    p.add_argument("--probe-positive-rate", type=float, metavar="X", help="RFT probe result, 0-1")
+    p.add_argument("--probe-positive-rate", type=FRACTION, metavar="X", help="RFT probe result, 0-1")
     p.add_argument("--format", choices=["text", "json"], default="text")
     p.set_defaults(func=_cmd_lint)
 
@@ -237,12 +281,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--family", default="tiny", help="model family (see `tunesmith models list`)")
     p.add_argument("--domain-text", metavar="FILE", help="unlabeled domain text (CPT candidate)")
     p.add_argument(
-        "--domain-tokens", type=int, metavar="N", help="token count of the domain text (else measured)"
+        "--domain-tokens",
+        type=POSITIVE_INT,
+        metavar="N",
+        help="token count of the domain text (else measured)",
     )
     p.add_argument("--demonstrations", metavar="FILE", help="SFT demonstrations")
     p.add_argument("--prompts", metavar="FILE", help="RFT prompts (with --reward)")
     p.add_argument("--reward", metavar="SPEC", help="verifier name, module:function or endpoint")
-    p.add_argument("--probe-positive-rate", type=float, metavar="X", help="share (0-1) of positive reward")
+    p.add_argument("--probe-positive-rate", type=FRACTION, metavar="X", help="share (0-1) of positive reward")
     p.add_argument("--target", choices=["domain", "domain+general"], default="domain+general")
     p.add_argument(
         "--vocabulary",
@@ -293,7 +340,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--items-per-category",
-        type=int,
+        type=POSITIVE_INT,
         help="general held-out items per category (default: the run's, or the defaults table's)",
     )
     p.add_argument(
@@ -302,7 +349,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="lm-eval tasks (comma-separated, or none); default: mmlu,ifeval,gsm8k for models >= 100M parameters",
     )
     p.add_argument("--lm-eval-include", metavar="DIR", help="folder of your own lm-eval task YAMLs")
-    p.add_argument("--lm-eval-limit", type=int, metavar="N", help="at most N items per lm-eval task")
+    p.add_argument("--lm-eval-limit", type=POSITIVE_INT, metavar="N", help="at most N items per lm-eval task")
     p.add_argument("--no-cache", action="store_true", help="recompute even if cached results exist")
     p.add_argument(
         "--blend",
@@ -331,12 +378,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--reward", required=True, help="verifier name, module:function, http(s) URL or Lambda ARN"
     )
-    p.add_argument("--prompts", type=int, default=64, help="prompts to sample (default 64)")
-    p.add_argument("--generations", type=int, default=8, help="samples per prompt (default 8, as in RFT)")
+    p.add_argument("--prompts", type=POSITIVE_INT, default=64, help="prompts to sample (default 64)")
     p.add_argument(
-        "--temperature", type=float, default=1.0, help="sampling temperature (default 1.0, as in RFT)"
+        "--generations", type=POSITIVE_INT, default=8, help="samples per prompt (default 8, as in RFT)"
     )
-    p.add_argument("--max-new-tokens", type=int, help="default: 32 for the tiny family, else 512")
+    p.add_argument(
+        "--temperature", type=TEMPERATURE, default=1.0, help="sampling temperature (default 1.0, as in RFT)"
+    )
+    p.add_argument("--max-new-tokens", type=POSITIVE_INT, help="default: 32 for the tiny family, else 512")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", metavar="FILE.json", help="also write the report as JSON")
     p.add_argument("--format", choices=["text", "json"], default="text")
@@ -354,12 +403,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1: this machine only)"
     )
-    p.add_argument("--port", type=int, default=8080, help="port (default 8080; 0 = any free port, printed)")
+    p.add_argument("--port", type=PORT, default=8080, help="port (default 8080; 0 = any free port, printed)")
     p.add_argument("--token", help="require `Authorization: Bearer TOKEN` (prefer --token-env)")
     p.add_argument("--token-env", metavar="VAR", help="environment variable holding the bearer token")
     p.add_argument(
         "--max-request-bytes",
-        type=int,
+        type=POSITIVE_INT,
         default=16 * 1024 * 1024,
         help="larger requests get HTTP 413 (16 MiB)",
     )
@@ -384,7 +433,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file")
     p.add_argument("--kind", choices=["auto", "cpt", "sft", "rft", "eval"], default="auto")
     p.add_argument("--tokenizer", default="tiny", help="'tiny' or a Hugging Face tokenizer id / local folder")
-    p.add_argument("--max-length", type=int, default=None, help="report the share of examples over this")
+    p.add_argument(
+        "--max-length", type=POSITIVE_INT, default=None, help="report the share of examples over this"
+    )
     p.add_argument("--skip-invalid", action="store_true", help="drop bad lines (always reported)")
     p.add_argument("--format", choices=["text", "json"], default="text")
     p.set_defaults(func=_cmd_data_inspect)
@@ -414,7 +465,11 @@ def _add_serving_parsers(sub) -> None:
     p.add_argument("--stage", help="stage name (default: the run's last finished stage)")
     p.add_argument("--format", choices=["adapter", "merged"], default="merged")
     p.add_argument(
-        "--blend", type=float, default=1.0, metavar="W", help="W x fine-tuned + (1-W) x start (default 1.0)"
+        "--blend",
+        type=float,
+        default=1.0,
+        metavar="W",
+        help="W x fine-tuned + (1-W) x start (default 1.0)",
     )
     p.add_argument("--out", required=True, metavar="DIR", help="a new (or empty) folder")
     p.set_defaults(func=_cmd_export)
@@ -422,17 +477,21 @@ def _add_serving_parsers(sub) -> None:
     p = sub.add_parser("chat", help="talk to a model interactively through its chat template")
     p.add_argument("model", help=model_help)
     p.add_argument("--system", help="a system message at the start of the conversation")
-    p.add_argument("--max-new-tokens", type=int, default=256)
-    p.add_argument("--temperature", type=float, help="sample at this temperature (default: greedy)")
+    p.add_argument("--max-new-tokens", type=POSITIVE_INT, default=256)
+    p.add_argument(
+        "--temperature", type=GREEDY_OR_TEMPERATURE, help="sample at this temperature (default: greedy)"
+    )
     p.set_defaults(func=_cmd_chat)
 
     p = sub.add_parser("generate", help="complete every prompt of a JSONL file (messages, prompt or query)")
     p.add_argument("model", help=model_help)
     p.add_argument("--prompts", required=True, metavar="FILE.jsonl")
     p.add_argument("--out", metavar="FILE.jsonl", help="write here (default: stdout)")
-    p.add_argument("--max-new-tokens", type=int, default=256)
-    p.add_argument("--temperature", type=float, help="sample at this temperature (default: greedy)")
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--max-new-tokens", type=POSITIVE_INT, default=256)
+    p.add_argument(
+        "--temperature", type=GREEDY_OR_TEMPERATURE, help="sample at this temperature (default: greedy)"
+    )
+    p.add_argument("--batch-size", type=POSITIVE_INT, default=32)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_cmd_generate)
 
@@ -449,10 +508,14 @@ def _add_serving_parsers(sub) -> None:
     p.add_argument(
         "--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1: this machine only)"
     )
-    p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 = any free port, printed)")
+    p.add_argument("--port", type=PORT, default=8000, help="port (default 8000; 0 = any free port, printed)")
     p.add_argument("--api-key-env", metavar="VAR", help="require `Authorization: Bearer $VAR`")
-    p.add_argument("--max-tokens", type=int, default=512, help="the most new tokens a request may ask for")
-    p.add_argument("--max-request-bytes", type=int, default=1024 * 1024, help="larger requests get HTTP 413")
+    p.add_argument(
+        "--max-tokens", type=POSITIVE_INT, default=512, help="the most new tokens a request may ask for"
+    )
+    p.add_argument(
+        "--max-request-bytes", type=POSITIVE_INT, default=1024 * 1024, help="larger requests get HTTP 413"
+    )
     p.add_argument("--log", action="store_true", help="log every request to stderr")
     p.set_defaults(func=_cmd_serve)
 

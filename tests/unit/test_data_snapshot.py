@@ -11,6 +11,7 @@ import yaml
 
 from tunesmith.advisor.lint import lint
 from tunesmith.data.formats import read_examples
+from tunesmith.data.mixing import CustomerData
 from tunesmith.data.snapshot import HEAD_EXAMPLES, take_snapshot
 from tunesmith.recipe.plan import plan
 from tunesmith.training.data import prepare_stage_data
@@ -124,15 +125,14 @@ def test_the_snapshot_gives_the_same_training_file_as_a_prescan(tmp_path: Path) 
     assert files[0] == files[1]
 
 
-def test_an_invalid_line_stops_the_mix_as_the_prescan_did(tmp_path: Path) -> None:
+def test_an_invalid_line_stops_plan_and_the_mix_as_data_inspect_does(tmp_path: Path) -> None:
+    from tunesmith.data.snapshot import take_snapshot
     from tunesmith.errors import DataError
 
     train = _write(tmp_path / "train.jsonl", _sft_rows(50), extra='{"messages": []}\n')
-    resolved = plan(_recipe(tmp_path, train))
-    assert resolved.stages[0].numbers["customer_examples"] == 51
-    stage = resolved.recipe.stages[0]
+    with pytest.raises(DataError, match=":51:"):  # nothing is computed from a file training would refuse
+        plan(_recipe(tmp_path, train))
+    resolved = plan(_recipe(tmp_path, _write(tmp_path / "ok.jsonl", _sft_rows(50))))
+    assert resolved.stages[0].numbers["customer_examples"] == 50
     with pytest.raises(DataError, match=":51:"):
-        prepare_stage_data(
-            stage, stage_dir=tmp_path / "s", total_examples=80, seed=0, quiet=True,
-            snapshot=resolved.stages[0].train_data,
-        )  # fmt: skip
+        CustomerData.from_snapshot(take_snapshot(train, "sft"))

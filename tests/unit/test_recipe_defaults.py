@@ -108,7 +108,18 @@ SIZE_FAMILY = {"tiny": "tiny", "billion": "olmo2-1b"}
 def test_resolve_fills_every_field_with_provenance(
     tmp_path: Path, size_class: str, technique: str, mode: str | None, checkpoint: str, scale: str
 ) -> None:
-    train = _write_jsonl(tmp_path / "train.jsonl", [{"text": f"doc {i}"} for i in range(1000)])
+    rows = {
+        "cpt": [{"text": f"doc {i}"} for i in range(1000)],
+        "sft": [
+            {"messages": [{"role": "user", "content": f"q {i}"}, {"role": "assistant", "content": "a"}]}
+            for i in range(1000)
+        ],
+        "rft": [
+            {"messages": [{"role": "user", "content": f"q {i}"}], "reference_answer": "a"}
+            for i in range(1000)
+        ],
+    }[technique]
+    train = _write_jsonl(tmp_path / "train.jsonl", rows)  # valid data of the stage's kind (resolve checks it)
     stage = {"technique": technique, "data": {"train": train, "validation": train}}
     if mode:
         stage["mode"] = mode

@@ -16,7 +16,11 @@ from tunesmith.recipe.loading import apply_override, load_recipe, parse_key_path
 @pytest.fixture
 def data_file(tmp_path: Path) -> str:
     path = tmp_path / "train.jsonl"
-    path.write_text("".join(json.dumps({"text": f"doc {i}"}) + "\n" for i in range(100)))
+    rows = (
+        {"messages": [{"role": "user", "content": f"q {i}"}, {"role": "assistant", "content": f"a {i}"}]}
+        for i in range(100)
+    )
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
     return str(path)
 
 

@@ -361,7 +361,7 @@ def advise(inventory: Inventory) -> Advice:
                 tokens = path.stat().st_size // 4
                 notes.append("token count estimated as bytes / 4; pass --domain-tokens N for the real count")
     if inventory.demonstrations:
-        demos = count_examples(inventory.demonstrations)
+        demos = count_examples(inventory.demonstrations, kind="sft")
     if inventory.prompts:
         locate_data(inventory.prompts)  # fail early on a missing file
     advice = recommend(

@@ -258,10 +258,7 @@ class CustomerData:
     ) -> CustomerData:
         """The user's file, counted by its snapshot (taken by `resolve()`) instead of a pre-scan of its own;
         only a separate `quality_file` is scanned here. Invalid lines fail as the pre-scan would."""
-        if snapshot.error is not None:
-            raise DataError(snapshot.error)
-        if snapshot.first_issue() is not None:
-            raise DataError(snapshot.first_issue())
+        snapshot.check()
         data = cls(snapshot.path, snapshot.kind or snapshot.report.kind, quality_file=quality_file)
         data.report = snapshot.report
         data.count, data.high_count = snapshot.examples, snapshot.high_quality

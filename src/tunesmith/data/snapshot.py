@@ -1,7 +1,8 @@
 """A data snapshot: what one streaming pass over a stage's data file found, taken once and shared.
 
-`resolve()` takes one snapshot per stage file (training and validation) and keeps it on the stage's plan;
-`plan` shows its counts, `lint` measures token lengths on its head sample, and the mixer takes its counts
+`resolve()` takes one snapshot of every file a recipe names (training, validation, quality and general-source
+files, the evaluation domain file), checks it as `data inspect` does (`check()`: the first invalid line is
+an error) and keeps it on the plan; `plan` shows its valid examples, `lint` measures token lengths on its head sample, and the mixer takes its counts
 instead of pre-scanning the file again. Memory stays flat in the file size: the pass streams the file and
 keeps only counts and the first `HEAD_EXAMPLES + 1` valid examples. The fingerprint (a hash of the file's
 bytes) is computed on first use and kept: hashing each parsed example in the pass cost more than the parse
@@ -28,7 +29,8 @@ HEAD_EXAMPLES = 2000
 class DataSnapshot:
     """One file's counts and fingerprint (plus a head sample), from a single streaming pass.
 
-    `records`: non-blank records (valid + invalid), what `plan` shows as the file's examples.
+    `records`: non-blank records (valid + invalid; a .txt file's non-empty lines); `examples`: the valid
+    ones, which `plan` shows and derives steps from.
     `fingerprint`: blake2b of the file's bytes (a folder: of its files, in name order), on first use.
     `report`: the reader's exact counts (valid, invalid, high quality, format).
     `head`: the first `HEAD_EXAMPLES + 1` valid examples (one more than sampled, to tell a capped sample).
@@ -68,6 +70,18 @@ class DataSnapshot:
     def first_issue(self) -> str | None:
         """The first invalid line as the reader words it (`FILE:LINE: what — fix`), if any."""
         return str(self.report.issues[0]) if self.report.issues else None
+
+    def check(self) -> DataSnapshot:
+        """The file as `data inspect` judges it: raises `DataError` (`FILE:LINE: what — fix`, exit 2) when the
+        file is unreadable or any line is invalid — nothing is computed from a file that would fail training.
+        Returns the snapshot (valid examples only are counted in `examples`)."""
+        issue = self.first_issue()
+        if issue is not None:  # the line `data inspect` stops at (before "no valid examples")
+            more = f" ({self.report.invalid} invalid lines in all)" if self.report.invalid > 1 else ""
+            raise DataError(issue + more)
+        if self.error is not None:
+            raise DataError(self.error)
+        return self
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -46,8 +46,9 @@ def format_key_path(parts: tuple[str | int, ...] | list[str | int]) -> str:
     return out
 
 
-def apply_override(data: dict[str, Any], assignment: str) -> None:
-    """Apply one `key.path=value` (value parsed as YAML) to the raw recipe dict, in place.
+def apply_override(data: dict[str, Any], assignment: str) -> tuple[str | int, ...]:
+    """Apply one `key.path=value` (value parsed as YAML) to the raw recipe dict, in place; returns the key
+    path it set (stage names turned into indices), so that an invalid value is blamed on the override.
 
     A list index may be a stage name: `stages.sft.hyperparameters.lr=1e-4`.
     """
@@ -66,11 +67,13 @@ def apply_override(data: dict[str, Any], assignment: str) -> None:
         ) from None
     parts = parse_key_path(key.strip())
     node: Any = data
+    target: list[str | int] = []
     for depth, part in enumerate(parts):
         last = depth == len(parts) - 1
         here = format_key_path(parts[: depth + 1])
         if isinstance(node, list):
             index = _list_index(node, part, here)
+            target.append(index)
             if last:
                 node[index] = value
             else:
@@ -80,6 +83,7 @@ def apply_override(data: dict[str, Any], assignment: str) -> None:
                 raise RecipeError(
                     f"override {key!r}: {here} indexes a mapping with a number — use a key name"
                 )
+            target.append(part)
             if last:
                 node[part] = value
             else:
@@ -88,6 +92,7 @@ def apply_override(data: dict[str, Any], assignment: str) -> None:
                 node = node[part]
         else:
             raise RecipeError(f"override {key!r}: {format_key_path(parts[:depth])} is a value, not a section")
+    return tuple(target)
 
 
 def _list_index(node: list[Any], part: str | int, here: str) -> int:
@@ -127,9 +132,8 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
         raise RecipeError(
             f"{path}: a recipe is a mapping of keys (name, model, stages, ...), not a {type(data).__name__}"
         )
-    for assignment in overrides or []:
-        apply_override(data, assignment)
-    return validate_recipe(data, source=str(path), text=text)
+    overridden = {apply_override(data, assignment): assignment for assignment in overrides or []}
+    return validate_recipe(data, source=str(path), text=text, overridden=overridden)
 
 
 def load_stored_recipe(path: Path) -> dict[str, Any]:
@@ -149,10 +153,15 @@ def _parse(text: str, path: Path) -> Any:
     """YAML text -> data under the bounds (`tunesmith.bounded.load_yaml`); problems -> `RecipeError` with
     file:line."""
     try:
-        return load_yaml(text)
+        return load_yaml(text, loader=_RecipeLoader)
     except LimitError as err:
         where = f"{path}:{err.line}" if err.line else str(path)
         raise RecipeError(f"{where}: {err} — {err.fix}") from None
+    except DuplicateKeyError as err:
+        raise RecipeError(
+            f"{path}:{err.line}: duplicate key '{err.key}' (first at line {err.first_line}) — keep one; a "
+            "second one would silently replace the first"
+        ) from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
@@ -162,11 +171,48 @@ def _parse(text: str, path: Path) -> Any:
         ) from None
 
 
-def validate_recipe(data: dict[str, Any], *, source: str = "<recipe>", text: str | None = None) -> Recipe:
+class DuplicateKeyError(yaml.YAMLError):
+    """A mapping with the same key twice (YAML forbids it; PyYAML would keep the last silently)."""
+
+    def __init__(self, key: str, line: int, first_line: int) -> None:
+        super().__init__(f"duplicate key {key!r}")
+        self.key, self.line, self.first_line = key, line, first_line
+
+
+class _RecipeLoader(yaml.SafeLoader):
+    """`yaml.safe_load`'s loader, refusing a key repeated in one mapping."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # `<<: *base` merges; its keys may be overridden below it
+            key = self.construct_object(key_node, deep=True)
+            if not isinstance(key, str | int | float | bool):
+                continue  # an unhashable key: the SafeLoader reports it
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise DuplicateKeyError(str(key), line, seen[key])
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+def validate_recipe(
+    data: dict[str, Any],
+    *,
+    source: str = "<recipe>",
+    text: str | None = None,
+    overridden: dict[tuple[str | int, ...], str] | None = None,
+) -> Recipe:
+    """Validate raw recipe data; an error is blamed on the file line of its key, or on the command-line
+    override (`key.path=value`) that set the value at or above its key path."""
     try:
         return Recipe.model_validate(data)
     except ValidationError as err:
-        problems = [_describe(error, data, source, text) for error in _merge_union_errors(err.errors())]
+        problems = [
+            _describe(error, data, source, text, overridden or {})
+            for error in _merge_union_errors(err.errors())
+        ]
         more = (
             f" (and {len(problems) - 1} more problem{'s' if len(problems) > 2 else ''}; fix this one first)"
         )
@@ -195,10 +241,20 @@ def _strip_value_error(message: str) -> str:
     return message[len("Value error, ") :] if message.startswith("Value error, ") else message
 
 
-def _describe(error: dict[str, Any], data: dict[str, Any], source: str, text: str | None) -> str:
+def _describe(
+    error: dict[str, Any],
+    data: dict[str, Any],
+    source: str,
+    text: str | None,
+    overridden: dict[tuple[str | int, ...], str],
+) -> str:
     loc = tuple(error["loc"])
     key_path = format_key_path(loc) if loc else "(top level)"
-    where = f"{source}:{line}" if (line := _line_of(text, loc)) else source
+    blamed = [assignment for target, assignment in overridden.items() if loc[: len(target)] == target]
+    if blamed:
+        where = f"command-line override {blamed[-1]!r} (recipe {source})"
+    else:
+        where = f"{source}:{line}" if (line := _line_of(text, loc)) else source
     kind = error["type"]
     if kind == "extra_forbidden":
         parent_model = _model_at(loc[:-1])

@@ -56,6 +56,8 @@ class StagePlan:
     notes: list[str] = field(default_factory=list)
     train_data: DataSnapshot | None = None  # the training file's snapshot (resolve takes it once)
     validation_data: DataSnapshot | None = None
+    quality_data: DataSnapshot | None = None  # data_mixing.quality_file
+    general_data: dict[str, DataSnapshot] = field(default_factory=dict)  # data_mixing.general_sources
 
     def set(self, key: str, value: Any, formula: str) -> Any:
         self.numbers[key] = value
@@ -72,6 +74,7 @@ class ResolvedRecipe:
     stages: list[StagePlan]
     size_class: str
     source: str | None = None
+    domain_data: DataSnapshot | None = None  # evaluation.domain, validated as gen_qa before any training
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved recipe as plain data (what `plan --out` writes and runs store); it loads and validates
@@ -152,12 +155,14 @@ def resolve(recipe: Recipe, *, recipe_path: str | Path | None = None) -> Resolve
         plans.append(_resolve_stage(stage, prefix, context, recipe, provenance, base_dir, input_desc))
 
     _resolve_evaluation(recipe, provenance, size_class)
+    domain = recipe.evaluation.domain
     return ResolvedRecipe(
         ResolvedConfig.model_validate(recipe, from_attributes=True),
         provenance,
         plans,
         size_class,
         str(recipe_path) if recipe_path else None,
+        snapshot_of(domain, "eval", base_dir, key="evaluation.domain") if domain else None,
     )
 
 
@@ -259,7 +264,7 @@ def _resolve_stage(
     _fill_data_mixing(scope, recipe.model, base_dir)
     _fill_step_free_values(scope, recipe.seed)
     _fill_lora_and_rft(scope)
-    _read_stage_data(stage, plan, base_dir)
+    _read_stage_data(stage, plan, base_dir, prefix)
     total_steps = _derive_steps(scope)
     _derive_schedule(scope, total_steps)
     _derive_batch_and_tokens(scope, total_steps)
@@ -454,12 +459,27 @@ def _fill_lora_and_rft(scope: _StageScope) -> None:
             scope.fill(stage.rft, attr, f"rft.{attr}", f"rft.{attr}")
 
 
-def _read_stage_data(stage: Stage, plan: StagePlan, base_dir: Path | None) -> None:
-    """The stage's file I/O: one snapshot of the training file (and of the validation file, if any),
-    kept on the plan for the step arithmetic and for training."""
-    plan.train_data = snapshot_of(stage.data.train, stage.technique, base_dir)
+def _read_stage_data(stage: Stage, plan: StagePlan, base_dir: Path | None, prefix: str) -> None:
+    """The stage's inputs, each validated once before anything is computed from it: one snapshot of the
+    training file (and of the validation file, quality file and general-source files, if any), kept on the
+    plan for the step arithmetic and for training; the reward spec (RFT) is checked without calling it."""
+    kind = stage.technique
+    plan.train_data = snapshot_of(stage.data.train, kind, base_dir, key=f"{prefix}.data.train")
     if stage.data.validation:
-        plan.validation_data = snapshot_of(stage.data.validation, stage.technique, base_dir)
+        plan.validation_data = snapshot_of(
+            stage.data.validation, kind, base_dir, key=f"{prefix}.data.validation"
+        )
+    mixing = stage.data_mixing
+    if mixing is not None and mixing.quality_file:
+        key = f"{prefix}.data_mixing.quality_file"
+        plan.quality_data = snapshot_of(mixing.quality_file, kind, base_dir, key=key)
+    for category, ref in (mixing.general_sources if mixing is not None else {}).items():
+        key = f"{prefix}.data_mixing.general_sources.{category}"
+        plan.general_data[category] = snapshot_of(ref, kind, base_dir, key=key)
+    if stage.rft is not None and stage.rft.reward is not None:
+        from tunesmith.rewards.loading import check_reward
+
+        check_reward(stage.rft.reward, base_dir=base_dir, where=f"{prefix}.rft.reward")
 
 
 def _derive_steps(scope: _StageScope) -> int:
@@ -467,10 +487,12 @@ def _derive_steps(scope: _StageScope) -> int:
     epoch, total steps and epochs. Returns the total optimizer steps."""
     stage, plan, hp = scope.stage, scope.plan, scope.hp
     assert plan.train_data is not None, "_read_stage_data runs first"
-    customer_examples = plan.train_data.records
-    plan.set("customer_examples", customer_examples, f"examples in {stage.data.train}")
+    customer_examples = plan.train_data.examples
+    plan.set("customer_examples", customer_examples, f"valid examples in {stage.data.train}")
     if plan.validation_data is not None:
-        plan.set("validation_examples", plan.validation_data.records, f"examples in {stage.data.validation}")
+        plan.set(
+            "validation_examples", plan.validation_data.examples, f"valid examples in {stage.data.validation}"
+        )
     share = scope.mix.customer_percent / 100
     examples_per_epoch = math.ceil(customer_examples / share) if share > 0 else None
     if examples_per_epoch is not None:
@@ -622,18 +644,25 @@ def _resolve_evaluation(recipe: Recipe, provenance: dict[str, Provenance], size_
         )
 
 
-def count_examples(ref: str, base_dir: Path | None = None) -> int:
-    """How many examples a data reference holds (non-blank records of JSONL, lines of .txt, rows of a
-    parquet file or datasets folder)."""
-    return snapshot_of(ref, None, base_dir).records
+def count_examples(ref: str, base_dir: Path | None = None, kind: str | None = None) -> int:
+    """How many valid examples a data reference holds (JSONL records, .txt documents, rows of a parquet file
+    or datasets folder); an invalid line raises `DataError` as `data inspect` does."""
+    return snapshot_of(ref, kind, base_dir).examples
 
 
-def snapshot_of(ref: str, kind: str | None, base_dir: Path | None = None) -> DataSnapshot:
-    """One streaming pass over a data reference (`tunesmith.data.snapshot`); raises `RecipeError` for a
-    folder that is not a saved datasets folder and for a file without any example."""
+def snapshot_of(
+    ref: str, kind: str | None, base_dir: Path | None = None, *, key: str | None = None
+) -> DataSnapshot:
+    """One streaming pass over a data reference (`tunesmith.data.snapshot`), validated as `data inspect`
+    validates it: an unreadable file or any invalid line raises `DataError` (`FILE:LINE: what — fix`); a
+    folder that is not a saved datasets folder raises `RecipeError`. `key` (the recipe key naming the file)
+    is put in front of a not-found message."""
     from tunesmith.data.snapshot import take_snapshot
 
-    path = locate_data(ref, base_dir)
+    try:
+        path = locate_data(ref, base_dir)
+    except RecipeError as err:
+        raise RecipeError(f"{key}: {err}" if key else str(err)) from None
     if path.is_dir() and not any(
         (path / name).exists() for name in ("dataset_info.json", "state.json", "dataset_dict.json")
     ):
@@ -644,7 +673,7 @@ def snapshot_of(ref: str, kind: str | None, base_dir: Path | None = None) -> Dat
     snapshot = take_snapshot(path, kind)
     if snapshot.records == 0:
         raise RecipeError(f"{ref}: the data file is empty — it needs at least one example")
-    return snapshot
+    return snapshot.check()
 
 
 def locate_data(ref: str, base_dir: Path | None = None) -> Path:

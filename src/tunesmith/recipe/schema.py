@@ -11,14 +11,14 @@ Every field left unset (`None`) is filled by `tunesmith.recipe.resolve.resolve()
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from tunesmith.data.curated.catalog import CURATED_CATEGORIES
 from tunesmith.data.mixing_rules import mixing_rule_violations
 from tunesmith.models.catalog import FAMILIES
-from tunesmith.rewards.config import RewardSpec
+from tunesmith.rewards.config import RewardSpec, classify, refuse_coercion
 from tunesmith.suggest import did_you_mean
 from tunesmith.vocabulary import (
     CATEGORIES,
@@ -38,6 +38,12 @@ class Strict(BaseModel):
     """Base for every recipe node: unknown keys are errors. (Validated on load; `resolve()` then fills values.)"""
 
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_coercion(cls, value: Any, info: ValidationInfo) -> Any:
+        """`lr: true` is an error, not 1.0 (and `enabled: 1` not true): no silent conversion."""
+        return refuse_coercion(cls, value, info)
 
 
 class ModelSpec(Strict):
@@ -64,6 +70,11 @@ class ModelSpec(Strict):
     def _family_or_path(self) -> ModelSpec:
         if self.family is None and self.path is None:
             raise ValueError("set `family` (+ `checkpoint`) or `path` (a Hugging Face id or a local folder)")
+        if self.family is not None and self.path is not None:
+            raise ValueError(
+                f"both `family` ({self.family!r}) and `path` ({self.path!r}) are set — keep one: `family` for a "
+                "catalog model, `path` for a Hugging Face id or a local folder"
+            )
         if self.family is not None and self.path is None:
             family = FAMILIES[self.family]
             if self.checkpoint is not None and family.checkpoint(self.checkpoint) is None:
@@ -233,6 +244,17 @@ class RFTSpec(Strict):
         description="leave groups whose samples all scored the same (no signal) out of the loss (DAPO dynamic "
         "sampling; default true); the dropped share is logged as rft/dropped_group_share",
     )
+
+    @field_validator("reward", mode="before")
+    @classmethod
+    def _reward(cls, value: Any) -> Any:
+        """A name is checked now (did-you-mean, a URL's host, an ARN's parts); a mapping is validated as a
+        `RewardSpec` alone, so an error names its field rather than the union's string branch."""
+        if isinstance(value, str):
+            classify(value)
+        elif isinstance(value, dict):
+            return RewardSpec.model_validate(value)
+        return value
 
 
 class MonitoringSpec(Strict):

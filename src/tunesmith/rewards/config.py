@@ -14,10 +14,20 @@ size per call is not documented; the failure policy is ours.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+import types
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 from urllib.parse import urlparse
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from tunesmith.errors import UserError
 from tunesmith.suggest import did_you_mean
@@ -38,6 +48,42 @@ _MODULE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 Rate = Annotated[float, Field(ge=0, le=1)]
+
+
+def _scalar_types(annotation: Any) -> set[Any]:
+    """The plain types a field annotation admits (`Annotated` and unions unwrapped); `object` stands for
+    anything else (literals, lists, mappings, models), which pydantic checks exactly already."""
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _scalar_types(get_args(annotation)[0])
+    if origin in (Union, types.UnionType):
+        return set().union(*(_scalar_types(arg) for arg in get_args(annotation)))
+    if annotation in (bool, int, float, str, type(None)):
+        return {annotation}
+    return {object}
+
+
+def coercion_problem(annotation: Any, value: Any) -> str | None:
+    """Why `value` would only fit the field by a silent conversion that pydantic's lax mode makes (`true`
+    -> 1.0 for a number, `1` or `"yes"` -> true for a flag), else None. A string holding a number is still
+    accepted for a number (YAML reads `1e-4` as a string)."""
+    admitted = _scalar_types(annotation)
+    if isinstance(value, bool):
+        if bool not in admitted and admitted & {int, float}:
+            return "expected a number, not a boolean (true/false)"
+    elif value is not None and bool in admitted and not admitted & {int, float, str, object}:
+        return f"expected true or false, not {type(value).__name__} {value!r}"
+    return None
+
+
+def refuse_coercion(model: type[BaseModel], value: Any, info: ValidationInfo) -> Any:
+    """The body of a strict model's `field_validator("*", mode="before")`: raises `ValueError` (pydantic
+    names the field) for a value that `coercion_problem` finds."""
+    field = model.model_fields.get(info.field_name or "")
+    problem = coercion_problem(field.annotation, value) if field is not None else None
+    if problem:
+        raise ValueError(problem)
+    return value
 
 
 def classify(function: str) -> tuple[Kind, str]:
@@ -153,6 +199,11 @@ class RewardSpec(BaseModel):
         False,
         description="clamp scores to [0, 1] ([nova-reward-functions]'s judge example does; off: task-defined range)",
     )
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_coercion(cls, value: Any, info: ValidationInfo) -> Any:
+        return refuse_coercion(cls, value, info)
 
     @model_validator(mode="before")
     @classmethod

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.machinery
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -30,14 +32,7 @@ def load_reward(
     if isinstance(spec, RewardFunction):
         return spec
     spec = parse_reward_spec(spec)
-    common: dict[str, Any] = {
-        "name": spec.label,
-        "on_event": on_event,
-        "clamp": spec.clamp,
-        "max_failure_rate": spec.max_failure_rate,
-        "min_samples_for_policy": spec.min_samples_for_policy,
-        "policy": policy,
-    }
+    common = _common(spec, on_event, policy)
     kind, target = spec.kind, spec.target
     if kind == "weighted":
         from tunesmith.rewards.verifiers import Weighted
@@ -95,6 +90,60 @@ def load_reward(
         target, client=lambda_client, timeout_s=spec.timeout_s, concurrency=spec.concurrency
     )
     return EndpointReward(transport, **endpoint, **common)
+
+
+def check_reward(
+    spec: str | dict | RewardSpec, *, base_dir: Path | None = None, where: str = "reward"
+) -> RewardSpec:
+    """What can be known about a reward before training, without calling it or importing user code: the
+    spec parses (a name gets a did-you-mean, a URL needs a host, an ARN its parts), a built-in verifier builds
+    (its pattern compiles, its schema file reads and is a valid schema), a `file.py:function` file exists and
+    a `module:function` module can be found. Raises a one-line `UserError` naming `where`."""
+    parsed = parse_reward_spec(spec, where=where)
+    for index, component in enumerate(parsed.components or []):
+        check_reward(component, base_dir=base_dir, where=f"{where}.components[{index}]")
+    kind, target = parsed.kind, parsed.target
+    if kind == "builtin":
+        try:
+            _builtin(target, parsed, base_dir, _common(parsed, None, False))
+        except UserError as err:
+            raise UserError(f"{where}: {err}") from None
+    elif kind == "module":
+        module, _, _ = target.rpartition(":")
+        if module.endswith(".py"):
+            path = Path(module).expanduser()
+            if not path.is_absolute() and base_dir is not None:
+                path = base_dir / path
+            if not path.is_file():
+                raise UserError(
+                    f"{where}: {target!r}: no file {path} — check the path (relative to the recipe's folder)"
+                )
+        elif not _module_exists(module.split(".")[0], base_dir):
+            raise UserError(
+                f"{where}: {target!r}: no module {module.split('.')[0]!r} on the Python path or in the "
+                "recipe's folder — check the name (or use path/file.py:function)"
+            )
+    return parsed
+
+
+def _module_exists(name: str, base_dir: Path | None) -> bool:
+    """Whether a top-level module can be imported (found, not imported: nothing of it runs)."""
+    if name in sys.modules or name in sys.builtin_module_names:
+        return True
+    search = ([str(base_dir)] if base_dir is not None else []) + sys.path
+    return importlib.machinery.PathFinder.find_spec(name, search) is not None
+
+
+def _common(spec: RewardSpec, on_event: EventSink | None, policy: bool) -> dict[str, Any]:
+    """The settings every reward takes from its spec."""
+    return {
+        "name": spec.label,
+        "on_event": on_event,
+        "clamp": spec.clamp,
+        "max_failure_rate": spec.max_failure_rate,
+        "min_samples_for_policy": spec.min_samples_for_policy,
+        "policy": policy,
+    }
 
 
 def _builtin(name: str, spec: RewardSpec, base_dir: Path | None, common: dict[str, Any]) -> RewardFunction:

@@ -222,6 +222,7 @@ def openai_problems(row: dict[str, Any]) -> list[Problem]:
         roles: list[str] = []
         for index, message in enumerate(messages):
             problem = openai_message_problem(index, message, ("system", "user", "assistant"))
+            problem = problem or _sft_message_problem(index, message)
             if problem:
                 found.append(problem)
                 break
@@ -241,6 +242,35 @@ def openai_problems(row: dict[str, Any]) -> list[Problem]:
         if problem:
             found.append(problem)
     return found
+
+
+def _sft_message_problem(index: int, message: dict[str, Any]) -> Problem | None:
+    """What an SFT message may carry that the training text would silently lose: tool calls (not rendered
+    for SFT yet) and OpenAI's per-turn `weight` (0 = no loss), which the loss mask cannot honor per turn."""
+    where = f"messages[{index}]"
+    for key in ("tool_calls", "function_call", "tool_call_id"):
+        if key in message:
+            return Problem(
+                f'{where} has "{key}": tool calls are not supported for SFT yet (they would vanish from the '
+                "training text)",
+                "remove the conversation, or write the call into the turn's content as text",
+            )
+    if "weight" not in message:
+        return None
+    weight = message["weight"]
+    if isinstance(weight, bool) or weight not in (0, 1):
+        return Problem(f"{where}.weight is {weight!r}", "OpenAI's weight is 0 or 1")
+    if message["role"] != "assistant":
+        return Problem(
+            f"{where}.weight is set on a {message['role']} turn", "weight applies to assistant turns"
+        )
+    if weight == 0:
+        return Problem(
+            f"{where}.weight is 0 (no loss on this turn), which tunesmith cannot honor: the loss covers every "
+            "assistant turn",
+            "end the conversation before this turn (one row per turn you want learned), or remove the weight",
+        )
+    return None
 
 
 def normalize_openai_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:

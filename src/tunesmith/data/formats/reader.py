@@ -45,6 +45,7 @@ def read_examples(
     fmt_line = 0
     row_problems: Callable[[dict[str, Any]], list[Problem]] = _no_format
     to_example: Callable[[dict[str, Any]], Example] = _no_format  # type: ignore[assignment]
+    ids: dict[str, int] = {}  # row id -> first line
     for record in iter_records(path, max_line_bytes=max_line_bytes):
         row = record.row
         if row is not None and fmt is not None and not row_problems(row):  # the fast, common path
@@ -85,17 +86,26 @@ def read_examples(
                 if problem is None and fmt is not None:
                     problems = fmt.problems(row)
                     if problems:
-                        problem = problems[0]
+                        problem = (
+                            report.valid == 0 and _other_kind_problem(row, kind, problems[0])
+                        ) or problems[0]
                     else:
                         example = fmt.to_example(row)
             if example is None:
                 assert problem is not None
-                issue = Issue(record.file, record.line, problem.what, problem.fix)
-                if not skip_invalid:
-                    raise DataError(str(issue))
-                report.lines = record.line
-                report.add_issue(issue)
+                _invalid(report, Issue(record.file, record.line, problem.what, problem.fix), skip_invalid)
                 continue
+        if "id" in example.extra:  # ids name samples to a reward endpoint: 1 and "1" are the same id
+            sample_id = str(example.extra["id"])
+            if sample_id in ids:
+                what = (
+                    f'duplicate id "{sample_id}" (first at line {ids[sample_id]}; 1 and "1" are the same id)'
+                )
+                _invalid(
+                    report, Issue(record.file, record.line, what, "give every row its own id"), skip_invalid
+                )
+                continue
+            ids[sample_id] = record.line
         report.lines = record.line
         example.file, example.line = record.file, record.line
         report.valid += 1
@@ -110,6 +120,34 @@ def read_examples(
             f"{path}:{first}: no valid examples ({report.invalid} invalid line(s)) — fix the lines that "
             f"`tunesmith data inspect {path} --skip-invalid` lists"
         )
+
+
+def _invalid(report: ValidationReport, issue: Issue, skip_invalid: bool) -> None:
+    """An invalid line: the error (`FILE:LINE: what — fix`), or counted and listed with `skip_invalid`."""
+    if not skip_invalid:
+        raise DataError(str(issue))
+    report.lines = issue.line
+    report.add_issue(issue)
+
+
+def _other_kind_problem(row: dict[str, Any], kind: str | None, first: Problem) -> Problem | None:
+    """When a row asked to be `kind` data is valid data of another kind (RFT prompts given to an SFT
+    stage), say so after the first rule of `kind` that it breaks."""
+    other = format_for_row(row, None) if kind is not None else None
+    if kind is None or other is None or other.kind == kind or other.problems(row):
+        return None
+    return Problem(
+        f"{first.what}: this row is {other.description} data, not {kind.upper()} data",
+        f"give it to a stage that takes {other.kind.upper()} data, or convert it to {_EXPECTED_SHAPE[kind]}",
+    )
+
+
+_EXPECTED_SHAPE = {
+    "cpt": '{"text": "..."}',
+    "sft": 'conversations that end with an assistant turn ({"messages": [...]})',
+    "rft": 'prompts ending with a user turn plus "reference_answer"',
+    "eval": '{"query": "...", "response": "..."}',
+}
 
 
 def _no_format(row: dict[str, Any]) -> Any:
