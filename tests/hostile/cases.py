@@ -114,7 +114,13 @@ def base_recipe() -> dict:
         "name": RUN_NAME,
         "model": {"path": "@MODEL@", "checkpoint": "post-trained"},
         "output_dir": "runs",
-        "acknowledge": {"lr-deviates-while-mixing": "micro test model", "customer-share-far-from-50": "test"},
+        # lint-clean: a case's stderr holds its one error line and nothing else
+        "acknowledge": {
+            "lr-deviates-while-mixing": "micro test model",
+            "customer-share-far-from-50": "test",
+            "full-rank-without-lora": "test",
+            "sft-data-count": "test",
+        },
         "stages": [
             {
                 "technique": "sft",
@@ -574,7 +580,7 @@ CASES: list[Case] = [
         "inspect-long-valid-line",
         1,
         (*INSPECT, "long.jsonl"),
-        {"long.jsonl": lambda: json.dumps({"text": "word " * 2_000_000}).encode() + b"\n"},
+        {"long.jsonl": lambda: json.dumps({"text": "word " * 800_000}).encode() + b"\n"},
         "ok",
         timeout_s=60,
     ),
@@ -1351,9 +1357,9 @@ CASES: list[Case] = [
     Case(
         "inspect-duplicate-json-keys",
         8,
-        (*INSPECT, "t.jsonl"),
-        {"t.jsonl": TRAIN + '{"text": "a", "text": ""}\n'},
-        names=("t.jsonl:17", "duplicate"),
+        (*INSPECT, "t.jsonl", "--kind", "cpt"),
+        {"t.jsonl": jsonl([{"text": f"note {i}"} for i in range(4)]) + '{"text": "a", "text": ""}\n'},
+        names=("t.jsonl:5", "duplicate"),
     ),
     Case(
         "plan-override-bad-value",
