@@ -1,7 +1,8 @@
 """The `tunesmith` command. Thin: parses arguments, calls the library, prints.
 
 Every user error (`tunesmith.errors.UserError`) is printed as one line on stderr with exit code 2;
-no traceback reaches the user (set TUNESMITH_DEBUG=1 to see one for internal errors). The libraries'
+no traceback reaches the user: an unexpected error prints one line and where its full traceback was written
+(the run folder's `logs/` during a run, else `$TUNESMITH_HOME/logs/`; TUNESMITH_DEBUG=1 raises it instead). The libraries'
 warnings and progress bars are hidden unless `--verbose` is given, anywhere on the command line
 (`tunesmith.logs`).
 """
@@ -9,6 +10,7 @@ warnings and progress bars are hidden unless `--verbose` is given, anywhere on t
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
 from collections.abc import Sequence
@@ -20,7 +22,10 @@ from tunesmith.logs import quiet_libraries
 
 def _cmd_plan(args: argparse.Namespace) -> int:
     from tunesmith.advisor.lint import plan_command
+    from tunesmith.runs import check_new_file
 
+    if args.out is not None:
+        check_new_file(args.out, force=args.force)
     return plan_command(args.recipe, overrides=args.overrides, out=args.out, fmt=args.format)
 
 
@@ -34,6 +39,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         quiet=args.quiet,
         force=args.force,
         evaluate=not args.no_eval,
+        name=args.name,
+        overwrite=args.overwrite,
     )
 
 
@@ -118,6 +125,10 @@ def _cmd_lint(args: argparse.Namespace) -> int:
 
 def _cmd_advise(args: argparse.Namespace) -> int:
     from tunesmith.advisor.workflow import Inventory, advise_command
+    from tunesmith.runs import check_new_file
+
+    if args.out is not None:
+        check_new_file(args.out, force=args.force)
 
     inventory = Inventory(
         family=args.family,
@@ -195,6 +206,17 @@ def _cmd_references(args: argparse.Namespace) -> int:
     return references_command(args.key)
 
 
+def port(text: str) -> int:
+    """A TCP port for `--port`: 0 (any free port) to 65535."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (0-65535)") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{value} is out of range — a port is 0 (any free port) to 65535")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tunesmith",
@@ -211,7 +233,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("plan", help="resolve a recipe and show every value with where it came from")
     p.add_argument("recipe", help="recipe YAML file")
     p.add_argument("overrides", nargs="*", metavar="key.path=value", help="override recipe values")
-    p.add_argument("--out", help="write the resolved recipe as YAML to this file")
+    p.add_argument("--out", help="write the resolved recipe as YAML to this file (a new file)")
+    p.add_argument("--force", action="store_true", help="let --out replace an existing file")
     p.add_argument("--format", choices=["text", "json"], default="text")
     p.set_defaults(func=_cmd_plan)
 
@@ -241,7 +264,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="does the base know the domain's words? auto = measure the domain text",
     )
     p.add_argument("--name", help="run name of the written recipe (default: the --out file's stem)")
-    p.add_argument("--out", metavar="RECIPE.yaml", help="write the recommended recipe")
+    p.add_argument("--out", metavar="RECIPE.yaml", help="write the recommended recipe (a new file)")
+    p.add_argument("--force", action="store_true", help="let --out replace an existing file")
     p.add_argument("--format", choices=["text", "json"], default="text")
     p.set_defaults(func=_cmd_advise)
 
@@ -255,6 +279,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--quiet", action="store_true", help="no progress bars (CI logs): one line per validation")
     p.add_argument("--force", action="store_true", help="train even if lint finds errors")
+    p.add_argument(
+        "--name", help="run name (default: the recipe's `name`): outputs go to <output_dir>/<name>/"
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing run folder of the same name (deleted once the new run has started)",
+    )
     p.add_argument(
         "--no-eval",
         action="store_true",
@@ -342,7 +374,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1: this machine only)"
     )
-    p.add_argument("--port", type=int, default=8080, help="port (default 8080; 0 = any free port, printed)")
+    p.add_argument("--port", type=port, default=8080, help="port (default 8080; 0 = any free port, printed)")
     p.add_argument("--token", help="require `Authorization: Bearer TOKEN` (prefer --token-env)")
     p.add_argument("--token-env", metavar="VAR", help="environment variable holding the bearer token")
     p.add_argument(
@@ -429,7 +461,7 @@ def _add_serving_parsers(sub) -> None:
     p.add_argument(
         "--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1: this machine only)"
     )
-    p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 = any free port, printed)")
+    p.add_argument("--port", type=port, default=8000, help="port (default 8000; 0 = any free port, printed)")
     p.add_argument("--api-key-env", metavar="VAR", help="require `Authorization: Bearer $VAR`")
     p.add_argument("--max-tokens", type=int, default=512, help="the most new tokens a request may ask for")
     p.add_argument("--max-request-bytes", type=int, default=1024 * 1024, help="larger requests get HTTP 413")
@@ -465,15 +497,68 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into e.g. `head`, which closed early: not an error of ours
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except Exception as err:  # an internal error: one line unless debugging
+    except Exception as err:  # an internal error: one line, the traceback in a log file
         if os.environ.get("TUNESMITH_DEBUG"):
             raise
+        if isinstance(err, OSError) and err.filename is not None:
+            # a file or folder of the user's that cannot be read or written (permissions, a file where a
+            # folder should be, a read-only or full disk): the user's to fix, wherever it surfaced
+            print(f"tunesmith: error: {_os_error_line(err)}", file=sys.stderr)
+            return UserError.exit_code
+        where = _write_traceback(err)
         print(
-            f"tunesmith: internal error: {type(err).__name__}: {' '.join(str(err).split())} "
-            "(set TUNESMITH_DEBUG=1 for a traceback and please report it)",
+            f"tunesmith: internal error: {type(err).__name__}: {' '.join(str(err).split())} — "
+            + (f"full traceback in {where}" if where else "set TUNESMITH_DEBUG=1 for a traceback")
+            + "; please report it",
             file=sys.stderr,
         )
         return 1
+
+
+_OS_ERROR_FIXES = {
+    errno.EACCES: "give yourself access (chmod/chown) or use another path",
+    errno.EPERM: "give yourself access (chmod/chown) or use another path",
+    errno.EROFS: "the file system is read-only — use a writable folder",
+    errno.ENOSPC: "the disk is full — free some space",
+    errno.ENOTDIR: "a part of the path is a file, not a folder — fix the path",
+    errno.EISDIR: "it is a folder — name a file",
+    errno.ENOENT: "check the path",
+    errno.ENAMETOOLONG: "use a shorter name",
+}
+
+
+def _os_error_line(err: OSError) -> str:
+    """`PATH: reason — fix` for an operating-system error on a user's path."""
+    fix = _OS_ERROR_FIXES.get(err.errno or 0, "check the path and its permissions")
+    return f"{err.filename}: {err.strerror or type(err).__name__} — {fix}"
+
+
+def _write_traceback(err: BaseException) -> str | None:
+    """Write the full traceback of an unexpected error to `logs/` of the active run folder (else
+    `$TUNESMITH_HOME/logs/`, else the temp folder); returns the file, None when nothing could be written."""
+    import tempfile
+    import time
+    import traceback
+    from pathlib import Path
+
+    from tunesmith.paths import logs_dir
+    from tunesmith.runs import active_run, atomic_write_text
+
+    text = f"tunesmith {__version__}: {' '.join(sys.argv)}\n" + "".join(
+        traceback.format_exception(type(err), err, err.__traceback__)
+    )
+    name = f"error-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
+    candidates = [
+        lambda: active_run() / "logs",
+        logs_dir,
+        lambda: Path(tempfile.gettempdir()) / "tunesmith-logs",
+    ]
+    for folder in candidates:
+        try:
+            return str(atomic_write_text(folder() / name, text))
+        except Exception:  # no run folder, TUNESMITH_HOME unusable or read-only: try the next place
+            continue
+    return None
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ValidationError
 
 from tunesmith.errors import RecipeError
 from tunesmith.recipe.schema import Recipe
+from tunesmith.runs import has_lone_surrogate
 from tunesmith.suggest import did_you_mean
 
 _SEGMENT = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
@@ -56,9 +57,9 @@ def apply_override(data: dict[str, Any], assignment: str) -> None:
     key, raw_value = assignment.split("=", 1)
     try:
         value = yaml.safe_load(raw_value) if raw_value.strip() else None
-    except yaml.YAMLError as err:
+    except (yaml.YAMLError, ValueError) as err:  # ValueError: an integer past the int/str digit limit
         raise RecipeError(
-            f"override {assignment!r}: value is not valid YAML ({err.__class__.__name__})"
+            f"override {assignment[:80]!r}: value is not valid YAML ({err.__class__.__name__})"
         ) from None
     parts = parse_key_path(key.strip())
     node: Any = data
@@ -121,6 +122,10 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
         raise RecipeError(
             f"{where}: {problem} — fix the YAML syntax (indentation, ':' after keys, quotes)"
         ) from None
+    except ValueError as err:  # an integer past Python's int/str digit limit
+        raise RecipeError(
+            f"{path}: {' '.join(str(err).split(';')[0].split())} — shorten the number"
+        ) from None
     if data is None:
         raise RecipeError(f"{path}: the recipe is empty — start from one in recipes/")
     if not isinstance(data, dict):
@@ -129,6 +134,10 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
         )
     for assignment in overrides or []:
         apply_override(data, assignment)
+    if has_lone_surrogate(data):
+        raise RecipeError(
+            f"{path}: a string holds a lone surrogate (\\ud800-\\udfff, invalid Unicode) — fix the text"
+        )
     return validate_recipe(data, source=str(path), text=text)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import codecs
 import json
 import os
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Any
 
 from tunesmith.data.formats.core import Problem, type_name
 from tunesmith.errors import DataError
+from tunesmith.runs import has_lone_surrogate
 
 #: longest accepted line (bytes); longer lines are reported, not loaded
 MAX_LINE_BYTES = 8 * 1024 * 1024
@@ -124,6 +126,16 @@ def _iter_jsonl(path: Path, max_line_bytes: int) -> Iterator[Record]:
                     f"{file}:1: file is a JSON array, not JSONL — write one JSON object per line"
                 ) from None
             yield Record(file, number, problem=_json_problem(err, raw.endswith(b"\n")))
+            continue
+        except ValueError as err:  # an integer past Python's int/str digit limit
+            what = f"a number longer than {sys.get_int_max_str_digits()} digits ({type(err).__name__})"
+            yield Record(file, number, problem=Problem(what, "shorten the number or write it as a string"))
+            continue
+        if "\\u" in text and has_lone_surrogate(row):
+            problem = Problem(
+                "a string holds a lone surrogate (\\ud800-\\udfff, invalid Unicode)", "fix the text"
+            )
+            yield Record(file, number, problem=problem)
             continue
         if type(row) is not dict:
             yield Record(
