@@ -226,6 +226,8 @@ class CheckpointKeeper(TrainerCallback):
                 self.metric: marker.get(self.metric),
                 "general_probe": None,
             }
+        if index:
+            atomic_write_json(self.index_path, index)
         return index
 
     def on_evaluate(

@@ -11,6 +11,7 @@ folder again (and puts back the one `--overwrite` moved aside).
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ from tunesmith.runs import (
     RunDir,
     atomic_write_json,
     atomic_write_yaml,
+    clean_stale_temp_dirs,
     keep_or_discard,
     prepare_run,
     read_json_record,
@@ -33,7 +35,7 @@ from tunesmith.runs import (
 from tunesmith.training import cpt, rft, sft
 from tunesmith.training.callbacks import complete_checkpoints
 from tunesmith.training.data import prepare_stage_data
-from tunesmith.training.stage import StageResult, StageRun, is_main_process
+from tunesmith.training.stage import StageResult, StageRun, barrier, is_main_process
 
 ENTRIES = {"cpt": cpt.run, "sft": sft.run, "rft": rft.run}
 
@@ -79,10 +81,13 @@ def train(
     aside = None
     if run_dir is not None:
         run = RunDir(run_dir)
+        if is_main_process():
+            clean_stale_temp_dirs(run.root)  # temp files of writes a crash interrupted
     elif is_main_process():
         run, aside = prepare_run(resolved, runs_root, overwrite=overwrite)
     else:
         run = RunDir(Path(runs_root or recipe.output_dir) / recipe.name)
+    barrier()  # the other processes write into the run folder only once the main one has published it
     set_active_run(run.root)
     if run_dir is not None or not is_main_process():
         return _train_stages(resolved, run, quiet=quiet, force=force)
@@ -117,11 +122,11 @@ def check_trainable(resolved: ResolvedRecipe) -> None:
 
 
 def resumable(root: Path) -> bool:
-    """Did the run write anything worth continuing: a finished stage, a complete checkpoint or a probe?"""
+    """Did the run write anything worth continuing: a finished stage or a complete checkpoint?"""
     if not root.is_dir():
         return False
     for stage_dir in (p for p in root.iterdir() if p.is_dir()):
-        if (stage_dir / "result.json").exists() or (stage_dir / "probe.json").exists():
+        if (stage_dir / "result.json").exists():
             return True
         if complete_checkpoints(stage_dir / "checkpoints"):
             return True
@@ -216,12 +221,17 @@ def readiness_gate(
     if not quiet:
         print(render_report(report))
     if report["verdict"] != "ready":
+        run_root = stage_dir.parent  # a run with a finished stage is kept (and continued), else removed
+        how_to_force = (
+            f"to train anyway: tunesmith train --resume {run_root} --force (the probe is kept in {path})"
+            if resumable(run_root)
+            else "pass --force to train anyway"
+        )
         if not force:
             raise UserError(
                 f"stage {stage.name}: the readiness probe says {report['verdict_text']!r} "
                 f"({100 * report['positive_rate']:.1f}% of {report['samples']} samples earned positive reward) — "
-                f"{report['advice']}; to train anyway: tunesmith train --resume {stage_dir.parent} --force (the probe is "
-                f"kept in {path})"
+                f"{report['advice']}; {how_to_force}"
             )
         print(f"--force: starting {stage.name} despite the probe's verdict", file=sys.stderr)
 
@@ -304,8 +314,8 @@ def train_command(
     overwrite: bool = False,
 ) -> int:
     overrides = list(overrides or [])
-    if name is not None:
-        overrides.append(f"name={name}")
+    if name is not None:  # as a JSON string: taken literally, not parsed as YAML
+        overrides.append(f"name={json.dumps(name)}")
     run_dir = None
     if resume:
         if overwrite or name is not None:
