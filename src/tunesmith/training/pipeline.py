@@ -265,8 +265,9 @@ def resume_recipe(run_dir: Path, recipe_path: str | None, overrides: list[str]) 
     stored = resolve(load_recipe(recipe_file), recipe_path=source)
     if recipe_path is None and not overrides:
         return stored
-    given = plan(recipe_path, overrides) if recipe_path is not None else None
-    if given is None:
+    if recipe_path is not None:
+        given = plan(Path(recipe_path).absolute(), overrides)
+    else:
         given = resolve(load_recipe(recipe_file, overrides), recipe_path=source)
     old, new = stored.to_dict(), given.to_dict()
     new["name"], new["output_dir"] = old["name"], old["output_dir"]  # --resume names the folder
@@ -279,11 +280,13 @@ def resume_recipe(run_dir: Path, recipe_path: str | None, overrides: list[str]) 
             f"{' and more' if len(unsafe) > 8 else ''} — resume with the stored recipe (`tunesmith train "
             f"--resume {run_dir}`), or start a new run with those values (--name NEW_NAME)"
         )
-    if changed:
-        given.recipe = given.recipe.model_copy(update={"name": old["name"], "output_dir": old["output_dir"]})
-        if is_main_process():
-            atomic_write_yaml(recipe_file, given.to_dict())
-            print(f"--resume: using the new values of {', '.join(changed)}", file=sys.stderr)
+    if not changed:
+        return stored
+    given.recipe = given.recipe.model_copy(update={"name": old["name"], "output_dir": old["output_dir"]})
+    if is_main_process():
+        atomic_write_yaml(recipe_file, given.to_dict())
+        atomic_write_json(run_dir / "plan.json", given.to_json())
+        print(f"--resume: using the new values of {', '.join(changed)}", file=sys.stderr)
     return given
 
 
