@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from tunesmith import __version__
 from tunesmith.errors import UserError
 from tunesmith.logs import quiet_libraries
+from tunesmith.runs import set_active_run
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
@@ -486,6 +487,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
+    set_active_run(None)  # a run folder is named by the command that makes or resumes one
     try:
         return int(args.func(args) or 0)
     except UserError as err:

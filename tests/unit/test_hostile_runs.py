@@ -100,6 +100,23 @@ def _unfinish(run: Path) -> Path:
     return stage
 
 
+def _refuse_reads_of(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make `path` unreadable: chmod 000, or (as root, whom permissions do not stop) fail its opens the way
+    the operating system does for chmod 000."""
+    if os.geteuid() != 0:
+        path.chmod(0)
+        return
+    real_open = builtins.open
+
+    def guarded(file, *args, **kwargs):
+        if isinstance(file, str | os.PathLike) and Path(file).resolve() == path.resolve():
+            raise PermissionError(errno.EACCES, "Permission denied", str(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", guarded)
+    monkeypatch.setattr(io, "open", guarded)
+
+
 # ----------------------------------------------------------------------------------------- run folders
 
 
@@ -218,9 +235,9 @@ def test_resume_with_a_truncated_metrics_file_names_the_line_and_the_fix(work: P
     assert f"{metrics}:4:" in line and "delete that line" in line
 
 
-@pytest.mark.parametrize("damage", ["emptied", "cut short"])
+@pytest.mark.parametrize("damage", ["emptied", "cut short", "unreadable"])
 def test_a_damaged_latest_checkpoint_falls_back_to_the_previous_complete_one(
-    work: Path, capsys, damage: str
+    work: Path, capsys, monkeypatch: pytest.MonkeyPatch, damage: str
 ) -> None:
     stage = _unfinish(work / "runs" / "micro")
     latest = stage / "checkpoints" / "checkpoint-4"
@@ -228,12 +245,21 @@ def test_a_damaged_latest_checkpoint_falls_back_to_the_previous_complete_one(
         for file in latest.iterdir():
             if file.name != "COMPLETE":
                 file.write_bytes(b"")
-    else:
+    elif damage == "cut short":
         weights = latest / "model.safetensors"
         weights.write_bytes(weights.read_bytes()[:-100])
+    else:
+        _refuse_reads_of(latest / "optimizer.pt", monkeypatch)
     assert main(["train", "--resume", str(work / "runs" / "micro"), "--quiet", "--no-eval"]) == 0
+    monkeypatch.undo()
     err = capsys.readouterr().err
-    assert "checkpoint-4 is damaged" in err and "resuming from checkpoint-2" in err
+    why = {
+        "emptied": "is empty",
+        "cut short": "model.safetensors is cut short",
+        "unreadable": "cannot be read",
+    }
+    assert f"checkpoint-4 is damaged ({'optimizer.pt' if damage == 'unreadable' else ''}" in err
+    assert why[damage] in err and "resuming from checkpoint-2" in err
     result = json.loads((stage / "result.json").read_text())
     assert result["steps"] == 4
     steps = [json.loads(line)["step"] for line in (stage / "metrics.jsonl").read_text().splitlines()]
@@ -245,23 +271,6 @@ def test_a_damaged_latest_checkpoint_falls_back_to_the_previous_complete_one(
 
 
 # ----------------------------------------------------------------------------------------- ordinary conditions
-
-
-def _refuse_reads_of(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Make `path` unreadable: chmod 000, or (as root, whom permissions do not stop) fail its opens the way
-    the operating system does for chmod 000."""
-    if os.geteuid() != 0:
-        path.chmod(0)
-        return
-    real_open = builtins.open
-
-    def guarded(file, *args, **kwargs):
-        if isinstance(file, str | os.PathLike) and Path(file).resolve() == path.resolve():
-            raise PermissionError(errno.EACCES, "Permission denied", str(file))
-        return real_open(file, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "open", guarded)
-    monkeypatch.setattr(io, "open", guarded)
 
 
 CASES = {
