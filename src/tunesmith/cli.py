@@ -1,10 +1,10 @@
 """The `tunesmith` command. Thin: parses arguments, calls the library, prints.
 
 Every user error (`tunesmith.errors.UserError`) is printed as one line on stderr with exit code 2;
-no traceback reaches the user: an unexpected error prints one line and where its full traceback was written
-(the run folder's `logs/` during a run, else `$TUNESMITH_HOME/logs/`; TUNESMITH_DEBUG=1 raises it instead). The libraries'
-warnings and progress bars are hidden unless `--verbose` is given, anywhere on the command line
-(`tunesmith.logs`).
+no traceback reaches the user: an unexpected error prints one line and where its full traceback was
+written (the run folder's `logs/` during a run, else `$TUNESMITH_HOME/logs/`; TUNESMITH_DEBUG=1 raises it
+instead). The libraries' warnings and progress bars are hidden unless `--verbose` is given, anywhere on
+the command line (`tunesmith.logs`).
 """
 
 from __future__ import annotations
@@ -538,6 +538,7 @@ def _os_error_line(err: OSError) -> str:
 def _write_traceback(err: BaseException) -> str | None:
     """Write the full traceback of an unexpected error to `logs/` of the active run folder (else
     `$TUNESMITH_HOME/logs/`, else the temp folder); returns the file, None when nothing could be written."""
+    import contextlib
     import tempfile
     import time
     import traceback
@@ -550,16 +551,14 @@ def _write_traceback(err: BaseException) -> str | None:
         traceback.format_exception(type(err), err, err.__traceback__)
     )
     name = f"error-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
-    candidates = [
-        lambda: active_run() / "logs",
-        logs_dir,
-        lambda: Path(tempfile.gettempdir()) / "tunesmith-logs",
-    ]
-    for folder in candidates:
-        try:
-            return str(atomic_write_text(folder() / name, text))
-        except Exception:  # no run folder, TUNESMITH_HOME unusable or read-only: try the next place
-            continue
+    run = active_run()
+    folders = [run / "logs"] if run is not None else []
+    with contextlib.suppress(UserError):  # TUNESMITH_HOME names a file
+        folders.append(logs_dir())
+    folders.append(Path(tempfile.gettempdir()) / "tunesmith-logs")
+    for folder in folders:
+        with contextlib.suppress(OSError):  # read-only or full: try the next place
+            return str(atomic_write_text(folder / name, text))
     return None
 
 

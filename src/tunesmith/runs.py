@@ -14,7 +14,7 @@ Layout of a run::
       <stage>/               one folder per stage (written by the training issue)
       logs/                  the full traceback of an unexpected error (the CLI prints one line)
 
-A run folder is published whole (`start_run`: built under a hidden temp name, then renamed), never written
+A run folder is published whole (`prepare_run`: built under a hidden temp name, then renamed), never written
 over: a name that exists is continued with `--resume` or replaced with `--overwrite` (the old folder is
 moved aside and deleted only once the new run has started; a failed start puts it back).
 """
@@ -140,8 +140,9 @@ def atomic_write_jsonl(path: str | os.PathLike[str], rows: list[Any]) -> Path:
 def atomic_directory(path: str | os.PathLike[str], *, replace: bool = True) -> Iterator[Path]:
     """Build a directory under a hidden temp name; rename it to `path` only if the block succeeds.
 
-    An existing `path` is replaced (`replace=False`: `FileExistsError` unless the block moved it away). A crash inside the block leaves only a `.<name>.tmp-*` folder,
-    which no reader picks up (and `clean_stale_temp_dirs` removes).
+    An existing `path` is replaced (`replace=False`: `FileExistsError` unless the block moved it away). A
+    crash inside the block leaves only a `.<name>.tmp-*` folder, which no reader picks up (and
+    `clean_stale_temp_dirs` removes).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
