@@ -30,6 +30,7 @@ from tunesmith.runs import (
     keep_or_discard,
     prepare_run,
     read_json_record,
+    run_exists_message,
     set_active_run,
 )
 from tunesmith.training import cpt, rft, sft
@@ -332,6 +333,9 @@ def train_command(
         if recipe_path is None:
             raise UserError("train needs a RECIPE file, or --resume runs/<name>")
         resolved = plan(Path(recipe_path).absolute(), overrides)
+        target = Path(runs_root or resolved.recipe.output_dir) / resolved.recipe.name
+        if target.exists() and not overwrite:  # before lint prints anything (prepare_run checks again)
+            raise UserError(run_exists_message(target))
     check_recipe(resolved, force=force, quiet=quiet)
     result = train(
         resolved, runs_root=runs_root, quiet=quiet, force=force, run_dir=run_dir, overwrite=overwrite
