@@ -235,6 +235,20 @@ def test_resume_with_a_truncated_metrics_file_names_the_line_and_the_fix(work: P
     assert f"{metrics}:4:" in line and "delete that line" in line
 
 
+def test_resume_with_a_truncated_monitor_state_names_it(work: Path, capsys) -> None:
+    stage = _unfinish(work / "runs" / "micro")
+    state = {
+        "attempt": 1,
+        "rollbacks": [{"to_step": 2}],
+        "lr_segments": [[2, 0.5]],
+        "pending_rollback_to": None,
+    }
+    (stage / "monitor.json").write_text(json.dumps(state)[:30])
+    assert main(["train", "--resume", str(work / "runs" / "micro"), "--quiet", "--no-eval"]) == 2
+    line = _one_error_line(capsys)
+    assert str(stage / "monitor.json") in line and "damaged" in line and "restore it" in line
+
+
 @pytest.mark.parametrize("damage", ["emptied", "cut short", "unreadable"])
 def test_a_damaged_latest_checkpoint_falls_back_to_the_previous_complete_one(
     work: Path, capsys, monkeypatch: pytest.MonkeyPatch, damage: str
