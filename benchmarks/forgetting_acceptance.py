@@ -81,8 +81,13 @@ def main() -> None:
         if args.reuse and (run_dir / "sft" / "result.json").exists():
             evaluate_run(run_dir, run_start_ref(run_dir), quiet=True)
         else:
-            code = train_command(
-                str(recipe), overrides=overrides, runs_root=args.runs_root, quiet=True, force=False
+            code = train_command(  # a fresh run: replaces one left by an earlier call
+                str(recipe),
+                overrides=overrides,
+                runs_root=args.runs_root,
+                quiet=True,
+                force=False,
+                overwrite=True,
             )
             assert code == 0, f"{label}: tunesmith train exited {code}"
         seconds = time.perf_counter() - started

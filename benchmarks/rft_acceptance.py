@@ -88,7 +88,7 @@ def main() -> None:
     name = yaml.safe_load(RECIPE.read_text())["name"]
     run_dir = Path(args.runs_root) / name
     started = time.perf_counter()
-    code = train_command(str(RECIPE), runs_root=args.runs_root, quiet=True, force=False)
+    code = train_command(str(RECIPE), runs_root=args.runs_root, quiet=True, force=False, overwrite=True)
     seconds = time.perf_counter() - started
     assert code == 0, f"train exited {code}"
     probe = json.loads((run_dir / "rft" / "probe.json").read_text())

@@ -10,4 +10,4 @@ tunesmith models build tiny
 tunesmith models list
 tunesmith data inspect builtin:brindle/sft --max-length 256
 tunesmith plan recipes/tiny-sft-lora-mixed.yaml
-tunesmith train recipes/tiny-sft-lora-mixed.yaml
+tunesmith train recipes/tiny-sft-lora-mixed.yaml --overwrite  # a second demo replaces the first run

@@ -40,12 +40,18 @@ class BodyError(Exception):
         self.message = message
 
 
+#: the longest a refused request's body is read and dropped before the 413 goes out
+REFUSED_DRAIN_S = 1.0
+
+
 async def read_body(request: Any, max_bytes: int, timeout_s: float = DEFAULT_READ_TIMEOUT_S) -> bytes:
     """The body of a Starlette `request`, at most `max_bytes` (413 otherwise, also for chunked bodies that
     grow past it) and within `timeout_s` (408)."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.strip().isdigit() and int(declared) > max_bytes:
-        await drain(request, int(declared), timeout_s)
+        # drain what is already on its way (closing on unread data resets the connection before the client
+        # reads the 413), but never wait long for a body that size: the client may not be sending it at all
+        await drain(request, int(declared), min(timeout_s, REFUSED_DRAIN_S))
         raise BodyError(413, f"request of {int(declared)} bytes exceeds the limit of {max_bytes}")
 
     async def collect() -> bytes:

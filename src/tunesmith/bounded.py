@@ -115,6 +115,9 @@ def loads(text: str | bytes) -> Any:
 # --- YAML -----------------------------------------------------------------------------------------------
 
 
+_NUMBER_TAGS = ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
+
+
 class _BoundedComposer:
     """A mixin for a PyYAML loader: counts nesting and the expanded size of every node while composing."""
 
@@ -145,6 +148,16 @@ class _BoundedComposer:
         finally:
             self._depth -= 1
         self._unique += 1
+        if (
+            isinstance(node, yaml.ScalarNode)
+            and node.tag in _NUMBER_TAGS
+            and len(node.value) > MAX_NUMBER_CHARS
+        ):
+            raise LimitError(
+                f"a number of {len(node.value)} characters (the limit is {MAX_NUMBER_CHARS})",
+                _SHORTER_NUMBER,
+                line=line,
+            )
         if isinstance(node, yaml.SequenceNode):
             children = node.value
         elif isinstance(node, yaml.MappingNode):

@@ -1,14 +1,16 @@
 """The `tunesmith` command. Thin: parses arguments, calls the library, prints.
 
 Every user error (`tunesmith.errors.UserError`) is printed as one line on stderr with exit code 2;
-no traceback reaches the user (set TUNESMITH_DEBUG=1 to see one for internal errors). The libraries'
-warnings and progress bars are hidden unless `--verbose` is given, anywhere on the command line
-(`tunesmith.logs`).
+no traceback reaches the user: an unexpected error prints one line and where its full traceback was
+written (the run folder's `logs/` during a run, else `$TUNESMITH_HOME/logs/`; TUNESMITH_DEBUG=1 raises it
+instead). The libraries' warnings and progress bars are hidden unless `--verbose` is given, anywhere on
+the command line (`tunesmith.logs`).
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import math
 import os
 import sys
@@ -17,6 +19,7 @@ from collections.abc import Callable, Sequence
 from tunesmith import __version__
 from tunesmith.errors import UserError
 from tunesmith.logs import quiet_libraries
+from tunesmith.runs import set_active_run
 
 # ------------------------------------------------------------------------------- argument types
 # One place for the ranges of numeric options: a value outside them is refused by argparse, in one line.
@@ -64,7 +67,10 @@ class _Parser(argparse.ArgumentParser):
 
 def _cmd_plan(args: argparse.Namespace) -> int:
     from tunesmith.advisor.lint import plan_command
+    from tunesmith.runs import check_new_file
 
+    if args.out is not None:
+        check_new_file(args.out, force=args.force)
     return plan_command(args.recipe, overrides=args.overrides, out=args.out, fmt=args.format)
 
 
@@ -78,6 +84,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         quiet=args.quiet,
         force=args.force,
         evaluate=not args.no_eval,
+        name=args.name,
+        overwrite=args.overwrite,
     )
 
 
@@ -162,6 +170,10 @@ def _cmd_lint(args: argparse.Namespace) -> int:
 
 def _cmd_advise(args: argparse.Namespace) -> int:
     from tunesmith.advisor.workflow import Inventory, advise_command
+    from tunesmith.runs import check_new_file
+
+    if args.out is not None:
+        check_new_file(args.out, force=args.force)
 
     inventory = Inventory(
         family=args.family,
@@ -265,7 +277,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("plan", help="resolve a recipe and show every value with where it came from")
     p.add_argument("recipe", help="recipe YAML file")
     p.add_argument("overrides", nargs="*", metavar="key.path=value", help="override recipe values")
-    p.add_argument("--out", help="write the resolved recipe as YAML to this file")
+    p.add_argument("--out", help="write the resolved recipe as YAML to this file (a new file)")
+    p.add_argument("--force", action="store_true", help="let --out replace an existing file")
     p.add_argument("--format", choices=["text", "json"], default="text")
     p.set_defaults(func=_cmd_plan)
 
@@ -298,7 +311,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="does the base know the domain's words? auto = measure the domain text",
     )
     p.add_argument("--name", help="run name of the written recipe (default: the --out file's stem)")
-    p.add_argument("--out", metavar="RECIPE.yaml", help="write the recommended recipe")
+    p.add_argument("--out", metavar="RECIPE.yaml", help="write the recommended recipe (a new file)")
+    p.add_argument("--force", action="store_true", help="let --out replace an existing file")
     p.add_argument("--format", choices=["text", "json"], default="text")
     p.set_defaults(func=_cmd_advise)
 
@@ -312,6 +326,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--quiet", action="store_true", help="no progress bars (CI logs): one line per validation")
     p.add_argument("--force", action="store_true", help="train even if lint finds errors")
+    p.add_argument(
+        "--name", help="run name (default: the recipe's `name`): outputs go to <output_dir>/<name>/"
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing run folder of the same name (deleted once the new run has started)",
+    )
     p.add_argument(
         "--no-eval",
         action="store_true",
@@ -537,6 +559,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
+    set_active_run(None)  # a run folder is named by the command that makes or resumes one
     try:
         return int(args.func(args) or 0)
     except UserError as err:
@@ -548,15 +571,67 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into e.g. `head`, which closed early: not an error of ours
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except Exception as err:  # an internal error: one line unless debugging
+    except Exception as err:  # an internal error: one line, the traceback in a log file
         if os.environ.get("TUNESMITH_DEBUG"):
             raise
+        if isinstance(err, OSError) and err.filename is not None:
+            # a file or folder of the user's that cannot be read or written (permissions, a file where a
+            # folder should be, a read-only or full disk): the user's to fix, wherever it surfaced
+            print(f"tunesmith: error: {_os_error_line(err)}", file=sys.stderr)
+            return UserError.exit_code
+        where = _write_traceback(err)
         print(
-            f"tunesmith: internal error: {type(err).__name__}: {' '.join(str(err).split())} "
-            "(set TUNESMITH_DEBUG=1 for a traceback and please report it)",
+            f"tunesmith: internal error: {type(err).__name__}: {' '.join(str(err).split())} — "
+            + (f"full traceback in {where}" if where else "set TUNESMITH_DEBUG=1 for a traceback")
+            + "; please report it",
             file=sys.stderr,
         )
         return 1
+
+
+_OS_ERROR_FIXES = {
+    errno.EACCES: "give yourself access (chmod/chown) or use another path",
+    errno.EPERM: "give yourself access (chmod/chown) or use another path",
+    errno.EROFS: "the file system is read-only — use a writable folder",
+    errno.ENOSPC: "the disk is full — free some space",
+    errno.ENOTDIR: "a part of the path is a file, not a folder — fix the path",
+    errno.EISDIR: "it is a folder — name a file",
+    errno.ENOENT: "check the path",
+    errno.ENAMETOOLONG: "use a shorter name",
+}
+
+
+def _os_error_line(err: OSError) -> str:
+    """`PATH: reason — fix` for an operating-system error on a user's path."""
+    fix = _OS_ERROR_FIXES.get(err.errno or 0, "check the path and its permissions")
+    return f"{err.filename}: {err.strerror or type(err).__name__} — {fix}"
+
+
+def _write_traceback(err: BaseException) -> str | None:
+    """Write the full traceback of an unexpected error to `logs/` of the active run folder (else
+    `$TUNESMITH_HOME/logs/`, else the temp folder); returns the file, None when nothing could be written."""
+    import contextlib
+    import tempfile
+    import time
+    import traceback
+    from pathlib import Path
+
+    from tunesmith.paths import logs_dir
+    from tunesmith.runs import active_run, atomic_write_text
+
+    text = f"tunesmith {__version__}: {' '.join(sys.argv)}\n" + "".join(
+        traceback.format_exception(type(err), err, err.__traceback__)
+    )
+    name = f"error-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
+    run = active_run()
+    folders = [run / "logs"] if run is not None else []
+    with contextlib.suppress(UserError):  # TUNESMITH_HOME names a file
+        folders.append(logs_dir())
+    folders.append(Path(tempfile.gettempdir()) / "tunesmith-logs")
+    for folder in folders:
+        with contextlib.suppress(OSError):  # read-only or full: try the next place
+            return str(atomic_write_text(folder / name, text))
+    return None
 
 
 if __name__ == "__main__":

@@ -82,7 +82,8 @@ def test_prepare_run_writes_resolved_recipe_plan_and_manifest(tmp_path: Path) ->
         )
     )
     resolved = plan(recipe)
-    run = prepare_run(resolved, tmp_path / "runs")
+    run, replaced = prepare_run(resolved, tmp_path / "runs")
+    assert replaced is None
     assert isinstance(run, RunDir) and run.root == tmp_path / "runs" / "demo"
     manifest = json.loads(run.manifest_path.read_text())
     assert manifest["packages"]["torch"] and manifest["packages"]["transformers"] and manifest["python"]

@@ -64,8 +64,32 @@ def token_lengths(examples: Iterable[Example], tokenizer: Any) -> Iterator[int]:
             yield from (len(text) for text in texts)
             continue
         special = all(example.text is not None for example in batch)  # chat templates add their own
+        if any(len(text) > _PIECE_CHARS for text in texts):
+            yield from (_long_length(text, tokenizer, special) for text in texts)
+            continue
         encoded = tokenizer(texts, add_special_tokens=special)["input_ids"]
         yield from (len(ids) for ids in encoded)
+
+
+#: texts longer than this are measured piece by piece: a tokenizer's encoding of one multi-megabyte text
+#: holds tens of bytes per token (ids, offsets, token strings), which grew a 4 MB line past 1 GB
+_PIECE_CHARS = 1 << 16
+
+
+def _long_length(text: str, tokenizer: Any, special: bool) -> int:
+    """Token count of `text`, encoded in pieces of at most ~`_PIECE_CHARS` characters cut before a space
+    (where word-level pre-tokenizers split anyway, so the sum matches one encoding up to a token or so per
+    piece); special tokens counted once."""
+    total, start = 0, 0
+    while start < len(text):
+        end = min(len(text), start + _PIECE_CHARS)
+        if end < len(text):
+            cut = text.rfind(" ", start + 1, end)
+            end = cut if cut > start else end
+        ids = tokenizer(text[start:end], add_special_tokens=special and start == 0)["input_ids"]
+        total += len(ids)
+        start = end
+    return total
 
 
 def example_length_fn(tokenizer: Any) -> Callable[[Example], int]:

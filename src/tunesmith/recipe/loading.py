@@ -17,6 +17,7 @@ from pydantic import BaseModel, ValidationError
 from tunesmith.bounded import LimitError, load_yaml, read_bytes_bounded, read_text_bounded
 from tunesmith.errors import RecipeError
 from tunesmith.recipe.schema import Recipe
+from tunesmith.runs import has_lone_surrogate
 from tunesmith.suggest import did_you_mean
 
 _SEGMENT = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
@@ -61,9 +62,9 @@ def apply_override(data: dict[str, Any], assignment: str) -> tuple[str | int, ..
         value = load_yaml(raw_value) if raw_value.strip() else None
     except LimitError as err:
         raise RecipeError(f"override {assignment!r}: {err} — {err.fix}") from None
-    except yaml.YAMLError as err:
+    except (yaml.YAMLError, ValueError) as err:  # ValueError: an integer past the int/str digit limit
         raise RecipeError(
-            f"override {assignment!r}: value is not valid YAML ({err.__class__.__name__})"
+            f"override {assignment[:80]!r}: value is not valid YAML ({err.__class__.__name__})"
         ) from None
     parts = parse_key_path(key.strip())
     node: Any = data
@@ -133,6 +134,10 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
             f"{path}: a recipe is a mapping of keys (name, model, stages, ...), not a {type(data).__name__}"
         )
     overridden = {apply_override(data, assignment): assignment for assignment in overrides or []}
+    if has_lone_surrogate(data):
+        raise RecipeError(
+            f"{path}: a string holds a lone surrogate (\\ud800-\\udfff, invalid Unicode) — fix the text"
+        )
     return validate_recipe(data, source=str(path), text=text, overridden=overridden)
 
 
@@ -168,6 +173,10 @@ def _parse(text: str, path: Path) -> Any:
         problem = getattr(err, "problem", None) or "invalid YAML"
         raise RecipeError(
             f"{where}: {problem} — fix the YAML syntax (indentation, ':' after keys, quotes)"
+        ) from None
+    except ValueError as err:  # an integer past Python's int/str digit limit
+        raise RecipeError(
+            f"{path}: {' '.join(str(err).split(';')[0].split())} — shorten the number"
         ) from None
 
 

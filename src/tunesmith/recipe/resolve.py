@@ -671,8 +671,8 @@ def snapshot_of(
             "Dataset.save_to_disk"
         )
     snapshot = take_snapshot(path, kind)
-    if snapshot.records == 0:
-        raise RecipeError(f"{ref}: the data file is empty — it needs at least one example")
+    if snapshot.records == 0:  # nothing readable: the reader's own error (a damaged parquet file) says why
+        raise RecipeError(snapshot.error or f"{ref}: the data file is empty — it needs at least one example")
     return snapshot.check()
 
 

@@ -19,6 +19,7 @@ from tunesmith.data.curated.catalog import CURATED_CATEGORIES
 from tunesmith.data.mixing_rules import mixing_rule_violations
 from tunesmith.models.catalog import FAMILIES
 from tunesmith.rewards.config import RewardSpec, classify, refuse_coercion
+from tunesmith.runs import folder_name_problem
 from tunesmith.suggest import did_you_mean
 from tunesmith.vocabulary import (
     CATEGORIES,
@@ -32,6 +33,9 @@ from tunesmith.vocabulary import (
 
 Percent = Annotated[float, Field(ge=0, le=100)]
 PositiveInt = Annotated[int, Field(ge=1)]
+Seed = Annotated[
+    int, Field(ge=0, le=2**32 - 1)
+]  # numpy's seed range (transformers' set_seed seeds numpy too)
 
 
 class Strict(BaseModel):
@@ -196,7 +200,7 @@ class Hyperparameters(Strict):
         None,
         description="keep the K best checkpoints (CPT: validation loss, SFT: token accuracy, RFT: reward)",
     )
-    seed: int | None = Field(None, description="stage seed (defaults to the recipe seed)")
+    seed: Seed | None = Field(None, description="stage seed (defaults to the recipe seed)")
     reasoning_enabled: bool | None = Field(
         None, description="the data carries reasoning traces; must match evaluation.reasoning_enabled"
     )
@@ -327,8 +331,8 @@ class Stage(Strict):
     @field_validator("name")
     @classmethod
     def _folder_name(cls, value: str | None) -> str | None:
-        if value is not None and (not value or any(c in value for c in "/\\:") or value.startswith(".")):
-            raise ValueError("stage name must be a plain folder name (no '/', '\\\\', ':' or leading '.')")
+        if value is not None:
+            _check_folder_name("stage name", value)
         return value
 
     @model_validator(mode="after")
@@ -358,6 +362,15 @@ class EvaluationSpec(Strict):
     reasoning_enabled: bool | None = Field(None, description="evaluate with reasoning on (match training)")
 
 
+def _check_folder_name(what: str, value: str) -> None:
+    problem = folder_name_problem(value)
+    if problem is not None:
+        raise ValueError(
+            f"{what} {problem} — it must be a plain folder name (no '/', '\\\\', ':', control characters or "
+            "leading '.')"
+        )
+
+
 class Recipe(Strict):
     """A whole customization: starting model, ordered stages, evaluation."""
 
@@ -365,7 +378,7 @@ class Recipe(Strict):
     model: ModelSpec
     stages: Annotated[list[Stage], Field(min_length=1)]
     evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
-    seed: int = Field(0, description="fixes data order, mixing and initialization")
+    seed: Seed = Field(0, description="fixes data order, mixing and initialization (0 to 2**32-1)")
     output_dir: str = Field("runs", description="folder that holds run folders")
     acknowledge: dict[str, str] = Field(
         default_factory=dict,
@@ -379,8 +392,7 @@ class Recipe(Strict):
     @field_validator("name")
     @classmethod
     def _run_name(cls, value: str) -> str:
-        if not value or any(c in value for c in "/\\:") or value.startswith("."):
-            raise ValueError("run name must be a plain folder name (no '/', '\\\\', ':' or leading '.')")
+        _check_folder_name("run name", value)
         return value
 
     @model_validator(mode="after")

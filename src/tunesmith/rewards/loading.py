@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import ast
 import importlib.machinery
 import os
 import sys
 from pathlib import Path
 from typing import Any
 
+from tunesmith.bounded import read_text_bounded
 from tunesmith.errors import UserError
 from tunesmith.rewards.base import EventSink, RewardFunction
 from tunesmith.rewards.config import RewardSpec, parse_reward_spec
@@ -118,12 +120,45 @@ def check_reward(
                 raise UserError(
                     f"{where}: {target!r}: no file {path} — check the path (relative to the recipe's folder)"
                 )
+            function = target.rpartition(":")[2]
+            if not _may_define(path, function):
+                raise UserError(
+                    f"{where}: {target!r}: {path} defines no top-level {function!r} — check the function name"
+                )
         elif not _module_exists(module.split(".")[0], base_dir):
             raise UserError(
                 f"{where}: {target!r}: no module {module.split('.')[0]!r} on the Python path or in the "
                 "recipe's folder — check the name (or use path/file.py:function)"
             )
     return parsed
+
+
+def _may_define(path: Path, name: str) -> bool:
+    """Whether the Python file at `path` may define the top-level `name`, read with `ast` (nothing of it runs):
+    a def, class, assignment or import of that name, or a star import (which could bring it). A file that
+    cannot be parsed is left to the reward's loader, which reports it with its line."""
+    try:
+        tree = ast.parse(read_text_bounded(path), filename=str(path))
+    except (OSError, ValueError, SyntaxError):
+        return True
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) and node.name == name:
+            return True
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            if any(alias.name == "*" or (alias.asname or alias.name) == name for alias in node.names):
+                return True
+        targets = (
+            node.targets
+            if isinstance(node, ast.Assign)
+            else [node.target]
+            if isinstance(node, ast.AnnAssign)
+            else []
+        )
+        if any(isinstance(target, ast.Name) and target.id == name for target in targets):
+            return True
+        if isinstance(node, ast.If | ast.Try):  # definitions under `if`/`try`: do not guess
+            return True
+    return False
 
 
 def _module_exists(name: str, base_dir: Path | None) -> bool:

@@ -14,6 +14,7 @@ import math
 import shutil
 import signal
 import time
+import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,8 @@ from typing import Any
 
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
-from tunesmith.runs import atomic_write_json
+from tunesmith.errors import UserError
+from tunesmith.runs import atomic_write_json, atomic_write_text, read_json_record, read_jsonl_record
 
 COMPLETE_MARKER = "COMPLETE"
 CHECKPOINT_PREFIX = "checkpoint-"
@@ -37,6 +39,38 @@ def complete_checkpoints(folder: Path) -> list[Path]:
         return []
     found = [p for p in folder.glob(f"{CHECKPOINT_PREFIX}*") if p.is_dir() and (p / COMPLETE_MARKER).exists()]
     return sorted(found, key=checkpoint_step)
+
+
+def checkpoint_problem(path: Path) -> str | None:
+    """Why a complete-marked checkpoint cannot be resumed from (None: it can): a file that is unreadable,
+    empty or cut short — JSON that does not parse, a safetensors file shorter than its header says, a torch
+    file (zip) without its central directory. Cheap: headers only, no tensor is loaded."""
+    if not (path / "trainer_state.json").exists():
+        return "trainer_state.json is missing"
+    for file in sorted(p for p in path.iterdir() if p.is_file()):
+        try:
+            size = file.stat().st_size
+            with open(file, "rb") as handle:
+                head = handle.read(8)
+                if size == 0:
+                    return f"{file.name} is empty"
+                if file.suffix == ".json":
+                    json.loads(head + handle.read())
+                elif file.suffix == ".safetensors":
+                    header = int.from_bytes(head, "little")
+                    meta = json.loads(handle.read(header)) if 0 < header <= size - 8 else None
+                    if not isinstance(meta, dict):
+                        return f"{file.name} is cut short"
+                    ends = [v["data_offsets"][1] for k, v in meta.items() if k != "__metadata__"]
+                    if 8 + header + max(ends, default=0) > size:
+                        return f"{file.name} is cut short"
+                elif file.suffix in (".pt", ".pth", ".bin") and not zipfile.is_zipfile(file):
+                    return f"{file.name} is cut short or not a torch file"
+        except OSError as err:
+            return f"{file.name} cannot be read ({err.strerror})"
+        except (ValueError, KeyError, TypeError, IndexError):
+            return f"{file.name} is damaged"
+    return None
 
 
 def remove_incomplete_checkpoints(folder: Path) -> list[str]:
@@ -55,6 +89,10 @@ RFT_LOG_PREFIXES = ("reward", "kl", "frac_reward", "completions/", "rft/", "entr
 share of zero-variance groups, completion lengths, and tunesmith's own `rft/*` counters."""
 
 
+METRICS_FIX = "delete that line (its step drops out of the record) and resume again"
+INDEX_FIX = "delete it and resume again: the index is rebuilt from the checkpoints' COMPLETE markers"
+
+
 class MetricsLogger(TrainerCallback):
     """Appends one JSON line per logged step to `metrics.jsonl`: loss, grad norm, LR, tokens/s, elapsed.
 
@@ -70,14 +108,11 @@ class MetricsLogger(TrainerCallback):
         self._elapsed_offset = 0.0
         if path.exists():
             kept = []
-            for line in path.read_text(encoding="utf-8").splitlines():
-                row = json.loads(line) if line.strip() else None
-                if row is not None and row.get("step", 0) <= resume_step:
-                    kept.append(line)
+            for row in read_jsonl_record(path, fix=METRICS_FIX):
+                if row.get("step", 0) <= resume_step:
+                    kept.append(json.dumps(row) + "\n")
                     self._elapsed_offset = max(self._elapsed_offset, row.get("elapsed_seconds", 0.0))
-            from tunesmith.runs import atomic_write_text
-
-            atomic_write_text(path, "".join(line + "\n" for line in kept))
+            atomic_write_text(path, "".join(kept))
 
     def on_train_begin(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any
@@ -168,10 +203,32 @@ class CheckpointKeeper(TrainerCallback):
         self.general_probe: Mapping[int, float] = general_probe if general_probe is not None else {}
         self.index_path = stage_dir / "checkpoints.json"
         self.index: dict[str, dict[str, Any]] = (
-            json.loads(self.index_path.read_text()) if self.index_path.exists() else {}
+            read_json_record(self.index_path, fix=INDEX_FIX)
+            if self.index_path.exists()
+            else self._from_markers()
         )
+        if not isinstance(self.index, dict) or not all(
+            isinstance(v, dict) and isinstance(v.get("step"), int) for v in self.index.values()
+        ):
+            raise UserError(f"{self.index_path}: damaged (not a checkpoint index) — {INDEX_FIX}")
         self._eval_value: dict[int, float] = {}
         self._eval_loss: dict[int, float] = {}  # reported next to another selection metric
+
+    def _from_markers(self) -> dict[str, dict[str, Any]]:
+        """The index rebuilt from the COMPLETE markers (each records its step and selection metric; the
+        general probe is not recorded there, so a rebuilt entry counts as within the forgetting limit)."""
+        index = {}
+        for path in complete_checkpoints(self.checkpoints_dir):
+            marker = read_json_record(path / COMPLETE_MARKER, fix=f"delete {path} and resume again")
+            index[path.name] = {
+                "step": checkpoint_step(path),
+                "eval_loss": marker.get("eval_loss"),
+                self.metric: marker.get(self.metric),
+                "general_probe": None,
+            }
+        if index:
+            atomic_write_json(self.index_path, index)
+        return index
 
     def on_evaluate(
         self,

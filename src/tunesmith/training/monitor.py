@@ -39,7 +39,7 @@ from transformers import TrainerCallback, TrainerControl, TrainerState, Training
 
 from tunesmith.monitoring import Event, Monitor, summarize
 from tunesmith.monitoring.stats import is_finite
-from tunesmith.runs import atomic_write_bytes, atomic_write_json
+from tunesmith.runs import atomic_write_bytes, atomic_write_json, read_json_record
 
 EVENTS_FILE = "events.jsonl"
 PROBES_FILE = "probes.jsonl"
@@ -83,7 +83,8 @@ def rewrite_rows(path: Path, rows: list[dict[str, Any]]) -> None:
 def load_state(stage_dir: Path) -> dict[str, Any]:
     path = stage_dir / STATE_FILE
     if path.exists():
-        return json.loads(path.read_text())
+        fix = "restore it; deleting it resumes at the unscaled LR, forgetting the rollbacks done"
+        return read_json_record(path, fix=fix)
     return {"attempt": 0, "rollbacks": [], "lr_segments": [], "pending_rollback_to": None}
 
 

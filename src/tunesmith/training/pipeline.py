@@ -1,11 +1,17 @@
 """`tunesmith train RECIPE`: run the recipe's stages in order, each starting from the previous one's best.
 
-A run lives in `runs/<name>/` (see `tunesmith.runs`). Finished stages (with `result.json` and `best/`) are
-skipped on `--resume`; an interrupted stage continues from its last complete checkpoint.
+A run lives in `runs/<name>/` (see `tunesmith.runs`). A new run never writes into an existing folder: that
+is refused unless `--resume` (continue it) or `--overwrite` (replace it). Finished stages (with
+`result.json` and `best/`) are skipped on `--resume`; an interrupted stage continues from its last complete
+checkpoint. `--resume` with a recipe (or overrides) checks it against the stored one: only resume-safe
+keys (`RESUME_SAFE`) may differ. A start that fails before anything resumable was written removes the new
+folder again (and puts back the one `--overwrite` moved aside).
 """
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,12 +22,34 @@ from tunesmith.models.loading import load_tokenizer
 from tunesmith.recipe.loading import load_recipe
 from tunesmith.recipe.plan import plan
 from tunesmith.recipe.resolve import ResolvedRecipe, resolve, start_ref
-from tunesmith.runs import RunDir, atomic_write_json, prepare_run
+from tunesmith.runs import (
+    RunDir,
+    atomic_write_json,
+    atomic_write_yaml,
+    clean_stale_temp_dirs,
+    keep_or_discard,
+    prepare_run,
+    read_json_record,
+    run_exists_message,
+    set_active_run,
+)
 from tunesmith.training import cpt, rft, sft
+from tunesmith.training.callbacks import complete_checkpoints
 from tunesmith.training.data import prepare_stage_data
-from tunesmith.training.stage import StageResult, StageRun, is_main_process
+from tunesmith.training.stage import StageResult, StageRun, barrier, is_main_process
 
 ENTRIES = {"cpt": cpt.run, "sft": sft.run, "rft": rft.run}
+
+TRACKER_PACKAGES = {
+    "wandb": ("wandb",),
+    "mlflow": ("mlflow",),
+    "tensorboard": ("tensorboard", "tensorboardX"),
+}
+"""`report_to` -> the packages transformers' integration needs (any one of them)."""
+
+RESUME_SAFE = ("evaluation", "acknowledge", "report_to")
+"""Recipe keys a resumed run may change: they act after training (evaluation), on lint findings, or on
+logging only. Anything else would make the finished part of the run disagree with its record."""
 
 
 @dataclass
@@ -41,12 +69,43 @@ def train(
     runs_root: str | Path | None = None,
     quiet: bool = False,
     force: bool = False,
+    run_dir: Path | None = None,
+    overwrite: bool = False,
 ) -> TrainResult:
-    """Run every stage of a resolved recipe (resuming where a previous attempt stopped).
+    """Run every stage of a resolved recipe in a new run folder, or continue the existing `run_dir`.
 
     Before an RFT stage, the readiness probe (`tunesmith.evaluation.probe`) samples the stage's starting
     checkpoint on its prompts: a hopeless stage (almost no positive reward: do SFT first; almost all
     positive: no signal) is refused unless `force`."""
+    recipe = resolved.recipe
+    check_trainable(resolved)
+    aside = None
+    if run_dir is not None:
+        run = RunDir(run_dir)
+        if is_main_process():
+            clean_stale_temp_dirs(run.root)  # temp files of writes a crash interrupted
+    elif is_main_process():
+        run, aside = prepare_run(resolved, runs_root, overwrite=overwrite)
+    else:
+        run = RunDir(Path(runs_root or recipe.output_dir) / recipe.name)
+    barrier()  # the other processes write into the run folder only once the main one has published it
+    set_active_run(run.root)
+    if run_dir is not None or not is_main_process():
+        return _train_stages(resolved, run, quiet=quiet, force=force)
+    try:
+        result = _train_stages(resolved, run, quiet=quiet, force=force)
+    except BaseException:
+        keep = resumable(run.root)
+        keep_or_discard(run, aside, keep=keep)
+        if not keep:
+            set_active_run(None)
+        raise
+    keep_or_discard(run, aside, keep=True)
+    return result
+
+
+def check_trainable(resolved: ResolvedRecipe) -> None:
+    """What must hold before a run folder is made: every technique is available, every tracker installed."""
     recipe = resolved.recipe
     for stage in recipe.stages:  # before any compute is spent
         if stage.technique not in ENTRIES:
@@ -54,11 +113,29 @@ def train(
                 f"stage {stage.name}: {stage.technique} training is not available in this version yet — "
                 "remove that stage from the recipe"
             )
-    run = (
-        prepare_run(resolved, runs_root)
-        if is_main_process()
-        else RunDir(Path(runs_root or recipe.output_dir) / recipe.name)
-    )
+    for tracker in recipe.report_to:
+        packages = TRACKER_PACKAGES[tracker]
+        if not any(importlib.util.find_spec(name) for name in packages):
+            raise UserError(
+                f"report_to: {tracker} is not installed — `pip install {packages[0]}`, or remove {tracker} "
+                "from report_to"
+            )
+
+
+def resumable(root: Path) -> bool:
+    """Did the run write anything worth continuing: a finished stage or a complete checkpoint?"""
+    if not root.is_dir():
+        return False
+    for stage_dir in (p for p in root.iterdir() if p.is_dir()):
+        if (stage_dir / "result.json").exists():
+            return True
+        if complete_checkpoints(stage_dir / "checkpoints"):
+            return True
+    return False
+
+
+def _train_stages(resolved: ResolvedRecipe, run: RunDir, *, quiet: bool, force: bool) -> TrainResult:
+    recipe = resolved.recipe
     base_dir = Path(resolved.source).parent if resolved.source else None
     input_ref: str | Path = model_ref(resolved)
     results: list[StageResult] = []
@@ -67,6 +144,8 @@ def train(
         if (stage_dir / "result.json").exists() and (stage_dir / "best").is_dir():
             if not quiet and is_main_process():
                 print(f"{stage.name}: already finished — using {stage_dir / 'best'}")
+            summary = read_json_record(stage_dir / "result.json", fix="rerun the run with --overwrite")
+            results.append(StageResult(stage.name, stage_dir, stage_dir / "best", True, summary))
             input_ref = stage_dir / "best"
             continue
         stage_dir.mkdir(parents=True, exist_ok=True)
@@ -124,13 +203,11 @@ def readiness_gate(
 ) -> None:
     """Probe the RFT stage's starting checkpoint (once; kept in `<stage>/probe.json`) and refuse a hopeless
     stage unless forced."""
-    import json
-
     from tunesmith.evaluation.probe import ProbeSettings, probe_rows, render_report
 
     path = stage_dir / "probe.json"
     if path.exists():
-        report = json.loads(path.read_text())
+        report = read_json_record(path, fix="delete it and resume: the probe runs again")
     else:
         from tunesmith.training.rft import read_rows
 
@@ -147,11 +224,17 @@ def readiness_gate(
     if not quiet:
         print(render_report(report))
     if report["verdict"] != "ready":
+        run_root = stage_dir.parent  # a run with a finished stage is kept (and continued), else removed
+        how_to_force = (
+            f"to train anyway: tunesmith train --resume {run_root} --force (the probe is kept in {path})"
+            if resumable(run_root)
+            else "pass --force to train anyway"
+        )
         if not force:
             raise UserError(
                 f"stage {stage.name}: the readiness probe says {report['verdict_text']!r} "
                 f"({100 * report['positive_rate']:.1f}% of {report['samples']} samples earned positive reward) — "
-                f"{report['advice']}; pass --force to train anyway (the probe is kept in {path})"
+                f"{report['advice']}; {how_to_force}"
             )
         print(f"--force: starting {stage.name} despite the probe's verdict", file=sys.stderr)
 
@@ -173,6 +256,57 @@ def check_recipe(resolved: ResolvedRecipe, *, force: bool, quiet: bool) -> None:
             print("--force: training despite lint errors", file=sys.stderr)
 
 
+def resume_recipe(run_dir: Path, recipe_path: str | None, overrides: list[str]) -> ResolvedRecipe:
+    """The recipe a resumed run continues with: the stored one; with a recipe file or overrides, that one —
+    refused when it differs from the stored one in anything but `RESUME_SAFE` keys (the differing keys are
+    named). Relative paths resolve against the original recipe's folder (`plan.json`'s source)."""
+    recipe_file = run_dir / "recipe.resolved.yaml"
+    if not run_dir.is_dir() or not recipe_file.exists():
+        raise UserError(f"--resume {run_dir}: not a run folder (no recipe.resolved.yaml) — pass runs/<name>")
+    plan_json = read_json_record(run_dir / "plan.json", fix="restore it, or start again with --overwrite")
+    source = plan_json.get("source") or str(recipe_file)
+    stored = resolve(load_recipe(recipe_file), recipe_path=source)
+    if recipe_path is None and not overrides:
+        return stored
+    if recipe_path is not None:
+        given = plan(Path(recipe_path).absolute(), overrides)
+    else:
+        given = resolve(load_recipe(recipe_file, overrides), recipe_path=source)
+    old, new = stored.to_dict(), given.to_dict()
+    new["name"], new["output_dir"] = old["name"], old["output_dir"]  # --resume names the folder
+    changed = _differences(old, new)
+    unsafe = [key for key in changed if key.split(".")[0].split("[")[0] not in RESUME_SAFE]
+    if unsafe:
+        what = f"{recipe_path} differs" if recipe_path is not None else "the overrides differ"
+        raise UserError(
+            f"--resume {run_dir}: {what} from the run's recipe in {', '.join(unsafe[:8])}"
+            f"{' and more' if len(unsafe) > 8 else ''} — resume with the stored recipe (`tunesmith train "
+            f"--resume {run_dir}`), or start a new run with those values (--name NEW_NAME)"
+        )
+    if not changed:
+        return stored
+    given.recipe = given.recipe.model_copy(update={"name": old["name"], "output_dir": old["output_dir"]})
+    if is_main_process():
+        atomic_write_yaml(recipe_file, given.to_dict())
+        atomic_write_json(run_dir / "plan.json", given.to_json())
+        print(f"--resume: using the new values of {', '.join(changed)}", file=sys.stderr)
+    return given
+
+
+def _differences(old: Any, new: Any, path: str = "") -> list[str]:
+    """Key paths (`stages[0].hyperparameters.lr`) where two plain-data trees differ."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        keys = list(old) + [k for k in new if k not in old]
+        return [d for k in keys for d in _differences(old.get(k), new.get(k), f"{path}.{k}" if path else k)]
+    if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
+        return [
+            d
+            for i, (a, b) in enumerate(zip(old, new, strict=True))
+            for d in _differences(a, b, f"{path}[{i}]")
+        ]
+    return [] if old == new else [path]
+
+
 def train_command(
     recipe_path: str | None,
     *,
@@ -182,20 +316,32 @@ def train_command(
     force: bool = False,
     runs_root: str | None = None,
     evaluate: bool = True,
+    name: str | None = None,
+    overwrite: bool = False,
 ) -> int:
+    overrides = list(overrides or [])
+    if name is not None:  # as a JSON string: taken literally, not parsed as YAML
+        overrides.append(f"name={json.dumps(name)}")
+    run_dir = None
     if resume:
+        if overwrite or name is not None:
+            raise UserError("--resume continues a run as it is — drop --overwrite/--name, or drop --resume")
+        if recipe_path is not None and "=" in recipe_path and not Path(recipe_path).exists():
+            overrides.insert(0, recipe_path)  # `train --resume RUN key=value`: an override, not a recipe
+            recipe_path = None
         run_dir = Path(resume)
-        recipe_file = run_dir / "recipe.resolved.yaml"
-        if not recipe_file.exists():
-            raise UserError(f"{resume}: not a run folder (no recipe.resolved.yaml) — pass runs/<name>")
-        resolved = resolve(load_recipe(recipe_file, overrides), recipe_path=recipe_file)
-        runs_root = str(run_dir.parent)
+        resolved = resume_recipe(run_dir, recipe_path, overrides)
     else:
         if recipe_path is None:
             raise UserError("train needs a RECIPE file, or --resume runs/<name>")
-        resolved = plan(recipe_path, overrides)
+        resolved = plan(Path(recipe_path).absolute(), overrides)
+        target = Path(runs_root or resolved.recipe.output_dir) / resolved.recipe.name
+        if target.exists() and not overwrite:  # before lint prints anything (prepare_run checks again)
+            raise UserError(run_exists_message(target))
     check_recipe(resolved, force=force, quiet=quiet)
-    result = train(resolved, runs_root=runs_root, quiet=quiet, force=force)
+    result = train(
+        resolved, runs_root=runs_root, quiet=quiet, force=force, run_dir=run_dir, overwrite=overwrite
+    )
     if is_main_process():
         if result.completed:
             print(

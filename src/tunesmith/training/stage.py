@@ -44,14 +44,23 @@ from tunesmith.models.loading import load_model, load_tokenizer
 from tunesmith.monitoring import Event, Monitor, MonitorSettings, RunContext
 from tunesmith.recipe.resolve import StagePlan
 from tunesmith.recipe.schema import ResolvedConfig, ResolvedStage
-from tunesmith.runs import atomic_directory, atomic_write_json, atomic_write_text
+from tunesmith.runs import (
+    atomic_directory,
+    atomic_write_json,
+    atomic_write_text,
+    read_json_record,
+    read_jsonl_record,
+)
 from tunesmith.training.callbacks import (
+    INDEX_FIX,
+    METRICS_FIX,
     CheckpointKeeper,
     FinalValidation,
     MetricsLogger,
     ProgressBar,
     Selection,
     StopOnSignal,
+    checkpoint_problem,
     checkpoint_step,
     complete_checkpoints,
     remove_incomplete_checkpoints,
@@ -63,7 +72,6 @@ from tunesmith.training.monitor import (
     MonitorCallback,
     load_state,
     lr_scale_at,
-    read_rows,
     rewrite_rows,
     save_state,
 )
@@ -300,29 +308,35 @@ def _write_schedule(stage_dir: Path, factor: LRFactor) -> None:
     )
 
 
-def rollback_to(stage_dir: Path, step: int, attempt: int, selection: Selection) -> None:
+def rollback_to(stage_dir: Path, step: int, attempt: int | None, selection: Selection) -> None:
     """Discard everything after optimizer step `step`: later checkpoints (also from the index and best.json),
-    and metrics rows (kept as `metrics.attempt-<attempt>.jsonl` for the record)."""
-    checkpoints_dir = stage_dir / "checkpoints"
-    for path in complete_checkpoints(checkpoints_dir):
-        if checkpoint_step(path) > step:
-            shutil.rmtree(path, ignore_errors=True)
+    and metrics rows (kept as `metrics.attempt-<attempt>.jsonl` for the record, unless `attempt` is None)."""
+    later = [p for p in complete_checkpoints(stage_dir / "checkpoints") if checkpoint_step(p) > step]
+    discard_checkpoints(stage_dir, later, selection)
+    metrics = stage_dir / "metrics.jsonl"
+    if metrics.exists():
+        if attempt is not None:
+            shutil.copy2(metrics, stage_dir / f"metrics.attempt-{attempt}.jsonl")
+        rows = read_jsonl_record(metrics, fix=METRICS_FIX)
+        # from scratch, the start's validation is run again (eval_on_start): drop its old row too
+        rewrite_rows(metrics, [r for r in rows if r.get("step", 0) <= step and (step > 0 or "loss" in r)])
+
+
+def discard_checkpoints(stage_dir: Path, paths: list[Path], selection: Selection) -> None:
+    """Delete checkpoint folders, drop them from the index (checkpoints.json) and re-derive best.json."""
+    for path in paths:
+        shutil.rmtree(path, ignore_errors=True)
     index_path = stage_dir / "checkpoints.json"
+    names = {p.name for p in paths}
     if index_path.exists():
-        index = {k: v for k, v in json.loads(index_path.read_text()).items() if v["step"] <= step}
-        atomic_write_json(index_path, index)
-    keeper = CheckpointKeeper(stage_dir, checkpoints_dir, 1, selection=selection)
+        index = read_json_record(index_path, fix=INDEX_FIX)
+        atomic_write_json(index_path, {k: v for k, v in index.items() if k not in names})
+    keeper = CheckpointKeeper(stage_dir, stage_dir / "checkpoints", 1, selection=selection)
     best = keeper.best()
     if best is not None:
         atomic_write_json(stage_dir / "best.json", best)
     elif (stage_dir / "best.json").exists():
         (stage_dir / "best.json").unlink()
-    metrics = stage_dir / "metrics.jsonl"
-    if metrics.exists():
-        shutil.copy2(metrics, stage_dir / f"metrics.attempt-{attempt}.jsonl")
-        rows = read_rows(metrics)
-        # from scratch, the start's validation is run again (eval_on_start): drop its old row too
-        rewrite_rows(metrics, [r for r in rows if r.get("step", 0) <= step and (step > 0 or "loss" in r)])
 
 
 def _monitor_settings(stage: ResolvedStage) -> MonitorSettings:
@@ -421,7 +435,30 @@ def _recover(run: StageRun, selection: Selection) -> dict[str, Any]:
         removed = remove_incomplete_checkpoints(run.stage_dir / "checkpoints")
         if removed and not run.quiet:
             print(f"{run.stage.name}: removed incomplete checkpoints left by a crash: {', '.join(removed)}")
+        _drop_damaged_checkpoints(run, selection)
     return state
+
+
+def _drop_damaged_checkpoints(run: StageRun, selection: Selection) -> None:
+    """Complete-marked checkpoints whose files were since emptied, cut short or made unreadable are removed
+    (with a warning); when the latest is one of them, the stage resumes from the newest sound one (its
+    later metrics rows are dropped, as after a rollback)."""
+    checkpoints = complete_checkpoints(run.stage_dir / "checkpoints")
+    damaged = {path: problem for path in checkpoints if (problem := checkpoint_problem(path))}
+    if not damaged:
+        return
+    sound = [p for p in checkpoints if p not in damaged]
+    fallback = sound[-1] if sound else None
+    for path, problem in damaged.items():
+        print(
+            f"{run.stage.name}: warning: {path.name} is damaged ({problem}); it is removed", file=sys.stderr
+        )
+    if checkpoints[-1] in damaged:
+        to_step = checkpoint_step(fallback) if fallback else 0
+        where = fallback.name if fallback else "the start of the stage (no sound checkpoint is left)"
+        print(f"{run.stage.name}: warning: resuming from {where} instead", file=sys.stderr, flush=True)
+        rollback_to(run.stage_dir, to_step, None, selection)
+    discard_checkpoints(run.stage_dir, [p for p in damaged if p.exists()], selection)
 
 
 def _train_attempt(
@@ -675,22 +712,15 @@ def _events_report(name: str, events: dict[str, Any]) -> str:
 def _first(path: Path, key: str) -> float | None:
     if not path.exists():
         return None
-    for line in path.read_text(encoding="utf-8").splitlines():
-        row = json.loads(line)
-        if row.get(key) is not None:
-            return row[key]
-    return None
+    values = [row[key] for row in read_jsonl_record(path, fix=METRICS_FIX) if row.get(key) is not None]
+    return values[0] if values else None
 
 
 def _last(path: Path, key: str) -> float | None:
     if not path.exists():
         return None
-    value = None
-    for line in path.read_text(encoding="utf-8").splitlines():
-        row = json.loads(line)
-        if row.get(key) is not None:
-            value = row[key]
-    return value
+    values = [row[key] for row in read_jsonl_record(path, fix=METRICS_FIX) if row.get(key) is not None]
+    return values[-1] if values else None
 
 
 def export_best(run: StageRun, best: dict[str, Any] | None, tokenizer: Any, best_dir: Path) -> None:

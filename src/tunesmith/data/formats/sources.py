@@ -12,6 +12,7 @@ import codecs
 import json
 import math
 import os
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ from typing import Any
 from tunesmith.bounded import LimitError, check_json_depth, check_regular_file, parse_float, parse_int
 from tunesmith.data.formats.core import Problem, type_name
 from tunesmith.errors import DataError
+from tunesmith.runs import has_lone_surrogate
 
 #: longest accepted line (bytes); longer lines are reported, not loaded
 MAX_LINE_BYTES = 8 * 1024 * 1024
@@ -197,6 +199,16 @@ def _iter_jsonl(path: Path, max_line_bytes: int) -> Iterator[Record]:
             continue
         except _UnfaithfulJson as err:
             yield Record(file, number, problem=err.problem)
+            continue
+        except ValueError as err:  # an integer past Python's int/str digit limit
+            what = f"a number longer than {sys.get_int_max_str_digits()} digits ({type(err).__name__})"
+            yield Record(file, number, problem=Problem(what, "shorten the number or write it as a string"))
+            continue
+        if "\\u" in text and has_lone_surrogate(row):
+            problem = Problem(
+                "a string holds a lone surrogate (\\ud800-\\udfff, invalid Unicode)", "fix the text"
+            )
+            yield Record(file, number, problem=problem)
             continue
         if type(row) is not dict:
             yield Record(
