@@ -144,9 +144,10 @@ def _may_define(path: Path, name: str) -> bool:
     for node in tree.body:
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) and node.name == name:
             return True
-        if isinstance(node, ast.Import | ast.ImportFrom):
-            if any(alias.name == "*" or (alias.asname or alias.name) == name for alias in node.names):
-                return True
+        if isinstance(node, ast.Import | ast.ImportFrom) and any(
+            alias.name == "*" or (alias.asname or alias.name) == name for alias in node.names
+        ):
+            return True
         targets = (
             node.targets
             if isinstance(node, ast.Assign)
