@@ -37,6 +37,7 @@ from typing import Any
 import torch
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
+from tunesmith.errors import UserError
 from tunesmith.monitoring import Event, Monitor, summarize
 from tunesmith.monitoring.stats import is_finite
 from tunesmith.runs import atomic_write_bytes, atomic_write_json, read_json_record
@@ -60,14 +61,27 @@ def append_line(path: Path, row: dict[str, Any]) -> None:
 
 
 def read_rows(path: Path) -> list[dict[str, Any]]:
+    """The JSON rows of a run's JSONL record (metrics, probes, events); a torn last line (a crash mid-write)
+    is dropped, a damaged line before it is a one-line `UserError` naming FILE:LINE."""
     if not path.exists():
         return []
+    lines = path.read_bytes().splitlines()
     rows = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:  # a torn last line after a crash
+    for number, raw in enumerate(lines, 1):
+        if not raw.strip():
             continue
+        try:
+            row = json.loads(raw.decode("utf-8"))
+        except ValueError:  # JSONDecodeError, UnicodeDecodeError
+            row = None
+        if not isinstance(row, dict):
+            if number == len(lines):
+                continue  # a torn last line after a crash
+            raise UserError(
+                f"{path}:{number}: damaged line (not a JSON object) — delete that line (or restore the file) "
+                "and resume again"
+            )
+        rows.append(row)
     return rows
 
 
