@@ -1,0 +1,197 @@
+"""Chat templates done right on the real families' stand-ins (Qwen3, Llama 3.2 Instruct).
+
+- SFT trains every assistant turn of a multi-turn conversation, and nothing else: checked on the labels of
+  the dataset the stage builds and hands to TRL's SFTTrainer, against the templates' own renderings.
+- The thinking switch reaches the template the same way in training and generation, and a Qwen3-style
+  answer with a `<think>` block is scored on its answer through the tool's own decode-and-score path.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from transformers import AutoTokenizer
+
+from tunesmith.models.templates import tokenize_conversation, training_template
+
+SYSTEM = "You answer Brindle part questions."
+TURNS = [
+    ("What does a B-12 bracket cost?", "The B-12 bracket costs 4 dollars."),
+    ("And the hinge?", "The H-3 hinge costs 7 dollars."),
+]
+REASONING = "The catalog lists the H-3 hinge at 7."
+
+# The end of an assistant turn, as each family's real template writes it.
+END_OF_TURN = {"qwen3": "<|im_end|>\n", "llama3": "<|eot_id|>"}
+# What comes before the answer in an assistant turn: Qwen3's training template keeps every turn's block.
+BLOCK = {
+    "qwen3": lambda reasoning: f"<think>\n{reasoning}\n</think>\n\n",
+    "llama3": lambda reasoning: "",
+}
+
+
+def _conversation(with_reasoning: bool = False) -> list[dict]:
+    messages = [{"role": "system", "content": SYSTEM}]
+    for index, (question, answer) in enumerate(TURNS):
+        messages.append({"role": "user", "content": question})
+        turn = {"role": "assistant", "content": answer}
+        if with_reasoning and index == 1:
+            turn["reasoning_content"] = REASONING
+        messages.append(turn)
+    return messages
+
+
+def _labeled_runs(input_ids: list[int], labels: list[int], tokenizer) -> list[str]:
+    """The decoded stretches of consecutive tokens that carry loss."""
+    runs, current = [], []
+    for token, label in zip(input_ids, labels, strict=True):
+        if label != -100:
+            assert label == token
+            current.append(token)
+        elif current:
+            runs.append(tokenizer.decode(current))
+            current = []
+    if current:
+        runs.append(tokenizer.decode(current))
+    return runs
+
+
+def _expected_runs(kind: str, with_reasoning: bool) -> list[str]:
+    return [
+        BLOCK[kind](REASONING if with_reasoning and index == 1 else "") + answer + END_OF_TURN[kind]
+        for index, (_, answer) in enumerate(TURNS)
+    ]
+
+
+def _sft_stage_trainer(tmp_path: Path, model_dir: Path, rows: list[dict], *, reasoning: bool | None):
+    """The SFT stage's trainer, built as `run_stage` builds it (resolve -> stage data -> datasets ->
+    TRL's SFTTrainer), without training."""
+    from tunesmith.models.loading import load_model, load_tokenizer
+    from tunesmith.recipe.loading import load_recipe
+    from tunesmith.recipe.resolve import resolve
+    from tunesmith.training.data import prepare_stage_data
+    from tunesmith.training.schedule import LRFactor
+    from tunesmith.training.sft import SFT
+    from tunesmith.training.stage import StageRun, TrainerInputs, base_args, schedule_for
+
+    train = tmp_path / "train.jsonl"
+    train.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    hyper = {"max_steps": 1, "global_batch_size": len(rows), "micro_batch_size": len(rows)}
+    recipe = {
+        "name": "templates",
+        "model": {"path": str(model_dir)},
+        "output_dir": str(tmp_path / "runs"),
+        "stages": [
+            {
+                "technique": "sft",
+                "mode": "full",
+                "data": {"train": str(train)},
+                "data_mixing": {"customer_percent": 100},
+                "hyperparameters": hyper,
+            }
+        ],
+        "evaluation": {"reasoning_enabled": reasoning},
+    }
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    resolved = resolve(load_recipe(path), recipe_path=path)
+    stage, plan = resolved.recipe.stages[0], resolved.stages[0]
+    stage_dir = tmp_path / "runs" / "templates" / stage.name
+    data = prepare_stage_data(
+        stage, stage_dir=stage_dir, total_examples=len(rows), seed=0, quiet=True, snapshot=plan.train_data
+    )
+    run = StageRun(resolved.recipe, stage, plan, stage_dir, model_dir, data, quiet=True)
+    technique = SFT()
+    tokenizer = load_tokenizer(model_dir)
+    datasets = technique.build_datasets(run, tokenizer)
+    schedule = schedule_for(stage, plan)
+    inputs = TrainerInputs(
+        model=load_model(model_dir, dtype=torch.float32),
+        args=base_args(run, technique, has_validation=False, resuming=False),
+        trainer_kwargs=dict(
+            processing_class=tokenizer, callbacks=[], schedule=schedule, lr_factor=LRFactor(schedule)
+        ),
+        monitor=None,
+    )
+    return technique.build_trainer(run, datasets, inputs), tokenizer
+
+
+@pytest.mark.parametrize("kind", ["qwen3", "llama3"])
+def test_every_assistant_turn_of_a_two_turn_conversation_carries_loss(stand_ins, tmp_path, kind) -> None:
+    rows = [{"messages": _conversation()}, {"messages": _conversation(with_reasoning=True)}]
+    trainer, tokenizer = _sft_stage_trainer(tmp_path, stand_ins[kind], rows, reasoning=False)
+    fed = trainer.train_dataset
+    assert len(fed) == 2
+    for index, with_reasoning in enumerate((False, True)):
+        input_ids, labels = fed[index]["input_ids"], fed[index]["labels"]
+        # both assistant turns, whole, end-of-turn token included; no system or user token
+        assert _labeled_runs(input_ids, labels, tokenizer) == _expected_runs(kind, with_reasoning)
+        unlabeled = tokenizer.decode([t for t, label in zip(input_ids, labels, strict=True) if label == -100])
+        assert SYSTEM in unlabeled and all(question in unlabeled for question, _ in TURNS)
+        assert not any(answer in unlabeled for _, answer in TURNS)
+        # the trained sequence is the template's own rendering of the conversation
+        template = training_template(tokenizer)
+        rendered = tokenizer.apply_chat_template(
+            rows[index]["messages"], chat_template=template.text, tokenize=False, enable_thinking=False
+        )
+        assert tokenizer.decode(input_ids) == rendered
+
+
+def test_the_family_templates_take_the_expected_path(stand_ins) -> None:
+    qwen3 = AutoTokenizer.from_pretrained(stand_ins["qwen3"])
+    llama3 = AutoTokenizer.from_pretrained(stand_ins["llama3"])
+    assert training_template(qwen3).source == "trl"  # TRL's qwen3_training.jinja
+    assert "{%- generation %}" in training_template(qwen3).text
+    assert training_template(llama3).source == "rendered"  # TRL ships no Llama 3.2 training variant
+
+
+def test_the_rendered_mask_matches_the_original_template_on_the_last_turn(stand_ins) -> None:
+    """Llama's mask is found by rendering: its last turn is exactly what the original template adds after
+    the inference prompt (`add_generation_prompt=True`)."""
+    tokenizer = AutoTokenizer.from_pretrained(stand_ins["llama3"])
+    messages = _conversation()
+    out = tokenize_conversation(tokenizer, messages, training_template(tokenizer), reasoning=None)
+    prompt = tokenizer.apply_chat_template(messages[:-1], add_generation_prompt=True, tokenize=False)
+    full = tokenizer.apply_chat_template(messages, tokenize=False)
+    assert full.startswith(prompt)
+    last = _labeled_runs(
+        out["input_ids"],
+        [t if m else -100 for t, m in zip(out["input_ids"], out["assistant_masks"], strict=True)],
+        tokenizer,
+    )[-1]
+    assert last == full[len(prompt) :]
+
+
+def test_a_template_that_rewrites_earlier_turns_is_a_one_line_error(stand_ins) -> None:
+    """The original Qwen3 template drops earlier turns' reasoning once a later user turn follows: the
+    rendered mask cannot place those turns, and says so instead of training on the wrong tokens."""
+    from tunesmith.errors import ModelError
+    from tunesmith.models.templates import TrainingTemplate
+
+    tokenizer = AutoTokenizer.from_pretrained(stand_ins["qwen3"])
+    original = TrainingTemplate(tokenizer.chat_template, "rendered")
+    messages = _conversation(with_reasoning=True)
+    messages[2]["reasoning_content"] = "first thoughts"  # an earlier turn with reasoning
+    with pytest.raises(ModelError, match="not prefix-preserving"):
+        tokenize_conversation(tokenizer, messages, original, reasoning=True)
+    single = _conversation()[:3]  # one turn: nothing follows it, the original template is fine
+    out = tokenize_conversation(tokenizer, single, original, reasoning=False)
+    runs = _labeled_runs(
+        out["input_ids"],
+        [t if m else -100 for t, m in zip(out["input_ids"], out["assistant_masks"], strict=True)],
+        tokenizer,
+    )
+    assert runs == [TURNS[0][1] + "<|im_end|>\n"]  # the empty block is in the prompt (enable_thinking=False)
+
+
+def test_a_tokenizer_without_a_chat_template_is_a_one_line_error(stand_ins) -> None:
+    from tunesmith.errors import ModelError
+
+    tokenizer = AutoTokenizer.from_pretrained(stand_ins["llama3"])
+    tokenizer.chat_template = None
+    with pytest.raises(ModelError, match="no chat template"):
+        training_template(tokenizer)
