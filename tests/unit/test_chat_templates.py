@@ -195,3 +195,84 @@ def test_a_tokenizer_without_a_chat_template_is_a_one_line_error(stand_ins) -> N
     tokenizer.chat_template = None
     with pytest.raises(ModelError, match="no chat template"):
         training_template(tokenizer)
+
+
+class ScriptedModel(torch.nn.Module):
+    """Answers each prompt with a fixed completion (token ids), through the same `generate` call
+    `generate_batch` makes; records what it was asked. The decoding and scoring after it are the tool's."""
+
+    def __init__(self, completions: list[list[int]], generation_config) -> None:
+        super().__init__()
+        self.completions = completions
+        self.generation_config = generation_config
+        self.calls: list[dict] = []
+        self.device = torch.device("cpu")
+
+    def generate(self, input_ids, attention_mask, *, max_new_tokens, pad_token_id, eos_token_id, **options):
+        self.calls.append({"input_ids": input_ids, "eos_token_id": eos_token_id, "options": options})
+        rows = [ids[:max_new_tokens] for ids in self.completions[: input_ids.shape[0]]]
+        self.completions = self.completions[input_ids.shape[0] :]
+        width = max(len(r) for r in rows)
+        new = torch.tensor([r + [pad_token_id] * (width - len(r)) for r in rows])
+        return torch.cat([input_ids, new], dim=1)
+
+
+@pytest.mark.parametrize("reasoning", [False, True])
+def test_a_qwen3_answer_with_a_reasoning_block_is_scored_on_its_answer(stand_ins, reasoning) -> None:
+    """Decode (the `<think>` tags are plain text in Qwen3: decoding keeps them) -> strip the block -> exact
+    match, token F1 and the Brindle reward all 1.0; the block is kept with the prediction."""
+    from transformers import GenerationConfig
+
+    from tunesmith.evaluation.metrics import resolve_reward
+    from tunesmith.evaluation.suites import answer_items, domain_items, resolve_data
+
+    tokenizer = AutoTokenizer.from_pretrained(stand_ins["qwen3"])
+    items = domain_items(resolve_data("builtin:brindle/eval"))[:3]
+    texts = [
+        f"<think>\nLook it up: {i}.\n</think>\n\n{item['reference']}<|im_end|>"
+        for i, item in enumerate(items)
+    ]
+    completions = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
+    config = GenerationConfig.from_pretrained(stand_ins["qwen3"])
+    model = ScriptedModel(completions, config)
+    answered = answer_items(
+        model,
+        tokenizer,
+        items,
+        max_new_tokens=64,
+        batch_size=8,
+        reward=resolve_reward("builtin:brindle"),
+        reasoning=reasoning,
+    )
+    for index, (item, row) in enumerate(zip(items, answered, strict=True)):
+        assert row["prediction"] == item["reference"]
+        assert row["reasoning"] == f"Look it up: {index}."
+        assert row["scores"]["exact_match"] == 1.0
+        assert row["scores"]["token_f1"] == 1.0
+        assert row["scores"]["reward"] == 1.0
+    (call,) = model.calls
+    prompt = tokenizer.decode(call["input_ids"][0])
+    expected_end = "<|im_start|>assistant\n" + ("" if reasoning else "<think>\n\n</think>\n\n")
+    assert prompt.endswith(expected_end)  # the thinking switch reached the template
+    stops = {tokenizer.convert_ids_to_tokens(i) for i in call["eos_token_id"]}
+    assert stops == {"<|im_end|>", "<|endoftext|>"}  # every eos the generation config lists
+
+
+def test_rft_rewards_score_the_answer_without_its_reasoning_block() -> None:
+    from tunesmith.rewards import load_reward
+    from tunesmith.training.rft import ROW_KEY, RewardBridge
+
+    rows = {
+        "t0": {
+            "prompt": [{"role": "user", "content": "Brindle: name of FY9?"}],
+            "reference_answer": "glimmet",
+        }
+    }
+    bridge = RewardBridge(load_reward("exact_match"), rows)
+    completions = [
+        [{"role": "assistant", "content": "<think>\nFY9 is the glimmet.\n</think>\n\nglimmet"}],
+        [{"role": "assistant", "content": "<think>\n\n</think>\n\nglimmet"}],
+        [{"role": "assistant", "content": "<think>\nglimmet"}],  # never answered: the block alone
+    ]
+    prompts = [rows["t0"]["prompt"]] * 3
+    assert bridge(prompts, completions, **{ROW_KEY: ["t0"] * 3}) == [1.0, 1.0, 0.0]
