@@ -67,48 +67,57 @@ def _expected_runs(kind: str, with_reasoning: bool) -> list[str]:
     ]
 
 
-def _sft_stage_trainer(tmp_path: Path, model_dir: Path, rows: list[dict], *, reasoning: bool | None):
-    """The SFT stage's trainer, built as `run_stage` builds it (resolve -> stage data -> datasets ->
-    TRL's SFTTrainer), without training."""
-    from tunesmith.models.loading import load_model, load_tokenizer
+def _stage_run(tmp_path: Path, model_dir: Path, stage: dict, evaluation: dict, examples: int):
+    """The first stage's `StageRun`, as `tunesmith train` builds it (resolve -> stage data)."""
     from tunesmith.recipe.loading import load_recipe
     from tunesmith.recipe.resolve import resolve
     from tunesmith.training.data import prepare_stage_data
-    from tunesmith.training.schedule import LRFactor
-    from tunesmith.training.sft import SFT
-    from tunesmith.training.stage import StageRun, TrainerInputs, base_args, schedule_for
+    from tunesmith.training.stage import StageRun
 
-    train = tmp_path / "train.jsonl"
-    train.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    hyper = {"max_steps": 1, "global_batch_size": len(rows), "micro_batch_size": len(rows)}
     recipe = {
         "name": "templates",
         "model": {"path": str(model_dir)},
         "output_dir": str(tmp_path / "runs"),
-        "stages": [
-            {
-                "technique": "sft",
-                "mode": "full",
-                "data": {"train": str(train)},
-                "data_mixing": {"customer_percent": 100},
-                "hyperparameters": hyper,
-            }
-        ],
-        "evaluation": {"reasoning_enabled": reasoning},
+        "stages": [stage],
+        "evaluation": evaluation,
     }
     path = tmp_path / "recipe.yaml"
     path.write_text(yaml.safe_dump(recipe))
     resolved = resolve(load_recipe(path), recipe_path=path)
-    stage, plan = resolved.recipe.stages[0], resolved.stages[0]
-    stage_dir = tmp_path / "runs" / "templates" / stage.name
+    resolved_stage, plan = resolved.recipe.stages[0], resolved.stages[0]
+    stage_dir = tmp_path / "runs" / "templates" / resolved_stage.name
     data = prepare_stage_data(
-        stage, stage_dir=stage_dir, total_examples=len(rows), seed=0, quiet=True, snapshot=plan.train_data
+        resolved_stage,
+        stage_dir=stage_dir,
+        total_examples=examples,
+        seed=0,
+        quiet=True,
+        snapshot=plan.train_data,
     )
-    run = StageRun(resolved.recipe, stage, plan, stage_dir, model_dir, data, quiet=True)
+    return StageRun(resolved.recipe, resolved_stage, plan, stage_dir, model_dir, data, quiet=True)
+
+
+def _sft_stage_trainer(tmp_path: Path, model_dir: Path, rows: list[dict], *, reasoning: bool | None):
+    """The SFT stage's trainer, built as `run_stage` builds it (datasets -> TRL's SFTTrainer), untrained."""
+    from tunesmith.models.loading import load_model, load_tokenizer
+    from tunesmith.training.schedule import LRFactor
+    from tunesmith.training.sft import SFT
+    from tunesmith.training.stage import TrainerInputs, base_args, schedule_for
+
+    train = tmp_path / "train.jsonl"
+    train.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    stage = {
+        "technique": "sft",
+        "mode": "full",
+        "data": {"train": str(train)},
+        "data_mixing": {"customer_percent": 100},
+        "hyperparameters": {"max_steps": 1, "global_batch_size": len(rows), "micro_batch_size": len(rows)},
+    }
+    run = _stage_run(tmp_path, model_dir, stage, {"reasoning_enabled": reasoning}, len(rows))
     technique = SFT()
     tokenizer = load_tokenizer(model_dir)
     datasets = technique.build_datasets(run, tokenizer)
-    schedule = schedule_for(stage, plan)
+    schedule = schedule_for(run.stage, run.plan)
     inputs = TrainerInputs(
         model=load_model(model_dir, dtype=torch.float32),
         args=base_args(run, technique, has_validation=False, resuming=False),
@@ -276,3 +285,58 @@ def test_rft_rewards_score_the_answer_without_its_reasoning_block() -> None:
     ]
     prompts = [rows["t0"]["prompt"]] * 3
     assert bridge(prompts, completions, **{ROW_KEY: ["t0"] * 3}) == [1.0, 1.0, 0.0]
+
+
+@pytest.mark.parametrize(("stage_setting", "evaluation_setting"), [(None, None), (None, True), (True, False)])
+def test_one_reasoning_setting_drives_grpo_prompts_and_evaluation(
+    stand_ins, tmp_path, stage_setting, evaluation_setting
+) -> None:
+    """`ResolvedConfig.reasoning`: the stage's setting, else the evaluation's, else off; GRPO renders its
+    prompts with it (TRL's chat_template_kwargs), the evaluation with the evaluation's."""
+    from tunesmith.training.rft import RFT, grpo_config
+    from tunesmith.training.stage import base_args
+
+    stage = {
+        "technique": "rft",
+        "mode": "lora",
+        "data": {"train": "builtin:brindle/rft"},
+        "data_mixing": {"customer_percent": 100},
+        "rft": {"reward": "builtin:brindle", "number_generation": 2},
+        "hyperparameters": {"max_steps": 1, "global_batch_size": 2, "micro_batch_size": 2},
+    }
+    if stage_setting is not None:
+        stage["hyperparameters"]["reasoning_enabled"] = stage_setting
+    run = _stage_run(tmp_path, stand_ins["qwen3"], stage, {"reasoning_enabled": evaluation_setting}, 2)
+    expected = stage_setting if stage_setting is not None else bool(evaluation_setting)
+    assert run.recipe.reasoning(run.stage) is expected
+    assert run.recipe.reasoning() is bool(evaluation_setting)
+    config = grpo_config(run, base_args(run, RFT(), has_validation=False, resuming=False), False, 0)
+    assert config.chat_template_kwargs == {"enable_thinking": expected}
+
+
+@pytest.mark.parametrize("kind", ["qwen3", "llama3"])
+def test_the_forgetting_probe_forces_the_direct_answer_and_pads_with_eos(stand_ins, tmp_path, kind) -> None:
+    """The in-training probe scores each general answer teacher-forced right after the direct-answer prompt
+    (Qwen3: after the empty `<think>` block, where SFT puts answers without reasoning); Llama's missing pad
+    token falls back to eos."""
+    from tunesmith.models.loading import load_model
+    from tunesmith.training.monitor import ForgettingProbe
+
+    tokenizer = AutoTokenizer.from_pretrained(stand_ins[kind])
+    probe = ForgettingProbe(tokenizer, 1, tmp_path)
+    answers = [row["response"] for row in probe.rows]
+    input_ids, attention, scored = probe._batch(answers)
+    row = 0
+    ids = input_ids[row][attention[row].bool()].tolist()
+    first = int(scored[row].nonzero()[0])
+    prompt, answer = tokenizer.decode(ids[:first]), tokenizer.decode(ids[first:])
+    assert prompt.endswith(
+        "<|im_start|>assistant\n<think>\n\n</think>\n\n"
+        if kind == "qwen3"
+        else "assistant<|end_header_id|>\n\n"
+    )
+    assert answer == answers[row] + tokenizer.eos_token
+    pads = input_ids[attention == 0]
+    assert pads.numel() > 0 and set(pads.tolist()) == {tokenizer.pad_token_id or tokenizer.eos_token_id}
+    result = probe.measure(load_model(stand_ins[kind], dtype=torch.float32))
+    assert 0.0 <= result["general_accuracy"] <= 1.0 and result["kl"] == 0.0
