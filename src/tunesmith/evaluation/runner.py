@@ -274,6 +274,7 @@ def evaluate_checkpoint(checkpoint: EvalModel, config: EvalConfig, *, quiet: boo
                 "tasks": list(tasks),
                 "include": config.lm_eval_include,
                 "limit": config.lm_eval_limit,
+                **({"reasoning": True} if config.reasoning else {}),
             }
             result = _cached(
                 (scores.content_hash, LM_EVAL_SUITE, "", lm_settings),
@@ -301,7 +302,12 @@ def evaluate_checkpoint(checkpoint: EvalModel, config: EvalConfig, *, quiet: boo
 def _lm_eval(lazy: _Lazy, config: EvalConfig, tasks: tuple[str, ...]) -> dict:
     model, tokenizer = lazy.get()
     result = run_tasks(
-        model, tokenizer, tasks, include_path=config.lm_eval_include, limit=config.lm_eval_limit
+        model,
+        tokenizer,
+        tasks,
+        include_path=config.lm_eval_include,
+        limit=config.lm_eval_limit,
+        reasoning=config.reasoning,
     )
     return {"items": result.items, "summary": result.summary, "skipped": result.skipped}
 
