@@ -26,11 +26,14 @@ TURNS = [
 REASONING = "The catalog lists the H-3 hinge at 7."
 
 # The end of an assistant turn, as each family's real template writes it.
-END_OF_TURN = {"qwen3": "<|im_end|>\n", "llama3": "<|eot_id|>"}
+END_OF_TURN = {"qwen3": "<|im_end|>\n", "llama3": "<|eot_id|>", "qwen2.5": "<|im_end|>\n"}
 # What comes before the answer in an assistant turn: Qwen3's training template keeps every turn's block.
 BLOCK = {
     "qwen3": lambda reasoning: f"<think>\n{reasoning}\n</think>\n\n",
     "llama3": lambda reasoning: "",
+    # no thinking in Qwen2.5 (traces are not rendered); TRL's training variant also marks the newline after
+    # the role header, which the inference prompt already holds: one token more, as TRL trains it
+    "qwen2.5": lambda reasoning: "\n",
 }
 
 
@@ -129,7 +132,7 @@ def _sft_stage_trainer(tmp_path: Path, model_dir: Path, rows: list[dict], *, rea
     return technique.build_trainer(run, datasets, inputs), tokenizer
 
 
-@pytest.mark.parametrize("kind", ["qwen3", "llama3"])
+@pytest.mark.parametrize("kind", ["qwen3", "llama3", "qwen2.5"])
 def test_every_assistant_turn_of_a_two_turn_conversation_carries_loss(stand_ins, tmp_path, kind) -> None:
     rows = [{"messages": _conversation()}, {"messages": _conversation(with_reasoning=True)}]
     trainer, tokenizer = _sft_stage_trainer(tmp_path, stand_ins[kind], rows, reasoning=False)
@@ -156,6 +159,7 @@ def test_the_family_templates_take_the_expected_path(stand_ins) -> None:
     assert training_template(qwen3).source == "trl"  # TRL's qwen3_training.jinja
     assert "{%- generation %}" in training_template(qwen3).text
     assert training_template(llama3).source == "rendered"  # TRL ships no Llama 3.2 training variant
+    assert training_template(AutoTokenizer.from_pretrained(stand_ins["qwen2.5"])).source == "trl"
 
 
 def test_the_rendered_mask_matches_the_original_template_on_the_last_turn(stand_ins) -> None:
@@ -340,3 +344,15 @@ def test_the_forgetting_probe_forces_the_direct_answer_and_pads_with_eos(stand_i
     assert pads.numel() > 0 and set(pads.tolist()) == {tokenizer.pad_token_id or tokenizer.eos_token_id}
     result = probe.measure(load_model(stand_ins[kind], dtype=torch.float32))
     assert 0.0 <= result["general_accuracy"] <= 1.0 and result["kl"] == 0.0
+
+
+def test_a_reasoning_evaluation_gets_the_whole_token_cap(stand_ins) -> None:
+    """Answers without reasoning get a budget sized to the references; reasoning comes first, so it gets
+    the cap (a 4-token budget would end every think block before the answer)."""
+    from tunesmith.evaluation.runner import EvalConfig, _answer_budget
+
+    tokenizer = AutoTokenizer.from_pretrained(stand_ins["qwen3"])
+    items = [{"reference": "glimmet"}]
+    direct = _answer_budget(tokenizer, EvalConfig(suites=("general",), reasoning=False), items)
+    thinking = _answer_budget(tokenizer, EvalConfig(suites=("general",), reasoning=True), items)
+    assert direct < 32 and thinking == EvalConfig.max_new_tokens == 256
