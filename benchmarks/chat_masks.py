@@ -15,23 +15,6 @@ import time
 from pathlib import Path
 
 
-def conversations(n: int) -> list[list[dict]]:
-    rows = []
-    for i in range(n):
-        messages = [{"role": "system", "content": "Answer about Brindle parts."}] if i % 2 else []
-        messages += [
-            {"role": "user", "content": f"Brindle: price of part {i}?"},
-            {"role": "assistant", "content": f"{i % 9 + 1} brix"},
-        ]
-        if i % 3:
-            messages += [
-                {"role": "user", "content": "And two of them?"},
-                {"role": "assistant", "content": f"2 x {i % 9 + 1} = {2 * (i % 9 + 1)} brix"},
-            ]
-        rows.append(messages)
-    return rows
-
-
 def last_run_length(mask: list[int]) -> int:
     """Tokens of the last stretch of 1s (the last assistant turn)."""
     length = 0
@@ -46,10 +29,10 @@ def last_run_length(mask: list[int]) -> int:
 def main() -> None:
     from transformers import AutoTokenizer
 
-    from tunesmith.models.stand_ins import build_stand_in
+    from tunesmith.models.stand_ins import build_stand_in, sample_conversations
     from tunesmith.models.templates import tokenize_conversation, training_template
 
-    rows = conversations(300)
+    rows = sample_conversations(300)
     with tempfile.TemporaryDirectory() as root:
         for kind in ("qwen3", "llama3"):
             tokenizer = AutoTokenizer.from_pretrained(build_stand_in(kind, Path(root) / kind))

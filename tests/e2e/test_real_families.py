@@ -36,20 +36,9 @@ def _jsonl(path: Path, rows: list[dict]) -> str:
 
 def _multi_turn_rows(n: int) -> list[dict]:
     """Two-turn and one-turn conversations, half with a system prompt."""
-    rows = []
-    for i in range(n):
-        messages = [{"role": "system", "content": "Answer about Brindle parts."}] if i % 2 else []
-        messages += [
-            {"role": "user", "content": f"Brindle: price of part {i}?"},
-            {"role": "assistant", "content": f"{i % 9 + 1} brix"},
-        ]
-        if i % 3:
-            messages += [
-                {"role": "user", "content": "And two of them?"},
-                {"role": "assistant", "content": f"2 x {i % 9 + 1} = {2 * (i % 9 + 1)} brix"},
-            ]
-        rows.append({"messages": messages})
-    return rows
+    from tunesmith.models.stand_ins import sample_conversations
+
+    return [{"messages": messages} for messages in sample_conversations(n)]
 
 
 def _write_recipe(tmp_path: Path, name: str, model_dir: Path, stages: list[dict], **extra) -> Path:
