@@ -83,7 +83,7 @@ def test_cpt_then_multi_turn_sft_then_eval_and_export(stand_ins, tmp_path, capsy
         },
     ]
     path = _write_recipe(tmp_path, f"chain-{kind}", stand_ins[kind], stages)
-    assert main(["train", str(path), "--quiet", "--force"]) == 0
+    assert main(["train", str(path), "--quiet"]) == 0
     run = tmp_path / "runs" / f"chain-{kind}"
     for stage in ("cpt", "sft"):
         result = _result(run / stage)
@@ -128,7 +128,7 @@ def test_single_turn_sft_with_general_mix_then_eval_command(stand_ins, tmp_path,
         }
     ]
     path = _write_recipe(tmp_path, f"sft-{kind}", stand_ins[kind], stages)
-    assert main(["train", str(path), "--quiet", "--no-eval", "--force"]) == 0
+    assert main(["train", str(path), "--quiet", "--no-eval"]) == 0
     run = tmp_path / "runs" / f"sft-{kind}"
     assert _result(run / "sft")["steps"] == 2
     capsys.readouterr()
