@@ -356,3 +356,15 @@ def test_a_reasoning_evaluation_gets_the_whole_token_cap(stand_ins) -> None:
     direct = _answer_budget(tokenizer, EvalConfig(suites=("general",), reasoning=False), items)
     thinking = _answer_budget(tokenizer, EvalConfig(suites=("general",), reasoning=True), items)
     assert direct < 32 and thinking == EvalConfig.max_new_tokens == 256
+
+
+def test_a_template_whose_markers_cover_nothing_is_a_one_line_error(stand_ins) -> None:
+    from tunesmith.errors import ModelError
+    from tunesmith.models.templates import TrainingTemplate
+
+    tokenizer = AutoTokenizer.from_pretrained(stand_ins["qwen3"])
+    broken = TrainingTemplate(
+        "{% for m in messages %}{{ m['content'] }}{% endfor %}{% generation %}{% endgeneration %}", "own"
+    )
+    with pytest.raises(ModelError, match="marks no assistant token"):
+        tokenize_conversation(tokenizer, _conversation(), broken, reasoning=False)

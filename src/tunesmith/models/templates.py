@@ -85,14 +85,22 @@ def tokenize_conversation(
             return_assistant_tokens_mask=True,
             **extra,
         )
-        return {"input_ids": list(out["input_ids"]), "assistant_masks": list(out["assistant_masks"])}
-    text, spans = assistant_spans(tokenizer, messages, template.text, extra)
-    encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-    mask = [
-        int(any(start < end_span and end > start_span for start_span, end_span in spans))
-        for start, end in encoded["offset_mapping"]
-    ]
-    return {"input_ids": list(encoded["input_ids"]), "assistant_masks": mask}
+        input_ids, mask = list(out["input_ids"]), list(out["assistant_masks"])
+    else:
+        text, spans = assistant_spans(tokenizer, messages, template.text, extra)
+        encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        input_ids = list(encoded["input_ids"])
+        mask = [
+            int(any(start < end_span and end > start_span for start_span, end_span in spans))
+            for start, end in encoded["offset_mapping"]
+        ]
+    if not any(mask):  # the trainer would drop the conversation silently: a template fault, said once
+        raise ModelError(
+            "the chat template marks no assistant token in a conversation that has an assistant turn — check "
+            "the {% generation %} / {% endgeneration %} markers of the model's chat_template "
+            "(tokenizer_config.json)"
+        )
+    return {"input_ids": input_ids, "assistant_masks": mask}
 
 
 def assistant_spans(
