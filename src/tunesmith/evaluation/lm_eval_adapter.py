@@ -84,8 +84,11 @@ def run_tasks(
     include_path: str | os.PathLike[str] | None = None,
     limit: int | None = None,
     batch_size: int = 16,
+    reasoning: bool = False,
 ) -> LmEvalResult:
-    """Evaluate `model` on the lm-eval `tasks` whose data is local; skipped tasks get one line each."""
+    """Evaluate `model` on the lm-eval `tasks` whose data is local; skipped tasks get one line each.
+    `reasoning` is the thinking switch (lm-eval's `enable_thinking`; with it on, the answer is what follows
+    the reasoning block's `</think>`)."""
     result = LmEvalResult()
     if not tasks:
         return result
@@ -133,7 +136,13 @@ def run_tasks(
             loaded.update(tasks_of)
         if not loaded:
             return result
-        lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size)
+        lm = HFLM(
+            pretrained=model,
+            tokenizer=tokenizer,
+            batch_size=batch_size,
+            enable_thinking=reasoning,
+            think_end_token="</think>" if reasoning else None,
+        )
         output = simple_evaluate(
             model=lm,
             tasks=list(loaded.values()),

@@ -63,6 +63,9 @@ class ProbeSettings:
     positive_threshold: float = 0.0
     low: float = 0.05  # "less than 5 percent positive examples" ([nova-reward-functions])
     high: float = 0.95  # the symmetric bound: nearly every answer already scores
+    reasoning: bool = (
+        False  # the thinking switch, as in the stage's GRPO prompts (`ResolvedConfig.reasoning`)
+    )
 
     @classmethod
     def for_stage(cls, stage: Any, **overrides: Any) -> ProbeSettings:
@@ -175,7 +178,7 @@ def probe_rows(
     """Sample, score and summarize. `rows` are RFT rows (`prompt` or `messages`, `reference_answer`, extra)."""
     import torch
 
-    from tunesmith.models.generate import generate_batch
+    from tunesmith.models.generate import answer_of, generate_batch
     from tunesmith.models.loading import load_model, load_tokenizer
     from tunesmith.rewards import RewardSample, load_reward
 
@@ -196,6 +199,7 @@ def probe_rows(
         max_new_tokens=settings.max_new_tokens,
         num_samples=settings.generations,
         temperature=settings.temperature,
+        reasoning=settings.reasoning,
     )
     samples = []
     for i, row in enumerate(picked):
@@ -204,11 +208,11 @@ def probe_rows(
             reference = row["metadata"].get("reference_answer")
         extra = {k: v for k, v in row.items() if k not in ("prompt", "messages", "reference_answer", "id")}
         for j in range(settings.generations):
-            text = completions[i * settings.generations + j]
+            answer = answer_of(completions[i * settings.generations + j])  # the reasoning is not scored
             samples.append(
                 RewardSample(
                     id=f"{row.get('id', i)}#probe.{j}",
-                    messages=[*prompts[i], {"role": "assistant", "content": text}],
+                    messages=[*prompts[i], {"role": "assistant", "content": answer}],
                     reference_answer=reference,
                     extra=extra,
                 )
@@ -223,8 +227,8 @@ def probe_rows(
     scores = [[results[i * g + j].score for j in range(g)] for i in range(len(picked))]
     failure = reward.failure_message() if reward.over_max_failure_rate() else None
     stats = summarize(scores, settings, failed=sum(1 for r in results if r.failed), reward_failure=failure)
-    examples = [
-        {"prompt": prompts[i][-1]["content"], "completion": samples[i * g].completion, "score": scores[i][0]}
+    examples = [  # as generated: reasoning blocks kept
+        {"prompt": prompts[i][-1]["content"], "completion": completions[i * g], "score": scores[i][0]}
         for i in range(min(5, len(picked)))
     ]
     return ProbeReport(

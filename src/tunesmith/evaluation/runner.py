@@ -56,7 +56,8 @@ class EvalConfig:
     lm_eval_tasks: tuple[str, ...] | None = None  # None: DEFAULT_TASKS for real models, none for small
     lm_eval_include: str | None = None
     lm_eval_limit: int | None = None
-    max_new_tokens: int = 256  # cap; the per-suite value is derived from the references
+    max_new_tokens: int = 256  # cap; the per-suite value is derived from the references (reasoning: the cap)
+    reasoning: bool = False  # the thinking switch (`ResolvedConfig.reasoning`); blocks are not scored
     batch_size: int = 128
     use_cache: bool = True
     base_dir: Path | None = None  # where relative data paths are also looked up (the recipe's folder)
@@ -187,11 +188,23 @@ class _Lazy:
         return self._pair
 
 
+def _answer_budget(tokenizer, config: EvalConfig, items: list[dict]) -> int:
+    """New tokens per answer: sized to the references, or the whole cap when the model reasons first."""
+    if config.reasoning:
+        return config.max_new_tokens
+    return suites.max_new_tokens_for(tokenizer, [i["reference"] for i in items], config.max_new_tokens)
+
+
 def _general(lazy: _Lazy, config: EvalConfig, items: list[dict]) -> dict:
     model, tokenizer = lazy.get()
-    max_new = suites.max_new_tokens_for(tokenizer, [i["reference"] for i in items], config.max_new_tokens)
+    max_new = _answer_budget(tokenizer, config, items)
     answered = suites.answer_items(
-        model, tokenizer, items, max_new_tokens=max_new, batch_size=config.batch_size
+        model,
+        tokenizer,
+        items,
+        max_new_tokens=max_new,
+        batch_size=config.batch_size,
+        reasoning=config.reasoning,
     )
     return {
         "items": answered,
@@ -204,9 +217,15 @@ def _general(lazy: _Lazy, config: EvalConfig, items: list[dict]) -> dict:
 def _domain(lazy: _Lazy, config: EvalConfig, items: list[dict]) -> dict:
     model, tokenizer = lazy.get()
     reward = resolve_reward(config.reward) if config.reward else None
-    max_new = suites.max_new_tokens_for(tokenizer, [i["reference"] for i in items], config.max_new_tokens)
+    max_new = _answer_budget(tokenizer, config, items)
     answered = suites.answer_items(
-        model, tokenizer, items, max_new_tokens=max_new, batch_size=config.batch_size, reward=reward
+        model,
+        tokenizer,
+        items,
+        max_new_tokens=max_new,
+        batch_size=config.batch_size,
+        reward=reward,
+        reasoning=config.reasoning,
     )
     return {
         "items": answered,
@@ -240,6 +259,8 @@ def evaluate_checkpoint(checkpoint: EvalModel, config: EvalConfig, *, quiet: boo
     scores = Scores(checkpoint, cache.checkpoint_hash(checkpoint.load_ref, revision))
     lazy = _Lazy(checkpoint.load_ref)
     settings = {"max_new_tokens_cap": config.max_new_tokens, "metrics": sorted(METRICS)}
+    if config.reasoning:  # part of the cache key (left out when off: earlier results stay valid)
+        settings["reasoning"] = True
     if "general" in config.suites:
         items = suites.general_items(config.general_items_per_category)
         key = (scores.content_hash, "general", suites.items_hash(items), settings)
@@ -252,6 +273,7 @@ def evaluate_checkpoint(checkpoint: EvalModel, config: EvalConfig, *, quiet: boo
                 "tasks": list(tasks),
                 "include": config.lm_eval_include,
                 "limit": config.lm_eval_limit,
+                **({"reasoning": True} if config.reasoning else {}),
             }
             result = _cached(
                 (scores.content_hash, LM_EVAL_SUITE, "", lm_settings),
@@ -279,7 +301,12 @@ def evaluate_checkpoint(checkpoint: EvalModel, config: EvalConfig, *, quiet: boo
 def _lm_eval(lazy: _Lazy, config: EvalConfig, tasks: tuple[str, ...]) -> dict:
     model, tokenizer = lazy.get()
     result = run_tasks(
-        model, tokenizer, tasks, include_path=config.lm_eval_include, limit=config.lm_eval_limit
+        model,
+        tokenizer,
+        tasks,
+        include_path=config.lm_eval_include,
+        limit=config.lm_eval_limit,
+        reasoning=config.reasoning,
     )
     return {"items": result.items, "summary": result.summary, "skipped": result.skipped}
 
@@ -506,6 +533,7 @@ def eval_command(
         lm_eval_include=lm_eval_include,
         lm_eval_limit=lm_eval_limit,
         use_cache=not no_cache,
+        reasoning=recipe.reasoning() if recipe is not None else False,
     )
     quiet = fmt == "json"
     after = evaluate_checkpoint(checkpoint, config, quiet=quiet)
@@ -575,6 +603,7 @@ def evaluate_run(
         domain=spec.domain,
         reward=_recipe_reward(recipe),
         base_dir=base_dir,
+        reasoning=recipe.reasoning(),
     )
     start = resolve_eval_model(start_ref)
     start.label = f"start ({start.label})"

@@ -26,7 +26,7 @@ import torch
 
 from tunesmith.data import general
 from tunesmith.evaluation.metrics import Scorer, score_all
-from tunesmith.models.generate import generate_batch, render_prompt
+from tunesmith.models.generate import answer_prompt, generate_batch, pad_token_id, split_reasoning
 
 GENERAL_TEXT_DOCS_PER_CATEGORY = 20
 """Held-out prose documents per category for the general perplexity (~5k characters in all)."""
@@ -103,13 +103,24 @@ def answer_items(
     max_new_tokens: int,
     batch_size: int,
     reward: Scorer | None = None,
+    reasoning: bool = False,
 ) -> list[dict]:
-    """Generate greedily for every item and score it: `{"id", "category", "prediction", "scores"}`."""
-    predictions = generate_batch(
-        model, tokenizer, [item["messages"] for item in items], max_new_tokens, batch_size
+    """Generate greedily for every item and score it: `{"id", "category", "prediction", "scores"}`, plus
+    `"reasoning"` when the completion opened with a reasoning block. `reasoning` is the thinking switch
+    (`render_prompt`); the block is scored by nothing (the answer after it is: `split_reasoning`) and kept in
+    the item."""
+    completions = generate_batch(
+        model,
+        tokenizer,
+        [item["messages"] for item in items],
+        max_new_tokens,
+        batch_size,
+        reasoning=reasoning,
     )
-    answered = [
-        {
+    answered = []
+    for item, completion in zip(items, completions, strict=True):
+        thought, prediction = split_reasoning(completion)
+        row = {
             "id": item["id"],
             "category": item["category"],
             "prompt": item["messages"][-1]["content"],
@@ -117,12 +128,14 @@ def answer_items(
             "prediction": prediction,
             "scores": score_all(prediction, item["reference"]),
         }
-        for item, prediction in zip(items, predictions, strict=True)
-    ]
+        if thought or completion.lstrip().startswith("<think>"):
+            row["reasoning"] = thought
+        answered.append(row)
     if reward is not None:  # one batched call: endpoints see batches, not one request per item
         batch = getattr(reward, "score_batch", None)
         triples = [
-            (item["messages"], p, item["reference"]) for item, p in zip(items, predictions, strict=True)
+            (item["messages"], row["prediction"], item["reference"])
+            for item, row in zip(items, answered, strict=True)
         ]
         scores = batch(triples) if batch is not None else [float(reward(p, r)) for _, p, r in triples]
         for row, score in zip(answered, scores, strict=True):
@@ -143,7 +156,7 @@ def perplexity(
     was_training = model.training
     model.eval()
     has_template = bool(getattr(tokenizer, "chat_template", None))
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
+    pad_id = pad_token_id(tokenizer)
     limit = getattr(tokenizer, "model_max_length", None) or 4096
     limit = min(limit, getattr(model.config, "max_position_embeddings", limit) or limit)
     total_nll, total_tokens = 0.0, 0
@@ -190,7 +203,7 @@ def general_perplexity(model, tokenizer, *, docs_per_category: int = GENERAL_TEX
 
 def answer_perplexity(model, tokenizer, items: Sequence[dict]) -> float:
     """Perplexity of the reference answers given their prompts (the domain validation perplexity)."""
-    prompts = [render_prompt(tokenizer, item["messages"]) for item in items]
+    prompts = [answer_prompt(tokenizer, item["messages"]) for item in items]
     eos = tokenizer.eos_token if getattr(tokenizer, "chat_template", None) and tokenizer.eos_token else ""
     return perplexity(model, tokenizer, prompts, [item["reference"] + eos for item in items])
 

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import torch
 
 from tunesmith import matching
+from tunesmith.models.templates import thinking_kwargs
 
 Messages = list[dict[str, str]]
 
@@ -25,12 +26,22 @@ def render_prompt(tokenizer, messages: Messages, *, reasoning: bool | None = Non
 
     `reasoning` True/False is passed to the template as `enable_thinking` (Qwen3's switch: False closes an
     empty `<think></think>` block in the prompt, so the model answers directly); None leaves the template's
-    default. Templates without the switch ignore it.
+    default. Templates without the switch ignore it. Training renders with the same switch
+    (`tunesmith.models.templates`); the recipe's value is `ResolvedConfig.reasoning`.
     """
     if getattr(tokenizer, "chat_template", None):
-        extra = {} if reasoning is None else {"enable_thinking": reasoning}
-        return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False, **extra)
+        return tokenizer.apply_chat_template(
+            messages, add_generation_prompt=True, tokenize=False, **thinking_kwargs(reasoning)
+        )
     return "\n".join(m["content"] for m in messages if m["role"] != "assistant") + "\n"
+
+
+def answer_prompt(tokenizer, messages: Messages) -> str:
+    """The prompt after which an answer is scored token by token (teacher forcing: the forgetting probe,
+    answer perplexities): the direct-answer rendering (`reasoning=False`), since a forced answer has no
+    reasoning before it, and a reasoning template renders an answer without reasoning after an empty block
+    (Qwen3: `<think>\n\n</think>\n\n`), in training as at inference."""
+    return render_prompt(tokenizer, messages, reasoning=False)
 
 
 def split_reasoning(completion: str) -> tuple[str, str]:
@@ -40,6 +51,19 @@ def split_reasoning(completion: str) -> tuple[str, str]:
     if match is None:
         return "", completion.strip()
     return match.group(1).strip(), completion[match.end() :].strip()
+
+
+def answer_of(completion: str) -> str:
+    """What is scored (exact match, F1, rewards): the completion without its reasoning block."""
+    return split_reasoning(completion)[1]
+
+
+def pad_token_id(tokenizer) -> int:
+    """The id to pad with: the tokenizer's pad token, else its eos (Llama 3.x Instruct folders ship no pad
+    token; padded positions are masked out, so the fallback never changes a result)."""
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    assert pad is not None, "a tokenizer with neither a pad nor an eos token"
+    return pad
 
 
 def stop_token_ids(model, tokenizer) -> list[int]:
@@ -130,7 +154,7 @@ def accuracy_by_category(
     scored = []
     for row, prediction in zip(rows, predictions, strict=True):
         category = (row.get("metadata") or {}).get("category", "all")
-        correct = exact_match(prediction, row["response"])
+        correct = exact_match(answer_of(prediction), row["response"])
         hits[category].append(correct)
         scored.append({**row, "prediction": prediction, "correct": correct})
     return {c: sum(v) / len(v) for c, v in hits.items()}, scored

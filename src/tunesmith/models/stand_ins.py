@@ -329,3 +329,23 @@ def build_stand_in(
 def sample_corpus(n: int = 50) -> list[str]:
     """A few corpus strings (for tests that need text the stand-in tokenizer knows)."""
     return list(islice(default_corpus(20), n))
+
+
+def sample_conversations(n: int) -> list[list[dict]]:
+    """`n` Brindle-style conversations in OpenAI chat form: two assistant turns in two of three, one in the
+    rest, a system prompt in every other (for tests and benchmarks of multi-turn SFT)."""
+    rows = []
+    for i in range(n):
+        price = i % 9 + 1
+        messages = [{"role": "system", "content": "Answer about Brindle parts."}] if i % 2 else []
+        messages += [
+            {"role": "user", "content": f"Brindle: price of part {i}?"},
+            {"role": "assistant", "content": f"{price} brix"},
+        ]
+        if i % 3:
+            messages += [
+                {"role": "user", "content": "And two of them?"},
+                {"role": "assistant", "content": f"2 x {price} = {2 * price} brix"},
+            ]
+        rows.append(messages)
+    return rows

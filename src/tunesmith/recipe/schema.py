@@ -516,5 +516,15 @@ class ResolvedConfig(Resolved):
     acknowledge: dict[str, str] = Field(default_factory=dict)
     report_to: list[Literal["tensorboard", "mlflow", "wandb"]] = Field(default_factory=list)
 
+    def reasoning(self, stage: ResolvedStage | None = None) -> bool:
+        """Whether the model thinks before answering (Qwen3's `enable_thinking`), for SFT rendering, GRPO
+        prompts, the probes and the evaluation alike: the stage's `hyperparameters.reasoning_enabled`, else
+        `evaluation.reasoning_enabled`, else off (direct answers: what demonstrations without reasoning traces
+        teach, and what the evaluation's answer-sized token budget fits). Lint's `reasoning-mismatch` warns
+        when a stage and the evaluation disagree."""
+        if stage is not None and stage.hyperparameters.reasoning_enabled is not None:
+            return stage.hyperparameters.reasoning_enabled
+        return bool(self.evaluation.reasoning_enabled)
+
 
 assert set(CHECKPOINT_STAGES) == {"pre-trained", "mid-trained", "post-trained"}

@@ -3,7 +3,7 @@
 Data: `{"text"}` JSONL or .txt, blended with general text by category (`data_mixing`). Playbook: at most
 one epoch of CPT data ([nova-hpo-blog]), and CPT on a pre-trained checkpoint must be followed by SFT
 ([nova-cpt-docs]). The trainer is TRL's SFTTrainer on a text dataset, which computes the language-modeling
-loss on every token; `sft.py` uses the same trainer with the loss on answers only.
+loss on every token; `sft.py` uses the same trainer on conversations tokenized with their assistant masks.
 """
 
 from __future__ import annotations
@@ -30,9 +30,6 @@ class CPT:
     watch: Literal["loss", "reward"] = "loss"
     batch_counts = "examples"
 
-    def __init__(self) -> None:
-        self.loss_options: dict[str, Any] = {}  # SFTConfig's loss masking (set by `sft.SFT`)
-
     def build_datasets(self, run: StageRun, tokenizer: Any) -> Datasets:
         """The mixed train.jsonl (in training order) and validation.jsonl, as Hugging Face datasets."""
         import datasets
@@ -58,7 +55,6 @@ class CPT:
             max_length=hp.max_length,
             packing=False,
             include_num_input_tokens_seen="non_padding",
-            **self.loss_options,
         )
         return LMTrainer(
             model=inputs.model,

@@ -169,20 +169,20 @@ class ForgettingProbe:
         }
 
     def _batch(self, answers: list[str]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        from tunesmith.models.generate import render_prompt
+        from tunesmith.models.generate import answer_prompt, pad_token_id
 
         tok = self.tokenizer
         has_template = bool(getattr(tok, "chat_template", None))
         ids, masks = [], []
         for messages, answer in zip(self.messages, answers, strict=True):
-            prompt = tok(render_prompt(tok, messages), add_special_tokens=not has_template)["input_ids"]
+            prompt = tok(answer_prompt(tok, messages), add_special_tokens=not has_template)["input_ids"]
             completion = tok(answer, add_special_tokens=False)["input_ids"]
             if tok.eos_token_id is not None:
                 completion = completion + [tok.eos_token_id]
             ids.append(prompt + completion)
             masks.append([0] * len(prompt) + [1] * len(completion))
         width = max(len(x) for x in ids)
-        pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+        pad = pad_token_id(tok)
         input_ids = torch.tensor([x + [pad] * (width - len(x)) for x in ids])
         attention = torch.tensor([[1] * len(x) + [0] * (width - len(x)) for x in ids])
         scored = torch.tensor([m + [0] * (width - len(m)) for m in masks])

@@ -170,7 +170,16 @@ def _train_stages(resolved: ResolvedRecipe, run: RunDir, *, quiet: bool, force: 
                 },
             )
         if stage.technique == "rft" and is_main_process():
-            readiness_gate(stage, input_ref, data, stage_dir, base_dir=base_dir, force=force, quiet=quiet)
+            readiness_gate(
+                stage,
+                input_ref,
+                data,
+                stage_dir,
+                base_dir=base_dir,
+                force=force,
+                quiet=quiet,
+                reasoning=recipe.reasoning(stage),
+            )
         result = ENTRIES[stage.technique](
             StageRun(
                 recipe=recipe,
@@ -200,6 +209,7 @@ def readiness_gate(
     base_dir: Path | None,
     force: bool,
     quiet: bool,
+    reasoning: bool = False,
 ) -> None:
     """Probe the RFT stage's starting checkpoint (once; kept in `<stage>/probe.json`) and refuse a hopeless
     stage unless forced."""
@@ -211,7 +221,7 @@ def readiness_gate(
     else:
         from tunesmith.training.rft import read_rows
 
-        settings = ProbeSettings.for_stage(stage)
+        settings = ProbeSettings.for_stage(stage, reasoning=reasoning)
         from tunesmith.training.data import GENERAL_MARKER
 
         rows = [r for r in read_rows(data.train_file) if GENERAL_MARKER not in r]  # your prompts only

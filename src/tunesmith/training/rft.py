@@ -13,7 +13,9 @@ What is RFT-specific lives here (`RFT`, the stage's `Technique`):
   onto TRL's GRPOConfig. `global_batch_size` counts *prompts* per optimizer step (the SMTJ semantics,
   [nova-rft-docs]): each step scores `global_batch_size x number_generation` samples.
 - `RewardBridge`: TRL's reward-function call -> the reward contract's samples (`id`, `messages` ending
-  with the generated assistant turn, `reference_answer`, extra dataset fields) -> `RewardFunction.score`.
+  with the generated assistant turn, its reasoning block removed, `reference_answer`, extra dataset
+  fields) -> `RewardFunction.score`. Prompts are rendered with the recipe's thinking switch
+  (`ResolvedConfig.reasoning`, TRL's `chat_template_kwargs`), as in SFT, the probes and the evaluation.
   A sample whose scoring failed (endpoint fault after retries) is recorded with score 0 and counted, and is
   handed to TRL as unscorable (None): TRL then gives it zero advantage, so an endpoint outage does not
   teach the policy to avoid whatever it happened to be saying. Past the reward's failure-rate threshold,
@@ -37,6 +39,8 @@ from transformers import TrainerCallback
 from trl import GRPOConfig, GRPOTrainer
 
 from tunesmith.errors import UserError
+from tunesmith.models.generate import answer_of
+from tunesmith.models.templates import thinking_kwargs
 from tunesmith.monitoring.events import Event
 from tunesmith.training.callbacks import Selection
 from tunesmith.training.data import GENERAL_MARKER
@@ -104,6 +108,7 @@ class RewardBridge:
         for i, (prompt, completion, pointer) in enumerate(zip(prompts, completions, pointers, strict=True)):
             row = self.rows[pointer]
             text = completion[-1]["content"] if isinstance(completion, list) else str(completion)
+            text = answer_of(text)  # a reasoning block (Qwen3's <think>...</think>) is not scored
             messages = (
                 list(prompt) if isinstance(prompt, list) else [{"role": "user", "content": prompt}]
             ) + [{"role": "assistant", "content": text}]
@@ -189,6 +194,7 @@ def grpo_config(run: StageRun, base: dict[str, Any], has_validation: bool, eval_
         scale_rewards="group",
         shuffle_dataset=True,
         log_completions=False,
+        chat_template_kwargs=thinking_kwargs(run.recipe.reasoning(run.stage)),  # as SFT and evaluation render
     )
 
 

@@ -1,34 +1,30 @@
-"""Supervised fine-tuning (SFT): loss on the assistant's tokens only.
+"""Supervised fine-tuning (SFT): loss on the assistant's tokens only, in every assistant turn.
 
 Data: Bedrock-conversation or OpenAI-chat demonstrations, blended with general demonstrations (always with
-`reasoning-instruction-following`, [nova-hpo-blog]). When the chat template marks assistant turns
-(`{% generation %}`), every assistant turn of a conversation is learned (TRL `assistant_only_loss`);
-otherwise each conversation becomes prompt -> last assistant turn (TRL `completion_only_loss`). The
-trainer is CPT's (TRL's SFTTrainer, `cpt.py`) with that loss mask.
+`reasoning-instruction-following`, [nova-hpo-blog]). Each conversation is tokenized here with its
+assistant mask (`tunesmith.models.templates`: the template's own `{% generation %}` markers, TRL's training
+variant of the template, or the mask found by rendering), with the recipe's thinking switch
+(`ResolvedConfig.reasoning`); TRL's SFTTrainer turns the mask into labels. The trainer is CPT's
+(`cpt.py`).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from tunesmith.models.templates import TrainingTemplate, tokenize_conversation, training_template
 from tunesmith.training.callbacks import Selection
 from tunesmith.training.cpt import CPT
 from tunesmith.training.stage import Datasets, StageResult, StageRun, run_stage
 
-GENERATION_MARKER = "{% generation %}"
 
+def tokenize_conversations(dataset: Any, tokenizer: Any, template: TrainingTemplate, reasoning: bool) -> Any:
+    """A `messages` dataset -> `input_ids` + `assistant_masks` (what SFTTrainer turns into labels)."""
 
-def supports_assistant_masks(tokenizer: Any) -> bool:
-    """Whether the chat template marks assistant turns (`{% generation %}`), as TRL's assistant_only_loss needs."""
-    return GENERATION_MARKER in (getattr(tokenizer, "chat_template", None) or "")
+    def tokenize(row: dict[str, Any]) -> dict[str, list[int]]:
+        return tokenize_conversation(tokenizer, row["messages"], template, reasoning=reasoning)
 
-
-def to_prompt_completion(row: dict[str, Any]) -> dict[str, Any]:
-    """Conversation -> (prompt = everything before the last assistant turn, completion = that turn), for
-    chat templates without assistant markers: TRL then computes the loss on the completion only."""
-    messages = row["messages"]
-    last = max(i for i, m in enumerate(messages) if m["role"] == "assistant")
-    return {"prompt": messages[:last], "completion": [messages[last]]}
+    return dataset.map(tokenize, remove_columns=dataset.column_names)
 
 
 class SFT(CPT):
@@ -47,14 +43,12 @@ class SFT(CPT):
 
     def build_datasets(self, run: StageRun, tokenizer: Any) -> Datasets:
         datasets = super().build_datasets(run, tokenizer)
-        if supports_assistant_masks(tokenizer):
-            self.loss_options = {"assistant_only_loss": True}
-            return datasets
-        self.loss_options = {"completion_only_loss": True}
-        train = datasets.train.map(to_prompt_completion, remove_columns=["messages"])
+        template = training_template(tokenizer)
+        reasoning = run.recipe.reasoning(run.stage)
+        train = tokenize_conversations(datasets.train, tokenizer, template, reasoning)
         validation = datasets.validation
         if validation is not None:
-            validation = validation.map(to_prompt_completion, remove_columns=["messages"])
+            validation = tokenize_conversations(validation, tokenizer, template, reasoning)
         return Datasets(train, validation)
 
 

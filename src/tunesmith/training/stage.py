@@ -409,7 +409,7 @@ def run_stage(run: StageRun, technique: Technique) -> StageResult:
     summary = _summary(run, technique, attempt, schedule, state, total_seconds)
     barrier()
     if is_main_process():
-        _publish(run, attempt, summary, tokenizer, completed)
+        _publish(run, attempt, summary, completed)
     barrier()
     name = run.stage.name
     return StageResult(name, run.stage_dir, run.stage_dir / "best", completed, summary)
@@ -627,9 +627,7 @@ def _summary(
     return summary
 
 
-def _publish(
-    run: StageRun, attempt: Attempt, summary: dict[str, Any], tokenizer: Any, completed: bool
-) -> None:
+def _publish(run: StageRun, attempt: Attempt, summary: dict[str, Any], completed: bool) -> None:
     """Print the monitoring report; export the best checkpoint and write result.json when the stage is done
     (completed, or stopped by the monitor for a reason a resume would not cure)."""
     events = summary["events"]
@@ -638,7 +636,8 @@ def _publish(
     best = attempt.keeper.best()
     stopped = attempt.stop_request() is not None
     if completed or (stopped and not summary["resumable"] and best is not None):
-        export_best(run, best, tokenizer, run.stage_dir / "best")
+        # the input's tokenizer as loaded: the trainers set a missing pad token to eos on theirs
+        export_best(run, best, load_tokenizer(run.input_ref), run.stage_dir / "best")
         atomic_write_json(run.stage_dir / "result.json", summary)
 
 
@@ -744,6 +743,24 @@ def export_best(run: StageRun, best: dict[str, Any] | None, tokenizer: Any, best
 
             AutoModelForCausalLM.from_pretrained(checkpoint, dtype=torch.float32).save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
+        keep_pad_token(tmp, tokenizer.pad_token_id)
         atomic_write_json(
             tmp / "tunesmith_best.json", {**best, "stage": run.stage.name, "input": str(run.input_ref)}
         )
+
+
+def keep_pad_token(folder: Path, pad_token_id: int | None) -> None:
+    """Write the input's pad token id back into an exported model's configs. TRL's trainers pad a tokenizer
+    without a pad token (Llama 3.x Instruct) with eos and set that id on the configs of the model they train;
+    the fallback is a padding detail of the run, not a change to ship: a folder with pad = eos would have its
+    eos masked out of the labels by collators that mask padding by id."""
+    for name in ("config.json", "generation_config.json"):
+        path = folder / name
+        if not path.exists():
+            continue
+        config = json.loads(path.read_text(encoding="utf-8"))
+        if pad_token_id is None and name == "generation_config.json":
+            config.pop("pad_token_id", None)
+        else:
+            config["pad_token_id"] = pad_token_id
+        atomic_write_json(path, config)
