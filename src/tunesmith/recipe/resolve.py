@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel
 
 from tunesmith.errors import RecipeError
+from tunesmith.models import parameters
 from tunesmith.models.catalog import FAMILIES
 from tunesmith.recipe import defaults as table
 from tunesmith.recipe.schema import (
@@ -70,6 +71,7 @@ class ResolvedRecipe:
     stages: list[StagePlan]
     size_class: str
     source: str | None = None
+    size_reason: str = ""  # why this size class (`plan` shows it)
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved recipe as plain data (what `plan --out` writes and runs store); it loads and validates
@@ -98,6 +100,7 @@ class ResolvedRecipe:
                 for s in self.stages
             ],
             "size_class": self.size_class,
+            "size_reason": self.size_reason,
             "source": self.source,
         }
 
@@ -113,11 +116,10 @@ def resolve(recipe: Recipe, *, recipe_path: str | Path | None = None) -> Resolve
     base_dir = Path(recipe_path).parent if recipe_path else None
 
     family = FAMILIES.get(recipe.model.family) if recipe.model.family else None
-    size_class = family.size_class if family else "billion"
+    sized = model_size_class(recipe.model)
+    size_class = sized.name
     if family is None:
-        provenance["model.family"] = Provenance(
-            "derived", "no catalog family: a Hugging Face id / local path gets the billion-parameter defaults"
-        )
+        provenance["model.family"] = Provenance("derived", f"no catalog family: {sized.reason}")
     if recipe.model.family and recipe.model.checkpoint is None and recipe.model.path is None:
         recipe.model.checkpoint = "post-trained"
         provenance["model.checkpoint"] = Provenance(
@@ -156,7 +158,15 @@ def resolve(recipe: Recipe, *, recipe_path: str | Path | None = None) -> Resolve
         plans,
         size_class,
         str(recipe_path) if recipe_path else None,
+        sized.reason,
     )
+
+
+def model_size_class(model: ModelSpec) -> parameters.SizeClass:
+    """The defaults' size class of a recipe's model, with the reason: the catalog family's, else from the
+    parameter count of the path's config (`tunesmith.models.parameters.size_class`)."""
+    family = FAMILIES.get(model.family) if model.family else None
+    return parameters.size_class(family, None if family else start_ref(model))
 
 
 def start_ref(model: ModelSpec) -> str:

@@ -30,7 +30,7 @@ import logging
 import shutil
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -255,12 +255,10 @@ def run_context(run: StageRun, schedule: Schedule) -> RunContext:
     """The plain facts the monitor's diagnosis refers to; the LR deviation is computed as the lint rule
     `lr-deviates-while-mixing` does (lr / the family default for technique x mode x checkpoint)."""
     from tunesmith.advisor.rules import default_for, input_checkpoints, mixing_on
-    from tunesmith.models.catalog import FAMILIES
-    from tunesmith.recipe.resolve import ResolvedRecipe
+    from tunesmith.recipe.resolve import ResolvedRecipe, model_size_class
 
     recipe, stage, hp = run.recipe, run.stage, run.stage.hyperparameters
-    family = FAMILIES.get(recipe.model.family) if recipe.model.family else None
-    resolved = ResolvedRecipe(recipe, {}, [], family.size_class if family else "billion")
+    resolved = ResolvedRecipe(recipe, {}, [], model_size_class(recipe.model).name)
     index = next((i for i, s in enumerate(recipe.stages) if s is stage), 0)
     try:
         default_lr = default_for(resolved, index, "hyperparameters.lr")
@@ -380,7 +378,7 @@ def run_stage(run: StageRun, technique: Technique) -> StageResult:
     tokenizer = load_tokenizer(run.input_ref)
     datasets = technique.build_datasets(run, tokenizer)
     schedule = schedule_for(run.stage, run.plan)
-    context = run_context(run, schedule)
+    context = replace(run_context(run, schedule), vocab_size=len(tokenizer))
     total_seconds = 0.0
     while True:
         attempt = _train_attempt(run, technique, datasets, tokenizer, schedule, context, settings, state)
@@ -614,8 +612,6 @@ def _monitor_callback(
     tokenizer: Any,
     resume_step: int,
 ) -> MonitorCallback:
-    from dataclasses import replace
-
     scale = lr_scale_at(resume_step, state["lr_segments"])
     monitor = Monitor(
         settings,
