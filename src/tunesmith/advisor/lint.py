@@ -92,8 +92,16 @@ def lint(
 ) -> list[Finding]:
     """The findings for a resolved recipe. `measure_data` samples the training files (lengths, reasoning
     traces; a few thousand lines each); `probe_positive_rate` (0-1) is the RFT readiness probe's result."""
+    from tunesmith.models.loading import unavailable_reason
+    from tunesmith.recipe.resolve import start_ref
+
     stage_data = measure_stages(resolved, max_examples=max_examples) if measure_data else {}
-    return run_rules(resolved, LintFacts(stage_data=stage_data, probe_positive_rate=probe_positive_rate))
+    facts = LintFacts(
+        stage_data=stage_data,
+        probe_positive_rate=probe_positive_rate,
+        model_unavailable=unavailable_reason(start_ref(resolved.recipe.model)),
+    )
+    return run_rules(resolved, facts)
 
 
 def summary(findings: list[Finding]) -> str:
