@@ -166,6 +166,17 @@ def _why(err: Exception) -> str:
     return text[:200] + ("..." if len(text) > 200 else "")
 
 
+def stored_dtype(ref: str | os.PathLike[str]):
+    """The dtype `ref`'s weights are stored in (its config's `dtype`; float32 when unstated): what a stage's
+    `best/` and exports keep, so a bf16 start stays bf16 and the start and its stages are evaluated alike."""
+    import torch
+    from transformers import AutoConfig
+
+    config = _load(AutoConfig, ref, "config")
+    dtype = getattr(config, "dtype", None) or getattr(config, "torch_dtype", None) or torch.float32
+    return getattr(torch, dtype) if isinstance(dtype, str) else dtype
+
+
 def load_model(ref: str | os.PathLike[str], **kwargs):
     """A causal LM from a catalog stage, a local folder or a Hub id (see the module docstring)."""
     from transformers import AutoModelForCausalLM

@@ -147,6 +147,11 @@ class CheckpointKeeper(TrainerCallback):
     validation loss alone the pick sat in the mid-run general dip (it retained 87-93% of general accuracy)
     while later checkpoints retained 97%.
 
+    Ties on the metric (token accuracy often ties across checkpoints) go to the lower validation loss, then
+    to the later checkpoint. A checkpoint whose every update ran at LR 0 (the first warmup step) holds the
+    starting weights: it ranks after every checkpoint that moved them, so a stage never exports its start
+    while it has anything else (`moved` in checkpoints.json; the LR is read before each optimizer step).
+
     Kept instead of the trainer's `save_total_limit`/`metric_for_best_model`: those keep the latest N plus
     one best by the metric alone, not the top-k within the forgetting limit, and ignore the COMPLETE marker.
     """
@@ -172,6 +177,15 @@ class CheckpointKeeper(TrainerCallback):
         )
         self._eval_value: dict[int, float] = {}
         self._eval_loss: dict[int, float] = {}  # reported next to another selection metric
+        # whether any update so far ran at LR > 0 (on resume: what the kept checkpoints recorded)
+        self.moved = any(entry.get("moved", True) for entry in self.index.values())
+
+    def on_pre_optimizer_step(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any
+    ) -> None:
+        optimizer = kw.get("optimizer")
+        if not self.moved and optimizer is not None:
+            self.moved = any(group.get("lr", 0.0) > 0 for group in optimizer.param_groups)
 
     def on_evaluate(
         self,
@@ -202,6 +216,7 @@ class CheckpointKeeper(TrainerCallback):
             "eval_loss": self._eval_loss.get(step),
             self.metric: value,
             "general_probe": self.general_probe.get(step),
+            "moved": self.moved,
         }
         self._prune(latest=folder.name)
         atomic_write_json(self.index_path, self.index)
@@ -209,9 +224,10 @@ class CheckpointKeeper(TrainerCallback):
         if best is not None:
             atomic_write_json(self.stage_dir / "best.json", best)
 
-    def _ranked(self) -> list[tuple[bool, float, int, str]]:
-        """(forgot, validation loss or -reward, step, name), best first: checkpoints within the forgetting
-        limit first."""
+    def _ranked(self) -> list[tuple[bool, bool, float, float, int, str]]:
+        """(kept the start's weights, forgot, the metric (negated when higher is better), validation loss,
+        -step, name), best first: checkpoints that moved the weights, then those within the forgetting limit
+        first; ties to the lower validation loss, then to the later step."""
         start = self.general_probe.get(0)
 
         def forgot(entry: dict[str, Any]) -> bool:
@@ -220,9 +236,13 @@ class CheckpointKeeper(TrainerCallback):
                 return False  # nothing measured: every checkpoint is eligible
             return probe < start - self.max_general_drop - 1e-9
 
+        def loss(entry: dict[str, Any]) -> float:
+            value = entry.get("eval_loss")
+            return float(value) if _finite(value) else math.inf
+
         sign = -1.0 if self.higher_is_better else 1.0
         return sorted(
-            (forgot(v), sign * v[self.metric], v["step"], k)
+            (not v.get("moved", True), forgot(v), sign * v[self.metric], loss(v), -v["step"], k)
             for k, v in self.index.items()
             if _finite(v.get(self.metric))
         )
@@ -232,7 +252,8 @@ class CheckpointKeeper(TrainerCallback):
         ranked = self._ranked()
         what = METRIC_NAMES.get(self.metric, self.metric)
         if ranked:
-            forgot, _, step, name = ranked[0]
+            unmoved, forgot, _, _, step, name = ranked[0]
+            step = -step
             how = what
             measured = any(entry.get("general_probe") is not None for entry in self.index.values())
             if self.max_general_drop is not None and measured and 0 in self.general_probe:
@@ -242,6 +263,8 @@ class CheckpointKeeper(TrainerCallback):
                     else f"{what} among checkpoints within {100 * self.max_general_drop:g} points of "
                     "the start's general probe"
                 )
+            if unmoved:
+                how += " (no checkpoint moved the weights: every update before it ran at LR 0)"
             return {
                 "checkpoint": name,
                 "step": step,
@@ -249,10 +272,17 @@ class CheckpointKeeper(TrainerCallback):
                 **({self.metric: self.index[name][self.metric]} if self.metric != "eval_loss" else {}),
                 "selected_by": how,
                 "general_probe": self.index[name].get("general_probe"),
+                "moved": not unmoved,
             }
         if self.index:
             name, entry = max(self.index.items(), key=lambda kv: kv[1]["step"])
-            return {"checkpoint": name, "step": entry["step"], "eval_loss": None, "selected_by": "latest"}
+            return {
+                "checkpoint": name,
+                "step": entry["step"],
+                "eval_loss": None,
+                "selected_by": "latest",
+                "moved": entry.get("moved", True),
+            }
         return None
 
     def _prune(self, latest: str) -> None:
