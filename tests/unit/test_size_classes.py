@@ -106,3 +106,34 @@ def test_a_plateau_at_ln_vocab_is_not_blamed_on_a_fitted_model() -> None:
     assert causes_for(Detection("plateau", 40, "flat", value=7.6), RunContext())[0].startswith(
         "the model already fits"
     )  # no vocabulary known: no chance level to compare with
+
+
+@pytest.mark.parametrize(
+    ("total_steps", "cost_steps", "interval"),
+    [
+        (400, 0.5, 40),  # a long run: about ten validations
+        (20, 64 / (3 * 8), 11),  # short run, 64 validation examples at batch 8: not every step
+        (8, 8 / (3 * 8), 2),
+        (10, 0.0, 1),
+        (6, 100.0, 6),  # validating costs more than the stage: only at the end
+    ],
+)
+def test_the_validation_cadence_follows_the_step_count_and_the_validation_cost(
+    total_steps: int, cost_steps: float, interval: int
+) -> None:
+    from tunesmith.recipe.resolve import validation_interval
+
+    assert validation_interval(total_steps, cost_steps) == interval
+
+
+def test_a_short_sft_run_does_not_validate_every_step(stand_ins: dict[str, Path]) -> None:
+    recipe = _recipe(stand_ins["qwen3"], max_steps=20, global_batch_size=8)
+    resolved = resolve(validate_recipe(recipe))
+    validation = resolved.stages[0].numbers["validation_examples"]
+    interval = resolved.recipe.stages[0].hyperparameters.val_check_interval
+    # 200 brindle validation examples cost 200 / 24 = 8.3 steps each: validating only at the end (and the
+    # start) keeps it under a quarter of the training time
+    assert validation == 200 and interval == min(20, max(2, -(-4 * validation // (3 * 8)))) == 20
+    assert interval > 1 and "ceil(4 x one validation's cost" in str(
+        resolved.provenance["stages[0].hyperparameters.val_check_interval"]
+    )

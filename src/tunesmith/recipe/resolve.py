@@ -400,6 +400,13 @@ def _derive_steps(scope: _StageScope) -> int:
     plan.set("customer_examples", customer_examples, f"examples in {stage.data.train}")
     if plan.validation_data is not None:
         plan.set("validation_examples", plan.validation_data.records, f"examples in {stage.data.validation}")
+        if stage.technique == "rft":
+            plan.set(
+                "validation_prompts",
+                min(plan.validation_data.records, RFT_MAX_VALIDATION_PROMPTS, hp.global_batch_size),
+                f"min(validation_examples, {RFT_MAX_VALIDATION_PROMPTS}, global_batch_size): a fixed subset, so "
+                "one validation generates no more than one training step does",
+            )
     share = scope.mix.customer_percent / 100
     examples_per_epoch = math.ceil(customer_examples / share) if share > 0 else None
     if examples_per_epoch is not None:
@@ -482,7 +489,33 @@ def _derive_schedule(scope: _StageScope, total_steps: int) -> None:
         },
         "linear warmup from 0 -> constant at lr -> ramp down to min_lr",
     )
-    scope.fill_hp("val_check_interval", derive=lambda: max(1, total_steps // 10))
+    scope.fill_hp(
+        "val_check_interval", derive=lambda: validation_interval(total_steps, validation_cost(scope))
+    )
+
+
+RFT_MAX_VALIDATION_PROMPTS = 64
+"""The most validation prompts an RFT stage scores each time (each sampled `number_generation` times)."""
+
+VALIDATION_SHARE = 0.25
+"""The most time validation may take relative to the training between two validations."""
+
+
+def validation_cost(scope: _StageScope) -> float:
+    """One validation's cost in training steps: SFT/CPT score `validation_examples` with a forward pass,
+    about a third of a training step's forward and backward per token ([kaplan-2020]: 2N vs 6N FLOPs);
+    RFT generates for `validation_prompts` as a training step does for `global_batch_size` prompts."""
+    numbers, batch = scope.plan.numbers, scope.hp.global_batch_size
+    if scope.stage.technique == "rft":
+        return numbers.get("validation_prompts", 0) / batch
+    return numbers.get("validation_examples", 0) / (3 * batch)
+
+
+def validation_interval(total_steps: int, cost_steps: float) -> int:
+    """Steps between validations: about ten per stage (so save_top_k has candidates), but far enough apart
+    that validating takes at most `VALIDATION_SHARE` of the training time; never more than the stage."""
+    spaced = math.ceil(cost_steps / VALIDATION_SHARE - 1e-9)
+    return max(1, min(total_steps, max(total_steps // 10, spaced)))
 
 
 def _derive_batch_and_tokens(scope: _StageScope, total_steps: int) -> None:

@@ -311,11 +311,19 @@ class FinalValidation(TrainerCallback):
             control.should_evaluate = self.has_validation
 
 
-class StopOnSignal(TrainerCallback):
-    """On SIGTERM (or SIGINT), finish the current step, save a checkpoint and stop cleanly."""
+class ValidationInterrupted(Exception):
+    """A stop signal arrived during validation: the trainer abandons the validation (see `StopOnSignal`)."""
 
-    def __init__(self) -> None:
+
+class StopOnSignal(TrainerCallback):
+    """On SIGTERM (or SIGINT), finish the current step, save a checkpoint and stop cleanly.
+
+    With `interrupt_validation`, a signal that arrives during validation also abandons the validation at the
+    next batch (`ValidationInterrupted`, which the trainer catches: RFT's validation generates for minutes)."""
+
+    def __init__(self, interrupt_validation: bool = False) -> None:
         self.received: int | None = None
+        self.interrupt_validation = interrupt_validation
         self._previous: dict[int, Any] = {}
 
     def install(self) -> StopOnSignal:
@@ -342,12 +350,70 @@ class StopOnSignal(TrainerCallback):
             control.should_save = True
             control.should_training_stop = True
 
+    def on_prediction_step(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any
+    ) -> None:
+        if self.received is not None and self.interrupt_validation:
+            raise ValidationInterrupted(
+                f"signal {self.received} during validation at step {state.global_step}"
+            )
+
 
 class ProgressBar(TrainerCallback):
     """A bar with ETA (tqdm) and the latest loss/LR; validation results as lines. `quiet`: lines only."""
 
+    QUIET_VALIDATION_SECONDS = 30.0
+    """In quiet mode, a validation that runs longer prints its progress at most this often."""
+
     def __init__(self, label: str, quiet: bool) -> None:
         self.label, self.quiet, self.bar = label, quiet, None
+        self.eval_bar: Any = None
+        self._eval_batches = 0
+        self._eval_started = self._eval_printed = 0.0
+
+    def on_prediction_step(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any
+    ) -> None:
+        """Validation progress, batch by batch (a second bar; quiet: a line every 30 s)."""
+        if not state.is_world_process_zero:
+            return
+        loader = kw.get("eval_dataloader")
+        total = len(loader) if loader is not None and hasattr(loader, "__len__") else None
+        now = time.monotonic()
+        if self._eval_batches == 0:
+            self._eval_started = self._eval_printed = now
+        self._eval_batches += 1
+        if not self.quiet:
+            if self.eval_bar is None:
+                from tqdm.auto import tqdm
+
+                self.eval_bar = tqdm(
+                    total=total,
+                    desc=f"{self.label} validation",
+                    unit="batch",
+                    leave=False,
+                    dynamic_ncols=True,
+                )
+            self.eval_bar.update(1)
+        elif now - self._eval_printed >= self.QUIET_VALIDATION_SECONDS:
+            self._eval_printed = now
+            of = f"/{total}" if total else ""
+            print(
+                f"{self.label}: step {state.global_step} validation: batch {self._eval_batches}{of} "
+                f"({now - self._eval_started:.0f} s)",
+                flush=True,
+            )
+
+    def on_evaluate(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any
+    ) -> None:
+        self._end_validation()
+
+    def _end_validation(self) -> None:
+        if self.eval_bar is not None:
+            self.eval_bar.close()
+            self.eval_bar = None
+        self._eval_batches = 0
 
     def on_train_begin(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any
@@ -401,6 +467,7 @@ class ProgressBar(TrainerCallback):
     def on_train_end(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any
     ) -> None:
+        self._end_validation()
         if self.bar is not None:
             self.bar.close()
             self.bar = None
