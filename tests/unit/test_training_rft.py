@@ -279,8 +279,15 @@ def test_general_prompts_mixed_into_rft_are_scored_by_the_general_verifier(tmp_p
     assert probe["prompts"] == len(rows) - len(general)  # the probe looks at your prompts only
     result = json.loads((stage / "result.json").read_text())
     # your reward saw only your prompts: 2 steps x 2 customer prompts x 4 samples + 2 validations (steps 0
-    # and 2) x 4 customer prompts x 4 samples
-    assert result["reward"]["samples"] == 2 * 2 * 4 + 2 * 4 * 4
+    # and 2) x the customer prompts among the validated subset (min(8, 64, global_batch_size 4) prompts) x 4
+    from tunesmith.recipe.plan import plan
+    from tunesmith.training.rft import validation_subset
+
+    resolved = plan(recipe_path)
+    assert resolved.stages[0].numbers["validation_prompts"] == 4
+    picked = validation_subset(validation, 4, resolved.recipe.stages[0].hyperparameters.seed)
+    customer = sum("general_category" not in r for r in picked)
+    assert result["reward"]["samples"] == 2 * 2 * 4 + 2 * customer * 4
 
 
 class _Recorder:
