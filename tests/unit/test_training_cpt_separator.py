@@ -55,3 +55,34 @@ def test_cpt_datasets_end_every_document_with_the_separator(stand_ins, tmp_path:
         for doc, ids in zip(docs, split["input_ids"], strict=True):
             assert ids[-1] == separator and im_end not in ids
             assert tokenizer.decode(ids[:-1]) == doc
+
+
+def test_a_cpt_stage_trains_on_the_separated_documents(stand_ins, tmp_path: Path) -> None:
+    import yaml
+
+    from tunesmith.cli import main
+
+    docs = [{"text": f"Brindle note {i}: the north slope harvest starts in spring."} for i in range(24)]
+    for name, part in (("train", docs[:16]), ("validation", docs[16:])):
+        (tmp_path / f"{name}.jsonl").write_text("".join(json.dumps(d) + "\n" for d in part))
+    recipe = {
+        "name": "cpt-sep",
+        "model": {"path": str(stand_ins["qwen3"]), "checkpoint": "post-trained"},
+        "output_dir": str(tmp_path / "runs"),
+        "stages": [
+            {
+                "technique": "cpt",
+                "mode": "lora",
+                "data": {
+                    "train": str(tmp_path / "train.jsonl"),
+                    "validation": str(tmp_path / "validation.jsonl"),
+                },
+                "data_mixing": {"customer_percent": 100},
+                "hyperparameters": {"max_steps": 3, "global_batch_size": 8},
+            }
+        ],
+    }
+    (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(recipe))
+    assert main(["train", str(tmp_path / "recipe.yaml"), "--quiet", "--no-eval", "--force"]) == 0
+    result = json.loads((tmp_path / "runs" / "cpt-sep" / "cpt" / "result.json").read_text())
+    assert result["steps"] == 3 and result["final_train_loss"] > 0 and result["initial_eval_loss"] > 0

@@ -276,6 +276,7 @@ def default_max_new_tokens(model: str, rows: list[dict[str, Any]]) -> tuple[int,
     """The probe's answer length when none is given, with the reason: sized to the task from the reference
     answers (1.5 x the longest + 8 tokens, as the evaluation does), at most the RFT default of the model's
     size class; without string references, that default (`rft.max_new_tokens` in the defaults table)."""
+    from tunesmith.data.formats.rft import reference_answer
     from tunesmith.evaluation.suites import max_new_tokens_for
     from tunesmith.models.catalog import FAMILIES
     from tunesmith.models.loading import load_tokenizer
@@ -287,20 +288,12 @@ def default_max_new_tokens(model: str, rows: list[dict[str, Any]]) -> tuple[int,
     entry = table.lookup("rft.max_new_tokens", {"size_class": sized.name, "technique": "rft"})
     assert entry is not None, "the defaults table sizes rft.max_new_tokens for every class"
     cap = int(entry.value)
-    references = [_reference(row) for row in rows]
+    references = [reference_answer(row) for row in rows]
     texts = [r for r in references if isinstance(r, str) and r]
     if not texts:
         return cap, f"no reference answers to size it from: the {sized.name}-class RFT default"
     tokens = max_new_tokens_for(load_tokenizer(model), texts, cap)
     return tokens, f"1.5 x the longest of {len(texts)} reference answers + 8 tokens (at most {cap})"
-
-
-def _reference(row: dict[str, Any]) -> Any:
-    reference = row.get("reference_answer")
-    metadata = row.get("metadata")
-    if reference is None and isinstance(metadata, dict):  # the Bedrock form: under metadata
-        reference = metadata.get("reference_answer")
-    return reference
 
 
 def probe_command(

@@ -68,12 +68,14 @@ class CPT:
         loaded = datasets.load_dataset(
             "json", data_files=files, cache_dir=str(run.stage_dir / "data" / ".hf-cache")
         )
+        if "text" not in loaded["train"].column_names:  # chat rows (SFT builds on these datasets)
+            return Datasets(loaded["train"], loaded.get("validation"))
         separator_id = tokenizer.convert_tokens_to_ids(document_separator(tokenizer))
 
         def tokenize(batch: dict[str, list[Any]]) -> dict[str, list[list[int]]]:
             return {"input_ids": [tokenizer(text)["input_ids"] + [separator_id] for text in batch["text"]]}
 
-        # tokenized here, so TRL keeps the separator (it would end every text with the tokenizer's eos)
+        # documents are tokenized here, so TRL keeps the separator (it would end each with the tokenizer's eos)
         tokenized = {
             split: data.map(tokenize, batched=True, remove_columns=data.column_names)
             for split, data in loaded.items()
