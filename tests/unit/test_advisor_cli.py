@@ -19,7 +19,8 @@ def test_shipped_recipes_lint_without_errors(recipe: Path, capsys) -> None:
     from tunesmith.models.loading import unavailable_reason
     from tunesmith.recipe.resolve import start_ref
 
-    missing = unavailable_reason(start_ref(load_recipe(recipe).model))  # real weights, not on this machine
+    model = load_recipe(recipe).model
+    missing = None if model.family == "tiny" else unavailable_reason(start_ref(model))  # real weights absent
     assert main(["lint", str(recipe)]) == (1 if missing else 0)
     out = capsys.readouterr().out
     if missing:  # the one error is the missing model, named with the fix

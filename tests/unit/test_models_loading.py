@@ -103,3 +103,20 @@ def test_a_catalog_family_without_weights_is_named_by_plan_and_lint_before_train
     assert main(["train", str(recipe)]) != 0
     assert "model-not-available" in capsys.readouterr().err
     assert not runs.exists() or not any(runs.iterdir())  # refused before a run folder was written
+
+
+def test_lint_leaves_an_unbuilt_embedded_family_to_train(tmp_path, monkeypatch) -> None:
+    """The tiny family is built here, not downloaded: `train` names the build command itself."""
+    from tunesmith.advisor.lint import lint
+    from tunesmith.models.loading import unavailable_reason
+    from tunesmith.recipe.loading import validate_recipe
+    from tunesmith.recipe.resolve import resolve
+
+    monkeypatch.setenv("TUNESMITH_HOME", str(tmp_path))
+    assert "tunesmith models build tiny" in (unavailable_reason("tiny:post-trained") or "")
+    stage = {
+        "technique": "sft",
+        "data": {"train": "builtin:brindle/sft", "validation": "builtin:brindle/sft-validation"},
+    }
+    resolved = resolve(validate_recipe({"name": "t", "model": {"family": "tiny"}, "stages": [stage]}))
+    assert not [f for f in lint(resolved, measure_data=False) if f.rule == "model-not-available"]
