@@ -407,7 +407,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--temperature", type=TEMPERATURE, default=1.0, help="sampling temperature (default 1.0, as in RFT)"
     )
-    p.add_argument("--max-new-tokens", type=POSITIVE_INT, help="default: 32 for the tiny family, else 512")
+    p.add_argument(
+        "--max-new-tokens",
+        type=POSITIVE_INT,
+        help="default: 1.5 x the longest reference answer + 8, at most the size class's RFT default",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", metavar="FILE.json", help="also write the report as JSON")
     p.add_argument("--format", choices=["text", "json"], default="text")

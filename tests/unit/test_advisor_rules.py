@@ -33,6 +33,7 @@ RFT = {
 }
 
 TESTED_RULES = {
+    "model-not-available",
     "lr-deviates-while-mixing",
     "sft-mix-without-rif",
     "customer-share-far-from-50",
@@ -111,6 +112,13 @@ def test_lr_deviates_while_mixing() -> None:
     (finding,) = check(resolved(billion, family="qwen3-0.6b"), "lr-deviates-while-mixing")
     assert "10x the billion-class sft lora default 1e-05" in finding.message
     assert check(resolved(stage(SFT, hyperparameters={"lr": 1e-5}), family="qwen3-0.6b"), finding.rule) == []
+
+
+def test_model_not_available() -> None:
+    line = "qwen3-0.6b:post-trained is Qwen/Qwen3-0.6B: the model is not in the local Hugging Face cache ..."
+    (finding,) = check(resolved(SFT), "model-not-available", LintFacts(model_unavailable=line))
+    assert finding.severity == "error" and finding.message == line and "model.path" in finding.fix
+    assert check(resolved(SFT), "model-not-available") == []
 
 
 def test_sft_mix_without_rif() -> None:

@@ -200,3 +200,15 @@ def test_train_evaluates_start_and_best_unless_no_eval(micro_model_dir, tmp_path
     assert [c["label"] for c in again["checkpoints"]] == [micro_model_dir.as_posix(), "micro-eval/sft"]
     assert all(s["cached"] for c in again["checkpoints"] for s in c["suites"].values())
     assert again["verdict"] == report["verdict"]
+
+
+def test_eval_out_without_a_baseline_names_only_the_files_it_wrote(
+    micro_model_dir, tmp_path, home, capsys
+) -> None:
+    out = tmp_path / "out"
+    argv = ["eval", "--model", str(micro_model_dir), "--suites", "general", "--items-per-category", "2"]
+    assert main([*argv, "--out", str(out)]) == 0
+    written = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("written: "))
+    assert {p.name for p in out.iterdir()} == {"evaluation.json", "predictions.jsonl"}  # no comparison
+    assert written == f"written: {out / 'evaluation.json'}, {out / 'predictions.jsonl'}"
+    assert "forgetting.csv" not in written

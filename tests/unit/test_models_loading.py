@@ -71,3 +71,52 @@ def test_list_shows_families_stages_and_missing(tmp_path, monkeypatch, capsys) -
     assert by_key[("olmo2-1b", "pre-trained")]["revision"] == "stage1-step140000-tokens294B"
     assert list_command("text") == 0
     assert "olmo2-1b" in capsys.readouterr().out
+
+
+def test_a_catalog_family_without_weights_is_named_by_plan_and_lint_before_train(
+    tmp_path, monkeypatch, capsys
+) -> None:
+    from tunesmith.cli import main
+    from tunesmith.models.loading import unavailable_reason
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    line = unavailable_reason("qwen3-0.6b:post-trained")
+    assert line is not None and "\n" not in line
+    assert line.startswith("qwen3-0.6b:post-trained is Qwen/Qwen3-0.6B: the model is not in the local")
+    assert "set model.path to that local folder" in line
+    with pytest.raises(ModelError) as err:
+        load_model("qwen3-0.6b:post-trained")
+    assert "set model.path" in str(err.value)
+    recipe, runs = tmp_path / "r.yaml", tmp_path / "runs"
+    recipe.write_text(
+        f"name: r\noutput_dir: {runs}\nmodel: {{family: qwen3-0.6b, checkpoint: post-trained}}\nstages:\n"
+        "  - technique: sft\n    data: {train: builtin:brindle/sft, validation: builtin:brindle/sft-validation}\n"
+    )
+    assert main(["plan", str(recipe)]) == 0
+    assert (
+        "ERROR model-not-available: model: qwen3-0.6b:post-trained is Qwen/Qwen3-0.6B"
+        in capsys.readouterr().out
+    )
+    assert main(["lint", str(recipe)]) == 1
+    assert "set model.path" in capsys.readouterr().out
+    assert main(["train", str(recipe)]) != 0
+    assert "model-not-available" in capsys.readouterr().err
+    assert not runs.exists() or not any(runs.iterdir())  # refused before a run folder was written
+
+
+def test_lint_leaves_an_unbuilt_embedded_family_to_train(tmp_path, monkeypatch) -> None:
+    """The tiny family is built here, not downloaded: `train` names the build command itself."""
+    from tunesmith.advisor.lint import lint
+    from tunesmith.models.loading import unavailable_reason
+    from tunesmith.recipe.loading import validate_recipe
+    from tunesmith.recipe.resolve import resolve
+
+    monkeypatch.setenv("TUNESMITH_HOME", str(tmp_path))
+    assert "tunesmith models build tiny" in (unavailable_reason("tiny:post-trained") or "")
+    stage = {
+        "technique": "sft",
+        "data": {"train": "builtin:brindle/sft", "validation": "builtin:brindle/sft-validation"},
+    }
+    resolved = resolve(validate_recipe({"name": "t", "model": {"family": "tiny"}, "stages": [stage]}))
+    assert not [f for f in lint(resolved, measure_data=False) if f.rule == "model-not-available"]

@@ -198,3 +198,24 @@ def test_probe_on_an_endpoint_replying_bad_json_is_reward_failed(tmp_path, micro
     assert (report.verdict, report.failed_samples, report.samples) == ("reward_failed", 4, 4)
     assert "4 of 4 samples failed" in report.advice and "malformed_json 4" in report.advice
     assert "make the endpoint reply with a JSON list" in report.advice
+
+
+def test_the_probe_sizes_its_answers_to_the_task_not_512(stand_ins, tmp_path) -> None:
+    from transformers import AutoTokenizer, Qwen3Config
+
+    from tunesmith.evaluation.probe import default_max_new_tokens
+    from tunesmith.models.stand_ins import SIZES
+
+    model = str(stand_ins["qwen3"])
+    rows = [{"prompt": [{"role": "user", "content": "q"}], "reference_answer": "Brindle tea, 12 brix"}]
+    longest = len(
+        AutoTokenizer.from_pretrained(model)("Brindle tea, 12 brix", add_special_tokens=False)["input_ids"]
+    )
+    tokens, why = default_max_new_tokens(model, rows)
+    assert tokens == min(32, -(-3 * longest // 2) + 8) and "reference answers" in why
+    assert default_max_new_tokens(model, [{"prompt": "q"}]) == (
+        32,
+        "no reference answers to size it from: the tiny-class RFT default",
+    )
+    Qwen3Config(**SIZES["0.5b"]).save_pretrained(tmp_path / "config-only")  # billion class, no references
+    assert default_max_new_tokens(str(tmp_path / "config-only"), [{"prompt": "q"}])[0] == 2048

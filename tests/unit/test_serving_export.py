@@ -49,6 +49,9 @@ def _train(root: Path, model_dir: Path, mode: str) -> Path:
                     "micro_batch_size": 8,
                     "val_check_interval": 4,
                     "lr": 3e-3,
+                    # the micro model is tiny-class (r8, alpha 16): 4 steps need the larger adapter to
+                    # answer the prompts differently
+                    **({"lora": {"rank": 32, "alpha": 64}} if mode == "lora" else {}),
                 },
             }
         ],

@@ -296,8 +296,15 @@ def test_general_prompts_mixed_into_rft_are_scored_by_the_general_verifier(tmp_p
     assert probe["prompts"] == len(rows) - len(general)  # the probe looks at your prompts only
     result = json.loads((stage / "result.json").read_text())
     # your reward saw only your prompts: 2 steps x 2 customer prompts x 4 samples + 2 validations (steps 0
-    # and 2) x 4 customer prompts x 4 samples
-    assert result["reward"]["samples"] == 2 * 2 * 4 + 2 * 4 * 4
+    # and 2) x the customer prompts among the validated subset (min(8, 64, global_batch_size 4) prompts) x 4
+    from tunesmith.recipe.plan import plan
+    from tunesmith.training.rft import validation_subset
+
+    resolved = plan(recipe_path)
+    assert resolved.stages[0].numbers["validation_prompts"] == 4
+    picked = validation_subset(validation, 4, resolved.recipe.stages[0].hyperparameters.seed)
+    customer = sum("general_category" not in r for r in picked)
+    assert result["reward"]["samples"] == 2 * 2 * 4 + 2 * customer * 4
 
 
 class _Recorder:
@@ -351,3 +358,90 @@ def test_a_resumed_rft_stage_feeds_its_detectors_the_same_streams_as_an_uninterr
                 assert [v is None for v in values2] == [v is None for v in values], (name, step)
                 numbers = [v for v in values if v is not None]
                 assert [v for v in values2 if v is not None] == pytest.approx(numbers, rel=1e-4), (name, step)
+
+
+SLOW_VALIDATION_REWARD = '''
+import os, pathlib, time
+
+def slow_validation(completion, reference_answer, **extra):
+    """Training prompts score like `parity`; validation prompts (reference "v") take 0.25 s each and mark
+    that validation is running."""
+    if reference_answer == "v":
+        pathlib.Path(os.environ["VALIDATING_MARKER"]).touch()
+        time.sleep(0.25)
+        return 0.0
+    return 1.0 if completion and ord(completion[0]) % 2 == 0 else 0.0
+'''
+
+
+def test_rft_validation_is_capped_shows_progress_and_sigterm_stops_inside_it(
+    tmp_path, micro_model_dir
+) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tunesmith.recipe.plan import plan
+
+    module = tmp_path / "slow_rewards.py"
+    module.write_text(SLOW_VALIDATION_REWARD)
+    validation = [
+        {"id": f"v{i}", "messages": [{"role": "user", "content": f"q {i}"}], "reference_answer": "v"}
+        for i in range(100)
+    ]
+    (tmp_path / "val.jsonl").write_text("".join(json.dumps(r) + "\n" for r in validation))
+    recipe = {
+        "name": "slow-val",
+        "model": {"path": str(micro_model_dir)},
+        "output_dir": str(tmp_path / "runs"),
+        "acknowledge": {"rft-lr-raised": "micro test model"},
+        "stages": [
+            {
+                "technique": "rft",
+                "mode": "lora",
+                "data": {
+                    "train": _prompts(tmp_path / "train.jsonl", 800),  # no repeats (see the report)
+                    "validation": str(tmp_path / "val.jsonl"),
+                },
+                "rft": {"reward": f"{module}:slow_validation", "number_generation": 4, "max_new_tokens": 6},
+                "hyperparameters": {"max_steps": 50, "global_batch_size": 16, "micro_batch_size": 4},
+            }
+        ],
+    }
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    numbers = plan(path).stages[0].numbers
+    # 100 validation prompts capped to one training step's 16; validating 16 prompts costs one step, so
+    # validations come every 4 steps at the least (a quarter of the time), 50 // 10 = 5 here
+    assert numbers["validation_prompts"] == 16
+    assert plan(path).recipe.stages[0].hyperparameters.val_check_interval == 5
+
+    marker = tmp_path / "validating"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "VALIDATING_MARKER": str(marker)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tunesmith.cli", "train", str(path), "--no-eval"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    deadline = time.monotonic() + 240
+    while not marker.exists():
+        assert process.poll() is None, process.stdout.read()
+        assert time.monotonic() < deadline, "validation never started"
+        time.sleep(0.05)
+    sent = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    output, _ = process.communicate(timeout=120)
+    seconds = time.monotonic() - sent
+    stage = tmp_path / "runs" / "slow-val" / "rft"
+    assert process.returncode == 128 + signal.SIGTERM, output
+    assert "validation abandoned; saving and stopping" in output and "Traceback" not in output
+    assert seconds < 16 * 4 * 0.25, output  # sooner than the rest of the validation would have taken
+    assert "rft (rft, lora) validation:" in output  # the validation's own progress bar (batches)
+    metrics = _rows(stage / "metrics.jsonl")
+    assert not any("eval_reward" in r for r in metrics)  # the abandoned validation is not a measurement
+    saved = [p for p in (stage / "checkpoints").glob("checkpoint-*") if (p / "COMPLETE").exists()]
+    assert saved, output

@@ -108,7 +108,7 @@ def test_stage_writes_outputs_follows_schedule_and_keeps_top_k(tmp_path, micro_m
     for row in steps:
         assert row["lr"] == pytest.approx(schedule[row["step"] - 1], rel=1e-6, abs=1e-12)
     # validation every 2 steps and at the end; top-2 kept (+ latest); SFT's best = the highest validation
-    # token accuracy (the earliest on a tie)
+    # token accuracy (on a tie the lower validation loss, then the later step)
     losses = {r["step"]: r["eval_loss"] for r in metrics if "eval_loss" in r}
     assert sorted(losses) == [0, 2, 4, 6, 8]  # 0: the starting point, for comparison
     assert result["initial_eval_loss"] == pytest.approx(losses[0])
@@ -118,7 +118,7 @@ def test_stage_writes_outputs_follows_schedule_and_keeps_top_k(tmp_path, micro_m
     assert best["selected_by"].startswith("validation token accuracy")
     assert best["eval_loss"] == pytest.approx(losses[best["step"]])
     kept = sorted(p.name for p in (stage / "checkpoints").glob("checkpoint-*"))
-    top2 = sorted(accuracy, key=lambda step: (-accuracy[step], step))[:2]
+    top2 = sorted(accuracy, key=lambda step: (-accuracy[step], losses[step], -step))[:2]
     assert set(kept) == {f"checkpoint-{s}" for s in set(top2) | {8}}
     assert all((stage / "checkpoints" / k / "COMPLETE").exists() for k in kept)
     # the best model loads and is the selected checkpoint

@@ -92,8 +92,21 @@ def lint(
 ) -> list[Finding]:
     """The findings for a resolved recipe. `measure_data` samples the training files (lengths, reasoning
     traces; a few thousand lines each); `probe_positive_rate` (0-1) is the RFT readiness probe's result."""
+    from tunesmith.models.catalog import FAMILIES
+    from tunesmith.models.loading import unavailable_reason
+    from tunesmith.recipe.resolve import start_ref
+
+    model = resolved.recipe.model
+    family = FAMILIES.get(model.family) if model.family else None
+    # the embedded family is built here (`tunesmith models build tiny`), not downloaded: train says so itself
+    downloaded = family is None or family.kind != "embedded"
     stage_data = measure_stages(resolved, max_examples=max_examples) if measure_data else {}
-    return run_rules(resolved, LintFacts(stage_data=stage_data, probe_positive_rate=probe_positive_rate))
+    facts = LintFacts(
+        stage_data=stage_data,
+        probe_positive_rate=probe_positive_rate,
+        model_unavailable=unavailable_reason(start_ref(model)) if downloaded else None,
+    )
+    return run_rules(resolved, facts)
 
 
 def summary(findings: list[Finding]) -> str:

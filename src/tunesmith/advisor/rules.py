@@ -32,11 +32,12 @@ reward' ([nova-hpo-blog], recommended workflow)."""
 
 @dataclass(frozen=True)
 class LintFacts:
-    """Plain values the rules need beyond the recipe: per-stage data statistics (by stage index) and the
-    RFT readiness probe's positive-reward rate (0-1) when it was run."""
+    """Plain values the rules need beyond the recipe: per-stage data statistics (by stage index), the
+    RFT readiness probe's positive-reward rate (0-1) when it was run, and whether the model can be loaded."""
 
     stage_data: dict[int, StageDataStats] = field(default_factory=dict)
     probe_positive_rate: float | None = None
+    model_unavailable: str | None = None  # why the start model cannot be loaded here (None: it can)
 
 
 Check = Callable[[ResolvedRecipe, LintFacts], list[Finding]]
@@ -104,6 +105,25 @@ def _lr_phrase(resolved: ResolvedRecipe, index: int) -> str:
 
 
 # -------------------------------------------------------------------------------------------- rules
+
+
+@rule("model-not-available", "error", "the starting model cannot be loaded on this machine")
+def model_not_available(resolved: ResolvedRecipe, facts: LintFacts) -> list[Finding]:
+    """A catalog family or Hub id that is neither a local folder nor in the Hugging Face cache, while the Hub
+    is out of reach (`HF_HUB_OFFLINE`, or no network): `train` would fail at the first load, so say it before
+    a run folder is written ([transformers-docs], offline mode)."""
+    if facts.model_unavailable is None:
+        return []
+    return [
+        Finding(
+            "model-not-available",
+            "error",
+            facts.model_unavailable,
+            "set model.path to a local model folder (what `hf download` or `save_pretrained` writes)",
+            "[transformers-docs] offline mode",
+            "model",
+        )
+    ]
 
 
 @rule("lr-deviates-while-mixing", "error", "LR changed from the family default while data mixing is on")

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 import random
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -287,6 +288,30 @@ def _bars(hist: list[dict[str, float]]) -> str:
     return f"{hist[0]['low']:g} |{bar}| {hist[-1]['high']:g}"
 
 
+def default_max_new_tokens(model: str, rows: list[dict[str, Any]]) -> tuple[int, str]:
+    """The probe's answer length when none is given, with the reason: sized to the task from the reference
+    answers (1.5 x the longest + 8 tokens, as the evaluation does), at most the RFT default of the model's
+    size class; without string references, that default (`rft.max_new_tokens` in the defaults table)."""
+    from tunesmith.data.formats.rft import reference_answer
+    from tunesmith.evaluation.suites import max_new_tokens_for
+    from tunesmith.models.catalog import FAMILIES
+    from tunesmith.models.loading import load_tokenizer
+    from tunesmith.models.parameters import size_class
+    from tunesmith.recipe import defaults as table
+
+    family = FAMILIES.get(str(model).split(":")[0])
+    sized = size_class(family, None if family else str(model))
+    entry = table.lookup("rft.max_new_tokens", {"size_class": sized.name, "technique": "rft"})
+    assert entry is not None, "the defaults table sizes rft.max_new_tokens for every class"
+    cap = int(entry.value)
+    references = [reference_answer(row) for row in rows]
+    texts = [r for r in references if isinstance(r, str) and r]
+    if not texts:
+        return cap, f"no reference answers to size it from: the {sized.name}-class RFT default"
+    tokens = max_new_tokens_for(load_tokenizer(model), texts, cap)
+    return tokens, f"1.5 x the longest of {len(texts)} reference answers + 8 tokens (at most {cap})"
+
+
 def probe_command(
     model: str,
     *,
@@ -312,12 +337,10 @@ def probe_command(
 
     path = locate_data(data, None)
     rows = [example.to_row() for example in read_examples(path, "rft")]
-    if max_new_tokens is None:
-        from tunesmith.models.catalog import FAMILIES
-
-        family = FAMILIES.get(str(model).split(":")[0])
-        max_new_tokens = 32 if family is not None and family.size_class == "tiny" else 512
     resolve_ref(model)  # a missing model: the loader's one-line error before any work
+    if max_new_tokens is None:
+        max_new_tokens, why = default_max_new_tokens(model, rows)
+        print(f"max_new_tokens {max_new_tokens}: {why}", file=sys.stderr)
     settings = ProbeSettings(
         prompts=prompts,
         generations=generations,

@@ -415,9 +415,11 @@ def checkpoint_summary(scores: Scores) -> dict:
     }
 
 
-def write_report(out_dir: str | Path, checkpoints: list[Scores], comparisons: list[dict]) -> Path:
-    """`evaluation.json`, `forgetting.csv` and `predictions.jsonl` in `out_dir`, each written atomically."""
+def write_report(out_dir: str | Path, checkpoints: list[Scores], comparisons: list[dict]) -> list[Path]:
+    """`evaluation.json`, `forgetting.csv` (when there is a comparison) and `predictions.jsonl` in `out_dir`,
+    each written atomically; returns the files written."""
     out = Path(out_dir)
+    written = [out / "evaluation.json"]
     payload = {
         "verdict": comparisons[-1]["verdict"] if comparisons else None,
         "checkpoints": [checkpoint_summary(s) for s in checkpoints],
@@ -426,6 +428,7 @@ def write_report(out_dir: str | Path, checkpoints: list[Scores], comparisons: li
     atomic_write_json(out / "evaluation.json", payload)
     if comparisons:
         atomic_write_text(out / "forgetting.csv", forgetting_csv(comparisons))
+        written.append(out / "forgetting.csv")
     atomic_write_jsonl(
         out / "predictions.jsonl",
         [
@@ -435,7 +438,7 @@ def write_report(out_dir: str | Path, checkpoints: list[Scores], comparisons: li
             for item in result["items"]
         ],
     )
-    return out / "evaluation.json"
+    return [*written, out / "predictions.jsonl"]
 
 
 def _pct(value: float) -> str:
@@ -546,7 +549,7 @@ def eval_command(
         comparisons = [compare(before, after, config)]
     out_dir = Path(out) if out else (checkpoint.run_dir / "eval" if checkpoint.run_dir else None)
     if out_dir is not None:
-        write_report(out_dir, checkpoints, comparisons)
+        written = write_report(out_dir, checkpoints, comparisons)
     if fmt == "json":
         print(json.dumps({
             "verdict": comparisons[-1]["verdict"] if comparisons else None,
@@ -560,7 +563,7 @@ def eval_command(
     for comparison in comparisons:
         print(render_comparison(comparison))
     if out_dir is not None:
-        print(f"written: {out_dir / 'evaluation.json'}, {out_dir / 'forgetting.csv'}")
+        print("written: " + ", ".join(str(path) for path in written))
     return 0
 
 

@@ -99,6 +99,45 @@ def _offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes", "on"}
 
 
+def _download_hint(source: str, revision: str | None) -> str:
+    return (
+        f"download it on a machine with network (`hf download {source}"
+        + (f" --revision {revision}" if revision else "")
+        + "`) and set model.path to that local folder (or pass the folder instead)"
+    )
+
+
+def _unreachable(source: str, revision: str | None, what: str) -> str | None:
+    """Why the Hub `source`, not in the local cache, cannot be downloaded here (offline, or the Hub out of
+    reach), in one line; None when it can be downloaded."""
+    label = f"{source}@{revision}" if revision else source
+    if _offline():
+        why = "is not in the local Hugging Face cache and HF_HUB_OFFLINE is set"
+    elif not _hub_reachable():
+        why = "is not cached and the Hugging Face Hub cannot be reached"
+    else:
+        return None
+    return f"{label}: the {what} {why} — {_download_hint(source, revision)}"
+
+
+def unavailable_reason(ref: str | os.PathLike[str]) -> str | None:
+    """The one line loading `ref` would fail with before any weight is read (a catalog family not built or
+    not downloaded, a missing folder, the Hub out of reach), or None when it can be loaded: what `plan` and
+    `lint` report before `train` writes a run folder."""
+    try:
+        source, revision = resolve_ref(ref)
+    except ModelError as err:
+        return str(err)
+    if isinstance(source, Path):
+        return None
+    if _hub_cached(source, revision):
+        return None
+    reason = _unreachable(source, revision, "model")
+    if reason and str(ref).partition(":")[0] in FAMILIES:
+        return f"{ref} is {reason}"
+    return reason
+
+
 def _load(loader, ref: str | os.PathLike[str], what: str, **kwargs):
     source, revision = resolve_ref(ref)
     if isinstance(source, Path):
@@ -107,24 +146,15 @@ def _load(loader, ref: str | os.PathLike[str], what: str, **kwargs):
         except (OSError, ValueError) as err:
             raise ModelError(f"{source}: cannot load the {what} from this folder — {_why(err)}") from None
     label = f"{source}@{revision}" if revision else source
-    hint = (
-        f"download it on a machine with network (`hf download {source}"
-        + (f" --revision {revision}" if revision else "")
-        + "`) and pass the local folder instead"
-    )
+    hint = _download_hint(source, revision)
     if _hub_cached(source, revision):  # the local Hugging Face cache first: no network
         try:
             return loader.from_pretrained(source, revision=revision, local_files_only=True, **kwargs)
         except (OSError, ValueError):
             pass
-    if _offline():
-        raise ModelError(
-            f"{label}: the {what} is not in the local Hugging Face cache and HF_HUB_OFFLINE is set — {hint}"
-        )
-    if not _hub_reachable():
-        raise ModelError(
-            f"{label}: the {what} is not cached and the Hugging Face Hub cannot be reached — {hint}"
-        )
+    reason = _unreachable(source, revision, what)
+    if reason:
+        raise ModelError(reason)
     try:
         return loader.from_pretrained(source, revision=revision, **kwargs)
     except (OSError, ValueError) as err:
@@ -134,6 +164,17 @@ def _load(loader, ref: str | os.PathLike[str], what: str, **kwargs):
 def _why(err: Exception) -> str:
     text = " ".join(str(err).split())
     return text[:200] + ("..." if len(text) > 200 else "")
+
+
+def stored_dtype(ref: str | os.PathLike[str]):
+    """The dtype `ref`'s weights are stored in (its config's `dtype`; float32 when unstated): what a stage's
+    `best/` and exports keep, so a bf16 start stays bf16 and the start and its stages are evaluated alike."""
+    import torch
+    from transformers import AutoConfig
+
+    config = _load(AutoConfig, ref, "config")
+    dtype = getattr(config, "dtype", None) or getattr(config, "torch_dtype", None) or torch.float32
+    return getattr(torch, dtype) if isinstance(dtype, str) else dtype
 
 
 def load_model(ref: str | os.PathLike[str], **kwargs):

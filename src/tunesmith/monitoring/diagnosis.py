@@ -9,9 +9,14 @@ comes first when the LR is the default.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from tunesmith.monitoring.events import Detection
+
+CHANCE_MARGIN = 0.1
+"""A loss within 10% of ln(vocab) counts as chance level: a unigram model of real text already sits well
+below it, so a loss this high means the weights have hardly moved from a random-like prediction."""
 
 
 @dataclass(frozen=True)
@@ -33,6 +38,14 @@ class RunContext:
     lora_alpha: float | None = None
     kl_coef: float | None = None
     lr_scale: float = 1.0  # < 1 after rollbacks
+    vocab_size: int | None = None  # the tokenizer's: ln(vocab_size) is the loss of uniform guessing
+
+    def at_chance(self, loss: float | None) -> bool:
+        """True when `loss` (nats per token) is within `CHANCE_MARGIN` of ln(vocab_size): the model predicts
+        no better than a uniform guess, so it has learned nothing yet."""
+        if loss is None or not self.vocab_size or self.vocab_size < 2:
+            return False
+        return loss >= (1 - CHANCE_MARGIN) * math.log(self.vocab_size)
 
     @property
     def lr_ratio(self) -> float | None:
@@ -161,6 +174,21 @@ def causes_for(finding: Detection, ctx: RunContext) -> list[str]:
         ]
     if detector == "plateau":
         causes = []
+        if ctx.at_chance(finding.value):
+            chance = math.log(ctx.vocab_size or 2)
+            return [
+                f"the loss {finding.value:.4g} sits at chance, ln({ctx.vocab_size}) = {chance:.4g} (a uniform guess over "
+                "the vocabulary): the model has learned nothing yet",
+                f"learning rate too low for this model (lr {ctx.lr:g}"
+                + (
+                    f", x{ctx.lr_ratio:.3g} the default {ctx.default_lr:g}"
+                    if ctx.lr_ratio is not None
+                    else ""
+                )
+                + "): check `tunesmith plan`'s size class, then raise the LR in x2 steps",
+                "a randomly initialized or broken checkpoint: check model.path points at trained weights",
+                "the loss is computed on the wrong tokens: check the rendered examples (`tunesmith data inspect`)",
+            ]
         if ctx.lr_ratio is not None and ctx.lr_ratio < 0.99:
             causes.append(f"learning rate too low: x{ctx.lr_ratio:.3g} the default {ctx.default_lr:g}")
         causes += [

@@ -411,9 +411,14 @@ DEFAULTS: tuple[Default, ...] = (
     # ---- validation and checkpoints ----------------------------------------------------------------------
     Default(
         H + "val_check_interval",
-        Derived("max(1, total_steps // 10)"),
-        "about ten validations per stage so "
-        "save_top_k has candidates to choose from (Nova's 2500 assumes long runs, [nova-recipes])",
+        Derived(
+            "max(total_steps // 10, ceil(4 x one validation's cost in training steps)), between 1 and "
+            "total_steps; the cost is validation_examples / (3 x global_batch_size) (RFT: validation_prompts / "
+            "global_batch_size)"
+        ),
+        "about ten validations per stage so save_top_k has candidates to choose from (Nova's 2500 assumes long "
+        "runs, [nova-recipes]), each taking at most a quarter of the training between two: scoring is a "
+        "forward pass, about a third of a training step per token ([kaplan-2020]: 2N vs 6N FLOPs)",
     ),
     Default(
         H + "save_top_k",

@@ -87,6 +87,7 @@ def render_plan(resolved: ResolvedRecipe) -> str:
         f"plan for '{recipe.name}'" + (f" ({resolved.source})" if resolved.source else ""),
         f"model: {recipe.model.family or recipe.model.path} {recipe.model.checkpoint or ''}".rstrip()
         + f"   [defaults: {resolved.size_class}-class]",
+        *([f"size class: {resolved.size_reason}"] if resolved.size_reason else []),
         "",
     ]
     rows = provenance_rows(resolved)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel
 
 from tunesmith.errors import RecipeError
+from tunesmith.models import parameters
 from tunesmith.models.catalog import FAMILIES
 from tunesmith.recipe import defaults as table
 from tunesmith.recipe.schema import (
@@ -75,6 +76,7 @@ class ResolvedRecipe:
     size_class: str
     source: str | None = None
     domain_data: DataSnapshot | None = None  # evaluation.domain, validated as gen_qa before any training
+    size_reason: str = ""  # why this size class (`plan` shows it)
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved recipe as plain data (what `plan --out` writes and runs store); it loads and validates
@@ -103,6 +105,7 @@ class ResolvedRecipe:
                 for s in self.stages
             ],
             "size_class": self.size_class,
+            "size_reason": self.size_reason,
             "source": self.source,
         }
 
@@ -118,11 +121,10 @@ def resolve(recipe: Recipe, *, recipe_path: str | Path | None = None) -> Resolve
     base_dir = Path(recipe_path).parent if recipe_path else None
 
     family = FAMILIES.get(recipe.model.family) if recipe.model.family else None
-    size_class = family.size_class if family else "billion"
+    sized = model_size_class(recipe.model)
+    size_class = sized.name
     if family is None:
-        provenance["model.family"] = Provenance(
-            "derived", "no catalog family: a Hugging Face id / local path gets the billion-parameter defaults"
-        )
+        provenance["model.family"] = Provenance("derived", f"no catalog family: {sized.reason}")
     if recipe.model.family and recipe.model.checkpoint is None and recipe.model.path is None:
         recipe.model.checkpoint = "post-trained"
         provenance["model.checkpoint"] = Provenance(
@@ -163,7 +165,15 @@ def resolve(recipe: Recipe, *, recipe_path: str | Path | None = None) -> Resolve
         size_class,
         str(recipe_path) if recipe_path else None,
         snapshot_of(domain, "eval", base_dir, key="evaluation.domain") if domain else None,
+        sized.reason,
     )
+
+
+def model_size_class(model: ModelSpec) -> parameters.SizeClass:
+    """The defaults' size class of a recipe's model, with the reason: the catalog family's, else from the
+    parameter count of the path's config (`tunesmith.models.parameters.size_class`)."""
+    family = FAMILIES.get(model.family) if model.family else None
+    return parameters.size_class(family, None if family else start_ref(model))
 
 
 def start_ref(model: ModelSpec) -> str:
@@ -493,6 +503,13 @@ def _derive_steps(scope: _StageScope) -> int:
         plan.set(
             "validation_examples", plan.validation_data.examples, f"valid examples in {stage.data.validation}"
         )
+        if stage.technique == "rft":
+            plan.set(
+                "validation_prompts",
+                min(plan.validation_data.examples, RFT_MAX_VALIDATION_PROMPTS, hp.global_batch_size),
+                f"min(validation_examples, {RFT_MAX_VALIDATION_PROMPTS}, global_batch_size): a fixed subset, so "
+                "one validation generates no more than one training step does",
+            )
     share = scope.mix.customer_percent / 100
     examples_per_epoch = math.ceil(customer_examples / share) if share > 0 else None
     if examples_per_epoch is not None:
@@ -575,7 +592,33 @@ def _derive_schedule(scope: _StageScope, total_steps: int) -> None:
         },
         "linear warmup from 0 -> constant at lr -> ramp down to min_lr",
     )
-    scope.fill_hp("val_check_interval", derive=lambda: max(1, total_steps // 10))
+    scope.fill_hp(
+        "val_check_interval", derive=lambda: validation_interval(total_steps, validation_cost(scope))
+    )
+
+
+RFT_MAX_VALIDATION_PROMPTS = 64
+"""The most validation prompts an RFT stage scores each time (each sampled `number_generation` times)."""
+
+VALIDATION_SHARE = 0.25
+"""The most time validation may take relative to the training between two validations."""
+
+
+def validation_cost(scope: _StageScope) -> float:
+    """One validation's cost in training steps: SFT/CPT score `validation_examples` with a forward pass,
+    about a third of a training step's forward and backward per token ([kaplan-2020]: 2N vs 6N FLOPs);
+    RFT generates for `validation_prompts` as a training step does for `global_batch_size` prompts."""
+    numbers, batch = scope.plan.numbers, scope.hp.global_batch_size
+    if scope.stage.technique == "rft":
+        return numbers.get("validation_prompts", 0) / batch
+    return numbers.get("validation_examples", 0) / (3 * batch)
+
+
+def validation_interval(total_steps: int, cost_steps: float) -> int:
+    """Steps between validations: about ten per stage (so save_top_k has candidates), but far enough apart
+    that validating takes at most `VALIDATION_SHARE` of the training time; never more than the stage."""
+    spaced = math.ceil(cost_steps / VALIDATION_SHARE - 1e-9)
+    return max(1, min(total_steps, max(total_steps // 10, spaced)))
 
 
 def _derive_batch_and_tokens(scope: _StageScope, total_steps: int) -> None:

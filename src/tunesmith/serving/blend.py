@@ -52,15 +52,9 @@ def blend_weights(fine_tuned: Any, start: Any, weight: float) -> Any:
 
 def start_dtype(start_ref: str | Path) -> Any:
     """The dtype the starting checkpoint is stored in (what exports keep; float32 when unstated)."""
-    import torch
-    from transformers import AutoConfig
+    from tunesmith.models.loading import stored_dtype
 
-    from tunesmith.models.loading import resolve_ref
-
-    source, revision = resolve_ref(start_ref)
-    config = AutoConfig.from_pretrained(source, revision=revision)
-    dtype = getattr(config, "dtype", None) or getattr(config, "torch_dtype", None) or torch.float32
-    return getattr(torch, dtype) if isinstance(dtype, str) else dtype
+    return stored_dtype(start_ref)
 
 
 def blended_model(fine_tuned_ref: str | Path, start_ref: str | Path, weight: float) -> Any:

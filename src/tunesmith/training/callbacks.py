@@ -182,6 +182,11 @@ class CheckpointKeeper(TrainerCallback):
     validation loss alone the pick sat in the mid-run general dip (it retained 87-93% of general accuracy)
     while later checkpoints retained 97%.
 
+    Ties on the metric (token accuracy often ties across checkpoints) go to the lower validation loss, then
+    to the later checkpoint. A checkpoint whose every update ran at LR 0 (the first warmup step) holds the
+    starting weights: it ranks after every checkpoint that moved them, so a stage never exports its start
+    while it has anything else (`moved` in checkpoints.json; the LR is read before each optimizer step).
+
     Kept instead of the trainer's `save_total_limit`/`metric_for_best_model`: those keep the latest N plus
     one best by the metric alone, not the top-k within the forgetting limit, and ignore the COMPLETE marker.
     """
@@ -213,6 +218,15 @@ class CheckpointKeeper(TrainerCallback):
             raise UserError(f"{self.index_path}: damaged (not a checkpoint index) — {INDEX_FIX}")
         self._eval_value: dict[int, float] = {}
         self._eval_loss: dict[int, float] = {}  # reported next to another selection metric
+        # whether any update so far ran at LR > 0 (on resume: what the kept checkpoints recorded)
+        self.moved = any(entry.get("moved", True) for entry in self.index.values())
+
+    def on_pre_optimizer_step(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any
+    ) -> None:
+        optimizer = kw.get("optimizer")
+        if not self.moved and optimizer is not None:
+            self.moved = any(group.get("lr", 0.0) > 0 for group in optimizer.param_groups)
 
     def _from_markers(self) -> dict[str, dict[str, Any]]:
         """The index rebuilt from the COMPLETE markers (each records its step and selection metric; the
@@ -259,6 +273,7 @@ class CheckpointKeeper(TrainerCallback):
             "eval_loss": self._eval_loss.get(step),
             self.metric: value,
             "general_probe": self.general_probe.get(step),
+            "moved": self.moved,
         }
         self._prune(latest=folder.name)
         atomic_write_json(self.index_path, self.index)
@@ -266,9 +281,10 @@ class CheckpointKeeper(TrainerCallback):
         if best is not None:
             atomic_write_json(self.stage_dir / "best.json", best)
 
-    def _ranked(self) -> list[tuple[bool, float, int, str]]:
-        """(forgot, validation loss or -reward, step, name), best first: checkpoints within the forgetting
-        limit first."""
+    def _ranked(self) -> list[tuple[bool, bool, float, float, int, str]]:
+        """(kept the start's weights, forgot, the metric (negated when higher is better), validation loss,
+        -step, name), best first: checkpoints that moved the weights, then those within the forgetting limit
+        first; ties to the lower validation loss, then to the later step."""
         start = self.general_probe.get(0)
 
         def forgot(entry: dict[str, Any]) -> bool:
@@ -277,9 +293,13 @@ class CheckpointKeeper(TrainerCallback):
                 return False  # nothing measured: every checkpoint is eligible
             return probe < start - self.max_general_drop - 1e-9
 
+        def loss(entry: dict[str, Any]) -> float:
+            value = entry.get("eval_loss")
+            return float(value) if _finite(value) else math.inf
+
         sign = -1.0 if self.higher_is_better else 1.0
         return sorted(
-            (forgot(v), sign * v[self.metric], v["step"], k)
+            (not v.get("moved", True), forgot(v), sign * v[self.metric], loss(v), -v["step"], k)
             for k, v in self.index.items()
             if _finite(v.get(self.metric))
         )
@@ -289,7 +309,8 @@ class CheckpointKeeper(TrainerCallback):
         ranked = self._ranked()
         what = METRIC_NAMES.get(self.metric, self.metric)
         if ranked:
-            forgot, _, step, name = ranked[0]
+            unmoved, forgot, _, _, step, name = ranked[0]
+            step = -step
             how = what
             measured = any(entry.get("general_probe") is not None for entry in self.index.values())
             if self.max_general_drop is not None and measured and 0 in self.general_probe:
@@ -299,6 +320,8 @@ class CheckpointKeeper(TrainerCallback):
                     else f"{what} among checkpoints within {100 * self.max_general_drop:g} points of "
                     "the start's general probe"
                 )
+            if unmoved:
+                how += " (no checkpoint moved the weights: every update before it ran at LR 0)"
             return {
                 "checkpoint": name,
                 "step": step,
@@ -306,10 +329,17 @@ class CheckpointKeeper(TrainerCallback):
                 **({self.metric: self.index[name][self.metric]} if self.metric != "eval_loss" else {}),
                 "selected_by": how,
                 "general_probe": self.index[name].get("general_probe"),
+                "moved": not unmoved,
             }
         if self.index:
             name, entry = max(self.index.items(), key=lambda kv: kv[1]["step"])
-            return {"checkpoint": name, "step": entry["step"], "eval_loss": None, "selected_by": "latest"}
+            return {
+                "checkpoint": name,
+                "step": entry["step"],
+                "eval_loss": None,
+                "selected_by": "latest",
+                "moved": entry.get("moved", True),
+            }
         return None
 
     def _prune(self, latest: str) -> None:
@@ -338,11 +368,19 @@ class FinalValidation(TrainerCallback):
             control.should_evaluate = self.has_validation
 
 
-class StopOnSignal(TrainerCallback):
-    """On SIGTERM (or SIGINT), finish the current step, save a checkpoint and stop cleanly."""
+class ValidationInterrupted(Exception):
+    """A stop signal arrived during validation: the trainer abandons the validation (see `StopOnSignal`)."""
 
-    def __init__(self) -> None:
+
+class StopOnSignal(TrainerCallback):
+    """On SIGTERM (or SIGINT), finish the current step, save a checkpoint and stop cleanly.
+
+    With `interrupt_validation`, a signal that arrives during validation also abandons the validation at the
+    next batch (`ValidationInterrupted`, which the trainer catches: RFT's validation generates for minutes)."""
+
+    def __init__(self, interrupt_validation: bool = False) -> None:
         self.received: int | None = None
+        self.interrupt_validation = interrupt_validation
         self._previous: dict[int, Any] = {}
 
     def install(self) -> StopOnSignal:
@@ -369,12 +407,70 @@ class StopOnSignal(TrainerCallback):
             control.should_save = True
             control.should_training_stop = True
 
+    def on_prediction_step(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any
+    ) -> None:
+        if self.received is not None and self.interrupt_validation:
+            raise ValidationInterrupted(
+                f"signal {self.received} during validation at step {state.global_step}"
+            )
+
 
 class ProgressBar(TrainerCallback):
     """A bar with ETA (tqdm) and the latest loss/LR; validation results as lines. `quiet`: lines only."""
 
+    QUIET_VALIDATION_SECONDS = 30.0
+    """In quiet mode, a validation that runs longer prints its progress at most this often."""
+
     def __init__(self, label: str, quiet: bool) -> None:
         self.label, self.quiet, self.bar = label, quiet, None
+        self.eval_bar: Any = None
+        self._eval_batches = 0
+        self._eval_started = self._eval_printed = 0.0
+
+    def on_prediction_step(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any
+    ) -> None:
+        """Validation progress, batch by batch (a second bar; quiet: a line every 30 s)."""
+        if not state.is_world_process_zero:
+            return
+        loader = kw.get("eval_dataloader")
+        total = len(loader) if loader is not None and hasattr(loader, "__len__") else None
+        now = time.monotonic()
+        if self._eval_batches == 0:
+            self._eval_started = self._eval_printed = now
+        self._eval_batches += 1
+        if not self.quiet:
+            if self.eval_bar is None:
+                from tqdm.auto import tqdm
+
+                self.eval_bar = tqdm(
+                    total=total,
+                    desc=f"{self.label} validation",
+                    unit="batch",
+                    leave=False,
+                    dynamic_ncols=True,
+                )
+            self.eval_bar.update(1)
+        elif now - self._eval_printed >= self.QUIET_VALIDATION_SECONDS:
+            self._eval_printed = now
+            of = f"/{total}" if total else ""
+            print(
+                f"{self.label}: step {state.global_step} validation: batch {self._eval_batches}{of} "
+                f"({now - self._eval_started:.0f} s)",
+                flush=True,
+            )
+
+    def on_evaluate(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any
+    ) -> None:
+        self._end_validation()
+
+    def _end_validation(self) -> None:
+        if self.eval_bar is not None:
+            self.eval_bar.close()
+            self.eval_bar = None
+        self._eval_batches = 0
 
     def on_train_begin(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any
@@ -428,6 +524,7 @@ class ProgressBar(TrainerCallback):
     def on_train_end(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any
     ) -> None:
+        self._end_validation()
         if self.bar is not None:
             self.bar.close()
             self.bar = None

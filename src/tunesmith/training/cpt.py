@@ -12,9 +12,32 @@ from typing import Any, Literal
 
 from trl import SFTConfig, SFTTrainer
 
+from tunesmith.errors import UserError
 from tunesmith.training.callbacks import Selection
 from tunesmith.training.schedule import PlaybookSchedule
 from tunesmith.training.stage import Datasets, StageResult, StageRun, TrainerInputs, run_stage
+
+DOCUMENT_SEPARATORS = ("<|endoftext|>", "<|end_of_text|>")
+"""The document separators of the open families' pre-training (Qwen/GPT-2 style `<|endoftext|>`, Llama 3's
+`<|end_of_text|>`): the token that ends a document, which an instruct tokenizer's eos (`<|im_end|>`,
+`<|eot_id|>`: the end of a chat turn) is not."""
+
+
+def document_separator(tokenizer: Any) -> str:
+    """The token that ends each CPT document: the family's document separator when the tokenizer has it as a
+    special token, else its eos (base models and the tiny family end documents with eos)."""
+    special = set(tokenizer.all_special_tokens) | {
+        token.content for token in getattr(tokenizer, "added_tokens_decoder", {}).values() if token.special
+    }
+    for token in DOCUMENT_SEPARATORS:
+        if token in special:
+            return token
+    if tokenizer.eos_token is None:
+        raise UserError(
+            "the tokenizer has no eos token and no document separator (<|endoftext|>, <|end_of_text|>): CPT cannot "
+            "mark where a document ends — set eos_token in the model folder's tokenizer_config.json"
+        )
+    return tokenizer.eos_token
 
 
 class LMTrainer(PlaybookSchedule, SFTTrainer):
@@ -42,7 +65,19 @@ class CPT:
         loaded = datasets.load_dataset(
             "json", data_files=files, cache_dir=str(run.stage_dir / "data" / ".hf-cache")
         )
-        return Datasets(loaded["train"], loaded.get("validation"))
+        if "text" not in loaded["train"].column_names:  # chat rows (SFT builds on these datasets)
+            return Datasets(loaded["train"], loaded.get("validation"))
+        separator_id = tokenizer.convert_tokens_to_ids(document_separator(tokenizer))
+
+        def tokenize(batch: dict[str, list[Any]]) -> dict[str, list[list[int]]]:
+            return {"input_ids": [tokenizer(text)["input_ids"] + [separator_id] for text in batch["text"]]}
+
+        # documents are tokenized here, so TRL keeps the separator (it would end each with the tokenizer's eos)
+        tokenized = {
+            split: data.map(tokenize, batched=True, remove_columns=data.column_names)
+            for split, data in loaded.items()
+        }
+        return Datasets(tokenized["train"], tokenized.get("validation"))
 
     def build_trainer(self, run: StageRun, datasets: Datasets, inputs: TrainerInputs) -> LMTrainer:
         hp = run.stage.hyperparameters

@@ -32,6 +32,7 @@ What is RFT-specific lives here (`RFT`, the stage's `Technique`):
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any, Literal
 
@@ -42,7 +43,8 @@ from tunesmith.errors import UserError
 from tunesmith.models.generate import answer_of
 from tunesmith.models.templates import thinking_kwargs
 from tunesmith.monitoring.events import Event
-from tunesmith.training.callbacks import Selection
+from tunesmith.recipe.resolve import RFT_MAX_VALIDATION_PROMPTS
+from tunesmith.training.callbacks import Selection, StopOnSignal, ValidationInterrupted
 from tunesmith.training.data import GENERAL_MARKER
 from tunesmith.training.monitor import MonitorCallback, read_rows
 from tunesmith.training.schedule import PlaybookSchedule
@@ -160,6 +162,21 @@ class RFTTrainer(PlaybookSchedule, GRPOTrainer):
         self._drop_zero_variance = drop_zero_variance_groups
         super().__init__(*args, **kwargs)
 
+    def evaluate(self, *args: Any, **kwargs: Any) -> dict[str, float]:
+        """Validation; a stop signal during it (`StopOnSignal(interrupt_validation=True)`) abandons it: no
+        validation reward for this step, and the trainer saves and stops as after any signalled step (after
+        step 1 when it was the starting point's validation: a checkpoint exists to resume from)."""
+        try:
+            return super().evaluate(*args, **kwargs)
+        except ValidationInterrupted as stop:
+            self._metrics["eval"].clear()  # a partial validation is no measurement
+            self.model.train()
+            if self.state.global_step > 0:  # the start's validation: step 1 runs, then saves and stops
+                self.control.should_save = True
+                self.control.should_training_stop = True
+            print(f"{stop}: validation abandoned; saving and stopping", file=sys.stderr, flush=True)
+            return {}
+
     def _generate_and_score_completions(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
         output = super()._generate_and_score_completions(inputs)
         if self.model.training and self._drop_zero_variance:
@@ -260,7 +277,7 @@ class RFT:
     watch: Literal["loss", "reward"] = "reward"
     batch_counts = "prompts"
 
-    def __init__(self, validation_prompts: int = 64) -> None:
+    def __init__(self, validation_prompts: int = RFT_MAX_VALIDATION_PROMPTS) -> None:
         self.max_validation_prompts = validation_prompts
         self.validation_prompts = 0
         self.watcher: MonitorCallback | None = None
@@ -280,10 +297,9 @@ class RFT:
                 "http(s) endpoint or a Lambda ARN) — add it to the recipe"
             )
         train_rows = read_rows(run.data.train_file)
+        limit = run.plan.numbers.get("validation_prompts", self.max_validation_prompts)  # resolve sized it
         val_rows = (
-            validation_subset(
-                read_rows(run.data.validation_file), self.max_validation_prompts, stage.hyperparameters.seed
-            )
+            validation_subset(read_rows(run.data.validation_file), limit, stage.hyperparameters.seed)
             if run.data.validation_file is not None
             else []
         )
@@ -308,6 +324,9 @@ class RFT:
 
     def build_trainer(self, run: StageRun, datasets: Datasets, inputs: TrainerInputs) -> RFTTrainer:
         self.watcher = inputs.monitor  # the reward's faults and failure policy become monitoring events
+        for callback in inputs.trainer_kwargs["callbacks"]:
+            if isinstance(callback, StopOnSignal):
+                callback.interrupt_validation = True  # a validation generates for minutes: stop inside it
         args = grpo_config(run, inputs.args, datasets.has_validation, self.validation_prompts)
         trainer = RFTTrainer(
             model=inputs.model,

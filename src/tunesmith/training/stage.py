@@ -30,7 +30,7 @@ import logging
 import shutil
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -40,7 +40,7 @@ from transformers import Trainer, set_seed
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
 from tunesmith.errors import UserError
-from tunesmith.models.loading import load_model, load_tokenizer
+from tunesmith.models.loading import load_model, load_tokenizer, stored_dtype
 from tunesmith.monitoring import Event, Monitor, MonitorSettings, RunContext
 from tunesmith.recipe.resolve import StagePlan
 from tunesmith.recipe.schema import ResolvedConfig, ResolvedStage
@@ -263,12 +263,10 @@ def run_context(run: StageRun, schedule: Schedule) -> RunContext:
     """The plain facts the monitor's diagnosis refers to; the LR deviation is computed as the lint rule
     `lr-deviates-while-mixing` does (lr / the family default for technique x mode x checkpoint)."""
     from tunesmith.advisor.rules import default_for, input_checkpoints, mixing_on
-    from tunesmith.models.catalog import FAMILIES
-    from tunesmith.recipe.resolve import ResolvedRecipe
+    from tunesmith.recipe.resolve import ResolvedRecipe, model_size_class
 
     recipe, stage, hp = run.recipe, run.stage, run.stage.hyperparameters
-    family = FAMILIES.get(recipe.model.family) if recipe.model.family else None
-    resolved = ResolvedRecipe(recipe, {}, [], family.size_class if family else "billion")
+    resolved = ResolvedRecipe(recipe, {}, [], model_size_class(recipe.model).name)
     index = next((i for i, s in enumerate(recipe.stages) if s is stage), 0)
     try:
         default_lr = default_for(resolved, index, "hyperparameters.lr")
@@ -394,7 +392,7 @@ def run_stage(run: StageRun, technique: Technique) -> StageResult:
     tokenizer = load_tokenizer(run.input_ref)
     datasets = technique.build_datasets(run, tokenizer)
     schedule = schedule_for(run.stage, run.plan)
-    context = run_context(run, schedule)
+    context = replace(run_context(run, schedule), vocab_size=len(tokenizer))
     total_seconds = 0.0
     while True:
         attempt = _train_attempt(run, technique, datasets, tokenizer, schedule, context, settings, state)
@@ -637,7 +635,17 @@ def _publish(run: StageRun, attempt: Attempt, summary: dict[str, Any], completed
     stopped = attempt.stop_request() is not None
     if completed or (stopped and not summary["resumable"] and best is not None):
         # the input's tokenizer as loaded: the trainers set a missing pad token to eos on theirs
-        export_best(run, best, load_tokenizer(run.input_ref), run.stage_dir / "best")
+        change = export_best(run, best, load_tokenizer(run.input_ref), run.stage_dir / "best")
+        summary["weights_change"] = change
+        if not change["tensors_changed"]:
+            print(
+                f"{run.stage.name}: the stage did not move the weights: best/ ({best['checkpoint']}) equals its "
+                f"input {run.input_ref} in {change['dtype']}"
+                + ("" if best.get("moved", True) else " (every update before it ran at LR 0)")
+                + " — train longer or at a higher LR (see `tunesmith plan`'s size class)",
+                file=sys.stderr,
+                flush=True,
+            )
         atomic_write_json(run.stage_dir / "result.json", summary)
 
 
@@ -650,8 +658,6 @@ def _monitor_callback(
     tokenizer: Any,
     resume_step: int,
 ) -> MonitorCallback:
-    from dataclasses import replace
-
     scale = lr_scale_at(resume_step, state["lr_segments"])
     monitor = Monitor(
         settings,
@@ -722,17 +728,19 @@ def _last(path: Path, key: str) -> float | None:
     return values[-1] if values else None
 
 
-def export_best(run: StageRun, best: dict[str, Any] | None, tokenizer: Any, best_dir: Path) -> None:
-    """Publish the best checkpoint as a loadable model folder (LoRA merged into the weights)."""
+def export_best(run: StageRun, best: dict[str, Any] | None, tokenizer: Any, best_dir: Path) -> dict[str, Any]:
+    """Publish the best checkpoint as a loadable model folder (LoRA merged into the weights) in the dtype
+    the stage's input is stored in (a bf16 start gives a bf16 `best/`). Returns how far it moved from the
+    input, compared in that dtype (`weight_change`)."""
     assert best is not None, "a finished stage has at least one saved checkpoint"
     checkpoint = run.stage_dir / "checkpoints" / best["checkpoint"]
+    dtype = stored_dtype(run.input_ref)
     with atomic_directory(best_dir) as tmp:
         if run.stage.mode == "lora":
             from peft import PeftModel
 
             base = load_model(run.input_ref, dtype=torch.float32)
-            merged = PeftModel.from_pretrained(base, str(checkpoint)).merge_and_unload()
-            merged.save_pretrained(tmp)
+            tuned = PeftModel.from_pretrained(base, str(checkpoint)).merge_and_unload()
             adapter = tmp / "adapter"
             adapter.mkdir()
             for name in ("adapter_config.json", "adapter_model.safetensors"):
@@ -741,12 +749,17 @@ def export_best(run: StageRun, best: dict[str, Any] | None, tokenizer: Any, best
         else:
             from transformers import AutoModelForCausalLM
 
-            AutoModelForCausalLM.from_pretrained(checkpoint, dtype=torch.float32).save_pretrained(tmp)
+            tuned = AutoModelForCausalLM.from_pretrained(checkpoint, dtype=torch.float32)
+        tuned = tuned.to(dtype)
+        change = weight_change(load_model(run.input_ref, dtype=dtype), tuned)
+        tuned.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         keep_pad_token(tmp, tokenizer.pad_token_id)
         atomic_write_json(
-            tmp / "tunesmith_best.json", {**best, "stage": run.stage.name, "input": str(run.input_ref)}
+            tmp / "tunesmith_best.json",
+            {**best, "stage": run.stage.name, "input": str(run.input_ref), "weights_change": change},
         )
+    return change
 
 
 def keep_pad_token(folder: Path, pad_token_id: int | None) -> None:
@@ -764,3 +777,25 @@ def keep_pad_token(folder: Path, pad_token_id: int | None) -> None:
         else:
             config["pad_token_id"] = pad_token_id
         atomic_write_json(path, config)
+
+
+def weight_change(start: Any, tuned: Any) -> dict[str, Any]:
+    """How many parameter tensors of `tuned` differ from `start` (same dtype), and the largest absolute
+    change: 0 tensors changed means the stage left the weights as they were."""
+    before = dict(start.named_parameters())
+    changed, largest = 0, 0.0
+    with torch.no_grad():
+        for name, tensor in tuned.named_parameters():
+            reference = before.get(name)
+            if reference is None or reference.shape != tensor.shape:
+                changed += 1
+                continue
+            delta = (tensor.detach().float() - reference.detach().float()).abs().max().item()
+            changed += delta > 0
+            largest = max(largest, delta)
+    return {
+        "tensors_changed": changed,
+        "tensors": sum(1 for _ in tuned.named_parameters()),
+        "max_abs_change": largest,
+        "dtype": str(tuned.dtype).removeprefix("torch."),
+    }
