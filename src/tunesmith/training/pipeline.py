@@ -41,12 +41,14 @@ def train(
     runs_root: str | Path | None = None,
     quiet: bool = False,
     force: bool = False,
+    callbacks: tuple = (),
 ) -> TrainResult:
     """Run every stage of a resolved recipe (resuming where a previous attempt stopped).
 
     Before an RFT stage, the readiness probe (`tunesmith.evaluation.probe`) samples the stage's starting
     checkpoint on its prompts: a hopeless stage (almost no positive reward: do SFT first; almost all
-    positive: no signal) is refused unless `force`."""
+    positive: no signal) is refused unless `force`. `callbacks`: extra trainer callback factories for every
+    stage (`StageRun.callbacks`; a sweep's pruner)."""
     recipe = resolved.recipe
     for stage in recipe.stages:  # before any compute is spent
         if stage.technique not in ENTRIES:
@@ -103,6 +105,7 @@ def train(
                 quiet=quiet,
                 report_to=list(recipe.report_to),
                 recipe_dir=base_dir,
+                callbacks=callbacks,
             )
         )
         results.append(result)
