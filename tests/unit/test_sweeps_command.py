@@ -112,7 +112,7 @@ def test_grid_sweep_trains_every_configuration_once_then_continues(
         assert int(row["steps"]) == int(row["planned_steps"]) == 6
         assert float(row["eval_seconds"]) > 0 and float(row["train_seconds"]) > 0
         assert int(row["tokens"]) > 0
-        assert 0 <= float(row["general_retention_percent"]) and row["domain_gain_points"] != ""
+        assert float(row["general_retention_percent"]) >= 0 and row["domain_gain_points"] != ""
         assert (Path(row["run_dir"]) / "eval" / "evaluation.json").exists()
     for row in rows:
         if row["state"] == "PRUNED":
@@ -131,7 +131,10 @@ def test_grid_sweep_trains_every_configuration_once_then_continues(
         data = yaml.safe_load(exported.read_text())
         stage = data["stages"][0]
         assert stage["hyperparameters"]["lr"] == best["config"]["stages[0].hyperparameters.lr"]
-        assert stage["data_mixing"]["customer_percent"] == best["config"]["stages[0].data_mixing.customer_percent"]
+        assert (
+            stage["data_mixing"]["customer_percent"]
+            == best["config"]["stages[0].data_mixing.customer_percent"]
+        )
         assert main(["plan", str(exported)]) == 0
     # re-running continues the study: nothing left to train, same trials
     capsys.readouterr()

@@ -276,6 +276,15 @@ def sample(space: Space, suggest: Callable[[Param], Any], base_value: Callable[[
     return config
 
 
+def suggest(trial: Any, param: Param) -> Any:
+    """Draw `param` through an Optuna trial (a queued or retried trial returns its fixed value)."""
+    if param.values is not None:
+        return trial.suggest_categorical(param.key, list(param.values))
+    if param.integer:
+        return trial.suggest_int(param.key, int(param.low), int(param.high), log=param.log)
+    return trial.suggest_float(param.key, param.low, param.high, log=param.log)
+
+
 def config_label(config: Mapping[str, Any]) -> str:
     """`lr=0.001 customer_percent=50`: the last segment of each key (the full key when ambiguous)."""
     shorts = [k.rsplit(".", 1)[-1] for k in config]

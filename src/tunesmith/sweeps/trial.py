@@ -23,7 +23,7 @@ from tunesmith.recipe.plan import plan
 from tunesmith.recipe.resolve import ResolvedRecipe
 from tunesmith.sweeps.objectives import objectives_from_evaluation
 from tunesmith.sweeps.pruning import ETA, MIN_FRACTION, SWEEP_POLICIES, PruneDecision, SuccessiveHalving
-from tunesmith.sweeps.space import Param, Space, override, sample, value_at
+from tunesmith.sweeps.space import Space, override, sample, suggest, value_at
 from tunesmith.sweeps.storage import optuna_module
 from tunesmith.sweeps.workers import CONFIG_ATTR
 
@@ -68,14 +68,6 @@ class SweepSetup:
         return [*self.overrides, *(override(k, v) for k, v in config.items()), f"name={run_dir_name(config)}"]
 
 
-def suggest(trial: Any, param: Param) -> Any:
-    if param.values is not None:
-        return trial.suggest_categorical(param.key, list(param.values))
-    if param.integer:
-        return trial.suggest_int(param.key, int(param.low), int(param.high), log=param.log)
-    return trial.suggest_float(param.key, param.low, param.high, log=param.log)
-
-
 def _competitors(study: Any, number: int) -> Callable[[str], list[list[float]]]:
     optuna = optuna_module()
     states = (
@@ -117,7 +109,9 @@ def _tokens(result: Any, resolved: ResolvedRecipe) -> tuple[int, str]:
         counted = _num_tokens(stage.stage_dir)
         if counted is None:
             measure = "padded upper bound"
-            counted = int(stage.summary["steps"]) * int(plans[stage.name].numbers.get("tokens_per_step_max", 0))
+            counted = int(stage.summary["steps"]) * int(
+                plans[stage.name].numbers.get("tokens_per_step_max", 0)
+            )
         total += counted
     return total, measure
 

@@ -66,7 +66,9 @@ def enqueue_missing(study: Any, configs: Iterable[Mapping[str, Any]]) -> int:
     added = 0
     for config in configs:
         if _key(config) not in covered:
-            study.enqueue_trial(params=dict(config), user_attrs={CONFIG_ATTR: dict(config)}, skip_if_exists=False)
+            study.enqueue_trial(
+                params=dict(config), user_attrs={CONFIG_ATTR: dict(config)}, skip_if_exists=False
+            )
             covered.add(_key(config))
             added += 1
     return added
