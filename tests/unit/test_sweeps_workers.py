@@ -196,3 +196,38 @@ def test_a_worker_killed_mid_trial_leaves_a_study_the_other_finishes(postgres_ur
     retry = [t for t in trials if t.system_attrs.get("failed_trial") == killed_number]
     assert len(retry) == 1 and retry[0].state.name == "COMPLETE"
     assert retry[0].params == failed[0].params
+
+
+def test_a_sampled_sweep_stops_at_its_budget_and_draws_within_the_ranges(tmp_path) -> None:
+    """`--trials N` on SQLite (the default storage), in process: N trials, ranges respected, and a second
+    worker loop on the same study (a re-run) adds none."""
+    from tunesmith.sweeps.space import parse_space, sample, suggest
+    from tunesmith.sweeps.storage import default_url, make_storage, open_study, optuna_module
+    from tunesmith.sweeps.workers import CONFIG_ATTR, run_worker
+
+    optuna = optuna_module()
+    space = parse_space(
+        {
+            "stages[0].hyperparameters.lr": {"low": 1e-4, "high": 1e-2, "log": True},
+            "stages[0].mode": ["lora", "full"],
+        }
+    )
+    study = open_study(
+        make_storage(default_url(tmp_path)),
+        "sampled",
+        create=True,
+        sampler=optuna.samplers.TPESampler(seed=0),
+    )
+
+    def objective(trial):
+        config = sample(space, lambda p: suggest(trial, p), lambda key: None)
+        trial.set_user_attr(CONFIG_ATTR, config)
+        if config["stages[0].mode"] == "full":
+            raise optuna.TrialPruned("stand-in")
+        return (-abs(config["stages[0].hyperparameters.lr"] - 1e-3), 1.0)
+
+    assert run_worker(study, objective, budget=5, heartbeat_seconds=1) == 5
+    assert run_worker(study, objective, budget=5, heartbeat_seconds=1) == 0
+    trials = study.get_trials()
+    assert len(trials) == 5 and {t.state.name for t in trials} <= {"COMPLETE", "PRUNED"}
+    assert all(1e-4 <= t.params["stages[0].hyperparameters.lr"] <= 1e-2 for t in trials)

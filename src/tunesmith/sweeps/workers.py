@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import threading
 import time
+import warnings
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -111,7 +112,11 @@ def run_worker(
             counts = _counts(study)
             planned = counts["COMPLETE"] + counts["PRUNED"] + counts["RUNNING"] + counts["WAITING"]
             if budget is not None and planned < budget:
-                trial = study.ask()
+                with (
+                    warnings.catch_warnings()
+                ):  # "heartbeat is supposed to be used with optimize": ours beats
+                    warnings.filterwarnings("ignore", message="Heartbeat of storage")
+                    trial = study.ask()
             elif counts["RUNNING"] or counts["WAITING"]:
                 time.sleep(poll)  # another worker's trial: wait for it, or for it to go stale
                 continue
