@@ -125,17 +125,21 @@ def execute(setup: SweepSetup, trial: Any) -> tuple[float, ...]:
     optuna = optuna_module()
     config = sample(setup.space, lambda p: suggest(trial, p), setup.base_value)
     trial.set_user_attr(CONFIG_ATTR, config)
-    resolved = plan(setup.recipe_path, [*setup.trial_overrides(config), *setup.policy_overrides()])
+    # --no-prune trains exactly as `tunesmith train` would (the exhaustive grid): no sweep policies either
+    policies = setup.policy_overrides() if setup.prune else []
+    resolved = plan(setup.recipe_path, [*setup.trial_overrides(config), *policies])
     run_dir = setup.trials_dir / resolved.recipe.name
     trial.set_user_attr("run_dir", str(run_dir))
     totals = {
         s.name: p.numbers["total_steps"] for s, p in zip(resolved.recipe.stages, resolved.stages, strict=True)
     }
     decisions: list[PruneDecision] = []
-    done = {k.removeprefix(RUNG_PREFIX) for k in trial.user_attrs if k.startswith(RUNG_PREFIX)}
 
     def pruner(watcher: Any, selection: Any) -> SuccessiveHalving:
+        """Built per attempt (a rollback starts a new one): rungs this trial (or the killed trial it
+        retries) already passed are not decided again."""
         stage = watcher.stage_dir.name
+        done = {k.removeprefix(RUNG_PREFIX) for k in trial.user_attrs if k.startswith(RUNG_PREFIX)}
         callback = SuccessiveHalving(
             stage=stage,
             total_steps=totals[stage],
