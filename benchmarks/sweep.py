@@ -156,6 +156,8 @@ def mix_table(result: dict) -> list[dict]:
 
 
 def render(report: dict) -> str:
+    from tunesmith.sweeps.space import config_label
+
     c = report["comparison"]
     lines = [
         "",
@@ -163,6 +165,14 @@ def render(report: dict) -> str:
         "",
         f"Settings: {json.dumps(report['settings'])}. Machine: {report['machine']}.",
         "",
+    ]
+    if report["settings"].get("max_steps") or len(report["comparison"]["sweep_path"]) < 12:
+        lines += [
+            "**Reduced smoke test** (fewer steps, items and configurations than the acceptance): it shows the",
+            "benchmark runs end to end; its numbers say nothing about the acceptance.",
+            "",
+        ]
+    lines += [
         f"- configurations: {c['configurations']}; grid steps {c['grid_steps']}, sweep steps {c['sweep_steps']} "
         f"(fraction {c['step_fraction']})",
     ]
@@ -171,7 +181,7 @@ def render(report: dict) -> str:
             lines.append(f"- {label} pick: none met the rule")
         else:
             lines.append(
-                f"- {label} pick: trial {pick['trial']} {pick['config']}: domain {pick['domain_score']:.1f} "
+                f"- {label} pick: trial {pick['trial']} ({config_label(pick['config'])}): domain {pick['domain_score']:.1f} "
                 f"({pick['domain_gain_points']:+.1f} pts), general retained {pick['general_retention_percent']:.1f}%"
             )
     if "domain_score_gap_points" in c:
@@ -181,7 +191,7 @@ def render(report: dict) -> str:
     lines.append(
         f"- acceptance (>= 12 configurations, both gaps <= 1 point, <= 30% of the steps): {'PASS' if c['passes'] else 'FAIL'}"
     )
-    lines += ["", "Sweep path (trial, state, steps reached, pruned at):", ""]
+    lines += ["", "Sweep path (trial, state, steps reached; a pruned trial stopped there):", ""]
     for row in c["sweep_path"]:
         lines.append(f"    {row['trial']:>3} {row['state']:<9} {row['steps']:>5}  {row['config']}")
     if report.get("mix_ratio"):
