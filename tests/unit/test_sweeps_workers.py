@@ -231,3 +231,40 @@ def test_a_sampled_sweep_stops_at_its_budget_and_draws_within_the_ranges(tmp_pat
     trials = study.get_trials()
     assert len(trials) == 5 and {t.state.name for t in trials} <= {"COMPLETE", "PRUNED"}
     assert all(1e-4 <= t.params["stages[0].hyperparameters.lr"] <= 1e-2 for t in trials)
+
+
+def test_an_interrupted_grid_continues_on_a_rerun_with_the_failed_configuration_queued_again(
+    tmp_path,
+) -> None:
+    from tunesmith.sweeps.space import grid, parse_space, sample, suggest
+    from tunesmith.sweeps.storage import default_url, make_storage, open_study
+    from tunesmith.sweeps.workers import CONFIG_ATTR, enqueue_missing, run_worker
+
+    space = parse_space(SPACE)
+    configs = grid(space, lambda key: None)
+    calls: list[dict] = []
+
+    def objective(trial):
+        config = sample(space, lambda p: suggest(trial, p), lambda key: None)
+        trial.set_user_attr(CONFIG_ATTR, config)
+        calls.append(config)
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # Ctrl-C in the third trial
+        return (
+            config["stages[0].hyperparameters.lr"] * 1000,
+            float(config["stages[0].data_mixing.customer_percent"]),
+        )
+
+    def command():  # what `tunesmith sweep` does on each call: open (or continue), queue what is missing, run
+        study = open_study(make_storage(default_url(tmp_path)), "grid", create=True, sampler=None)
+        queued = enqueue_missing(study, configs)
+        return study, queued, run_worker(study, objective, budget=None, heartbeat_seconds=1)
+
+    with pytest.raises(KeyboardInterrupt):
+        command()
+    study, queued, ran = command()
+    # the interrupted configuration is queued again next to the 3 never started (still queued from before)
+    assert queued == 1 and ran == 4
+    trials = _check_complete(study, configs)
+    assert [t.state.name for t in trials].count("FAIL") == 1
+    assert calls[3:] and calls[2] in calls[3:]  # the interrupted configuration ran again
