@@ -118,7 +118,6 @@ def test_grid_sweep_trains_every_configuration_once_then_continues(
         if row["state"] == "PRUNED":
             assert int(row["steps"]) < 6 and int(row["pruned_step"]) == int(row["steps"])
             assert "successive halving" in row["pruned_by"] or "monitor" in row["pruned_by"]
-    print(out)
     assert out.count("trial ") >= 4 and "Pareto front" in out
     summary = json.loads((sweep / "sweep.json").read_text())
     assert summary["trials"]["COMPLETE"] == len(complete)
@@ -136,6 +135,14 @@ def test_grid_sweep_trains_every_configuration_once_then_continues(
             == best["config"]["stages[0].data_mixing.customer_percent"]
         )
         assert main(["plan", str(exported)]) == 0
+    # each trial keeps its intermediate numbers (step, validation token accuracy, probe accuracy) in the study
+    import optuna
+
+    study = optuna.load_study(study_name="micro-sweep-sweep", storage=f"sqlite:///{sweep / 'study.db'}")
+    for trial in study.get_trials():
+        history = trial.user_attrs["validation:sft"]
+        assert [h[0] for h in history] == [0, 2, 4, 6][: len(history)] and history
+        assert all(0 <= h[1] <= 1 for h in history)
     # re-running continues the study: nothing left to train, same trials
     capsys.readouterr()
     assert main(["sweep", str(recipe), "--space", str(space), "--quiet"]) == 0

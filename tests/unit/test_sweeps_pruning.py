@@ -75,3 +75,12 @@ def test_the_callback_stops_a_trial_that_forgot_even_with_a_better_metric() -> N
         None, SimpleNamespace(global_step=5), control, metrics={"eval_mean_token_accuracy": 0.1}
     )
     assert not control.should_training_stop and len(store["sft/0"]) == 2
+    assert later.history == [[5, 0.1, None]] and forgot.history == [[10, 0.8, 0.5]]
+    # with pruning off the callback only reports: the forgetting trial would run on
+    reporting = _callback(store, [], {0: 0.9, 10: 0.5})
+    reporting.prune = False
+    control = _Control()
+    reporting.on_evaluate(
+        None, SimpleNamespace(global_step=10), control, metrics={"eval_mean_token_accuracy": 0.0}
+    )
+    assert not control.should_training_stop and reporting.history == [[10, 0.0, 0.5]]

@@ -77,8 +77,9 @@ class PruneDecision:
 
 
 class SuccessiveHalving(TrainerCallback):
-    """At each validation on or after a rung: record the trial's scalar at that rung (`record`), compare it
-    with the other trials' (`competitors`), stop training when it is not promotable."""
+    """At every validation: report the trial's validation metric and probe accuracy (`report`). On or after
+    a rung (unless `prune` is off): record the trial's scalar at that rung (`record`), compare it with the
+    other trials' (`competitors`), stop training when it is not promotable."""
 
     def __init__(
         self,
@@ -92,6 +93,8 @@ class SuccessiveHalving(TrainerCallback):
         eta: int = ETA,
         min_fraction: float = MIN_FRACTION,
         on_prune: Callable[[PruneDecision], None],
+        report: Callable[[list[list[float | None]]], None] = lambda history: None,
+        prune: bool = True,
     ) -> None:
         self.stage = stage
         self.rungs = rung_steps(total_steps, eta, min_fraction)
@@ -101,7 +104,10 @@ class SuccessiveHalving(TrainerCallback):
         self.competitors = competitors
         self.eta = eta
         self.on_prune = on_prune
+        self.report = report
+        self.prune = prune
         self.decided: set[int] = set()
+        self.history: list[list[float | None]] = []  # [step, validation metric, probe general accuracy]
 
     def _probe_drop(self, step: int) -> float | None:
         probe: Mapping[int, float] = self.watcher.general_accuracy
@@ -122,8 +128,11 @@ class SuccessiveHalving(TrainerCallback):
         if not metrics or self.selection.metric not in metrics:
             return
         step = state.global_step
+        probe: Mapping[int, float] = self.watcher.general_accuracy
+        self.history.append([step, metrics[self.selection.metric], probe.get(step)])
+        self.report(self.history)  # the trial's intermediate numbers, kept with the study
         reached = [i for i, rung in enumerate(self.rungs) if rung <= step and i not in self.decided]
-        if not reached:
+        if not self.prune or not reached:
             return
         value = scalar(
             metrics[self.selection.metric],

@@ -150,6 +150,8 @@ def execute(setup: SweepSetup, trial: Any) -> tuple[float, ...]:
             eta=setup.eta,
             min_fraction=setup.min_fraction,
             on_prune=decisions.append,
+            report=lambda history: trial.set_user_attr(f"validation:{stage}", history),
+            prune=setup.prune,
         )
         callback.decided = {i for i in range(len(callback.rungs)) if f"{stage}/{i}" in done}
         return callback
@@ -160,7 +162,7 @@ def execute(setup: SweepSetup, trial: Any) -> tuple[float, ...]:
         runs_root=setup.trials_dir,
         quiet=setup.quiet,
         force=True,  # the sweep linted the base recipe; its values deliberately leave the defaults
-        callbacks=(pruner,) if setup.prune else (),
+        callbacks=(pruner,),  # with --no-prune it only reports the intermediate numbers
     )
     compute = {
         "steps": sum(int(r.summary["steps"]) for r in result.stages),
