@@ -341,6 +341,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_cmd_train)
 
+    from tunesmith.sweeps.arguments import add_parser as add_sweep_parser
+
+    add_sweep_parser(sub)
+
     p = sub.add_parser(
         "eval", help="score a checkpoint on the general and domain suites; forgetting vs a baseline"
     )

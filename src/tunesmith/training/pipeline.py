@@ -71,12 +71,14 @@ def train(
     force: bool = False,
     run_dir: Path | None = None,
     overwrite: bool = False,
+    callbacks: tuple = (),
 ) -> TrainResult:
     """Run every stage of a resolved recipe in a new run folder, or continue the existing `run_dir`.
 
     Before an RFT stage, the readiness probe (`tunesmith.evaluation.probe`) samples the stage's starting
     checkpoint on its prompts: a hopeless stage (almost no positive reward: do SFT first; almost all
-    positive: no signal) is refused unless `force`."""
+    positive: no signal) is refused unless `force`. `callbacks`: extra trainer callback factories for every
+    stage (`StageRun.callbacks`; a sweep's pruner)."""
     recipe = resolved.recipe
     check_trainable(resolved)
     aside = None
@@ -91,9 +93,9 @@ def train(
     barrier()  # the other processes write into the run folder only once the main one has published it
     set_active_run(run.root)
     if run_dir is not None or not is_main_process():
-        return _train_stages(resolved, run, quiet=quiet, force=force)
+        return _train_stages(resolved, run, quiet=quiet, force=force, callbacks=callbacks)
     try:
-        result = _train_stages(resolved, run, quiet=quiet, force=force)
+        result = _train_stages(resolved, run, quiet=quiet, force=force, callbacks=callbacks)
     except BaseException:
         keep = resumable(run.root)
         keep_or_discard(run, aside, keep=keep)
@@ -134,7 +136,9 @@ def resumable(root: Path) -> bool:
     return False
 
 
-def _train_stages(resolved: ResolvedRecipe, run: RunDir, *, quiet: bool, force: bool) -> TrainResult:
+def _train_stages(
+    resolved: ResolvedRecipe, run: RunDir, *, quiet: bool, force: bool, callbacks: tuple = ()
+) -> TrainResult:
     recipe = resolved.recipe
     base_dir = Path(resolved.source).parent if resolved.source else None
     input_ref: str | Path = model_ref(resolved)
@@ -191,6 +195,7 @@ def _train_stages(resolved: ResolvedRecipe, run: RunDir, *, quiet: bool, force: 
                 quiet=quiet,
                 report_to=list(recipe.report_to),
                 recipe_dir=base_dir,
+                callbacks=callbacks,
             )
         )
         results.append(result)

@@ -30,6 +30,7 @@ import logging
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -37,7 +38,7 @@ from typing import Any, Literal, Protocol
 import torch
 from accelerate import PartialState
 from transformers import Trainer, set_seed
-from transformers.trainer_callback import PrinterCallback, ProgressCallback
+from transformers.trainer_callback import PrinterCallback, ProgressCallback, TrainerCallback
 
 from tunesmith.errors import UserError
 from tunesmith.models.loading import load_model, load_tokenizer, stored_dtype
@@ -94,6 +95,8 @@ class StageRun:
     quiet: bool = False
     report_to: list[str] = field(default_factory=list)
     recipe_dir: Path | None = None  # relative data/reward/schema paths resolve against the recipe's folder
+    # extra trainer callbacks, built per attempt from the monitor and the selection (a sweep's pruner)
+    callbacks: tuple[Callable[[MonitorCallback, Selection], TrainerCallback], ...] = ()
 
 
 @dataclass
@@ -498,6 +501,7 @@ def _train_attempt(
         stopper,
         ProgressBar(f"{stage.name} ({stage.technique}, {stage.mode})", run.quiet),
         ApplyLRFactor(),
+        *(make(watcher, technique.selection) for make in run.callbacks),
         watcher,  # last: its stop/rollback decision overrides the flags set before it
     ]
     inputs = TrainerInputs(

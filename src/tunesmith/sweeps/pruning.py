@@ -1,0 +1,160 @@
+"""Pay less for bad configurations: asynchronous successive halving on a constraint-aware scalar.
+
+Why this rule. Optuna cannot prune a multi-objective study (`Trial.report` / `should_prune` refuse it), and
+the two objectives (domain gain, general retention) are only known after the end-of-run evaluation. During
+training each trial has two cheaper signals at every validation: the stage's selection metric (validation
+token accuracy for SFT, loss for CPT, reward for RFT) and the monitor's forgetting probe (general accuracy
+on held-out items, the same probe checkpoint selection uses). They are combined by the *feasibility rule*
+([deb-2000]): a trial whose probe dropped more than the forgetting limit (the forgetting detector's
+`max_drop`) ranks below every trial within it, by how far beyond the limit it is; trials within the limit
+rank by the validation metric. That ordering is the constraint-aware scalar.
+
+On that scalar, asynchronous successive halving ([asha-2018]): rungs at `min_fraction x eta^k` of the
+stage's planned steps (1/9 and 1/3 with the defaults `eta` = 3, `min_fraction` = 1/9); at the first
+validation on or after a rung, a trial continues only if its scalar is in the top 1/eta of all trials that
+reached that rung (the first trials at a rung, fewer than eta, continue only if they are the best so far),
+as Optuna's `SuccessiveHalvingPruner` decides for single-objective studies. A Pareto-aware rule was not
+chosen: with one validation number per trial, non-dominated sorting at a rung keeps most trials when the
+two signals disagree, which is exactly when pruning should save compute.
+
+The monitor's detectors prune too: a stage the monitor stopped (policy `stop`) ends its trial as pruned
+with the detector's name. A sweep runs rollback-policy detectors as `stop` (`SWEEP_POLICIES`): a diverged
+configuration is a result to record, not a run to repair.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from transformers import TrainerCallback
+
+ETA = 3
+MIN_FRACTION = 1 / 9
+RUNGS_ATTR = "rungs"
+SWEEP_POLICIES = {"non_finite": "stop", "divergence": "stop", "collapse": "stop", "spike_frequency": "stop"}
+"""Detector policies a sweep's trials run with (the recipe's own policy for a detector wins)."""
+
+
+def rung_steps(total_steps: int, eta: int = ETA, min_fraction: float = MIN_FRACTION) -> list[int]:
+    """The steps (< total) at which trials are compared: ceil(total x min_fraction x eta^k)."""
+    steps: list[int] = []
+    fraction = min_fraction
+    while fraction < 1.0 - 1e-9:
+        step = math.ceil(total_steps * fraction)
+        if step < total_steps and step not in steps:
+            steps.append(step)
+        fraction *= eta
+    return steps
+
+
+def scalar(
+    metric: float, higher_is_better: bool, probe_drop: float | None, max_drop: float | None
+) -> list[float]:
+    """The constraint-aware key [-(drop beyond the limit), oriented metric]: larger is better (compare as
+    lists: the constraint first)."""
+    excess = 0.0
+    if probe_drop is not None and max_drop is not None:
+        excess = max(0.0, probe_drop - max_drop)
+    return [-round(excess, 6), metric if higher_is_better else -metric]
+
+
+def promotable(value: Sequence[float], competitors: Sequence[Sequence[float]], eta: int = ETA) -> bool:
+    """ASHA's rule: in the top len(all) // eta (all = competitors + this one); when that is 0, only the
+    best so far continues."""
+    everyone = sorted([list(c) for c in competitors] + [list(value)], reverse=True)
+    keep = max(1, len(everyone) // eta)
+    return list(value) >= everyone[keep - 1]
+
+
+@dataclass
+class PruneDecision:
+    stage: str
+    step: int
+    reason: str
+
+
+class SuccessiveHalving(TrainerCallback):
+    """At every validation: report the trial's validation metric and probe accuracy (`report`). On or after
+    a rung (unless `prune` is off): record the trial's scalar at that rung (`record`), compare it with the
+    other trials' (`competitors`), stop training when it is not promotable."""
+
+    def __init__(
+        self,
+        *,
+        stage: str,
+        total_steps: int,
+        watcher: Any,
+        selection: Any,
+        record: Callable[[str, list[float]], None],
+        competitors: Callable[[str], list[list[float]]],
+        eta: int = ETA,
+        min_fraction: float = MIN_FRACTION,
+        on_prune: Callable[[PruneDecision], None],
+        report: Callable[[list[list[float | None]]], None] = lambda history: None,
+        prune: bool = True,
+    ) -> None:
+        self.stage = stage
+        self.rungs = rung_steps(total_steps, eta, min_fraction)
+        self.watcher = watcher
+        self.selection = selection
+        self.record = record
+        self.competitors = competitors
+        self.eta = eta
+        self.on_prune = on_prune
+        self.report = report
+        self.prune = prune
+        self.decided: set[int] = set()
+        self.history: list[list[float | None]] = []  # [step, validation metric, probe general accuracy]
+
+    def _probe_drop(self, step: int) -> float | None:
+        probe: Mapping[int, float] = self.watcher.general_accuracy
+        if 0 not in probe:
+            return None
+        seen = [s for s in probe if s <= step]
+        return probe[0] - probe[max(seen)]
+
+    def _max_drop(self) -> float | None:
+        settings = self.watcher.monitor.settings
+        if not settings.enabled or settings.policies.get("forgetting") == "off":
+            return None
+        return settings.make("forgetting").max_drop
+
+    def on_evaluate(
+        self, args: Any, state: Any, control: Any, metrics: dict[str, float] | None = None, **kw: Any
+    ) -> None:
+        if not metrics or self.selection.metric not in metrics:
+            return
+        step = state.global_step
+        probe: Mapping[int, float] = self.watcher.general_accuracy
+        self.history.append([step, metrics[self.selection.metric], probe.get(step)])
+        self.report(self.history)  # the trial's intermediate numbers, kept with the study
+        reached = [i for i, rung in enumerate(self.rungs) if rung <= step and i not in self.decided]
+        if not self.prune or not reached:
+            return
+        value = scalar(
+            metrics[self.selection.metric],
+            self.selection.higher_is_better,
+            self._probe_drop(step),
+            self._max_drop(),
+        )
+        for index in reached:
+            self.decided.add(index)
+            key = f"{self.stage}/{index}"
+            others = self.competitors(key)
+            self.record(key, value)
+            if not promotable(value, others, self.eta):
+                rank = sorted([*others, value], reverse=True).index(value) + 1
+                self.on_prune(
+                    PruneDecision(
+                        self.stage,
+                        step,
+                        f"successive halving: rank {rank} of {len(others) + 1} at rung {index + 1} "
+                        f"(step {self.rungs[index]}), top 1/{self.eta} continue",
+                    )
+                )
+                control.should_training_stop = True
+                control.should_save = True  # a later promotion or retry resumes from here
+                return

@@ -1,0 +1,202 @@
+"""One trial: `resolve(recipe + overrides)`, then the same training and evaluation as `tunesmith train`.
+
+The configuration's overrides (plus the sweep's detector policies, `pruning.SWEEP_POLICIES`, for detectors
+the recipe leaves at their default) go through `recipe.plan.plan`, the run goes through
+`training.pipeline.train` with the pruner as an extra callback, and a finished run through
+`evaluation.runner.evaluate_run` (the starting checkpoint's scores come from the evaluation cache after the
+first trial). Each trial records its compute as user attributes: steps, tokens, training seconds,
+evaluation seconds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tunesmith.errors import UserError
+from tunesmith.recipe.plan import plan
+from tunesmith.recipe.resolve import ResolvedRecipe
+from tunesmith.sweeps.objectives import objectives_from_evaluation
+from tunesmith.sweeps.pruning import ETA, MIN_FRACTION, SWEEP_POLICIES, PruneDecision, SuccessiveHalving
+from tunesmith.sweeps.space import Space, override, sample, suggest, value_at
+from tunesmith.sweeps.storage import optuna_module
+from tunesmith.sweeps.workers import CONFIG_ATTR
+
+RUNG_PREFIX = "rung:"
+
+
+def run_dir_name(config: dict[str, Any]) -> str:
+    """The trial's run folder, named after its configuration: a retry or a re-run resumes the same run."""
+    digest = hashlib.sha1(json.dumps(sorted(config.items()), default=str).encode()).hexdigest()[:10]
+    return f"config-{digest}"
+
+
+@dataclass
+class SweepSetup:
+    """What every trial of one sweep shares."""
+
+    recipe_path: Path
+    base: ResolvedRecipe
+    space: Space
+    trials_dir: Path
+    overrides: list[str] = field(default_factory=list)  # the command line's own key=value overrides
+    prune: bool = True
+    eta: int = ETA
+    min_fraction: float = MIN_FRACTION
+    quiet: bool = True
+
+    def base_value(self, key: str) -> Any:
+        return value_at(self.base.recipe.model_dump(mode="json"), key)
+
+    def policy_overrides(self) -> list[str]:
+        out = []
+        for index, stage in enumerate(self.base.recipe.stages):
+            given = (stage.monitoring.policies if stage.monitoring else {}) or {}
+            out += [
+                f"stages[{index}].monitoring.policies.{name}={policy}"
+                for name, policy in SWEEP_POLICIES.items()
+                if name not in given
+            ]
+        return out
+
+    def trial_overrides(self, config: dict[str, Any]) -> list[str]:
+        return [*self.overrides, *(override(k, v) for k, v in config.items()), f"name={run_dir_name(config)}"]
+
+
+def _competitors(study: Any, number: int) -> Callable[[str], list[list[float]]]:
+    optuna = optuna_module()
+    states = (
+        optuna.trial.TrialState.COMPLETE,
+        optuna.trial.TrialState.PRUNED,
+        optuna.trial.TrialState.RUNNING,
+    )
+
+    def read(key: str) -> list[list[float]]:
+        return [
+            t.user_attrs[RUNG_PREFIX + key]
+            for t in study.get_trials(deepcopy=False, states=states)
+            if t.number != number and RUNG_PREFIX + key in t.user_attrs
+        ]
+
+    return read
+
+
+def _num_tokens(stage_dir: Path) -> int | None:
+    """The trainer's count of input tokens trained on (`tokens` in the stage's metrics; only techniques that
+    ask the trainer to count them have it, CPT today)."""
+    path = stage_dir / "metrics.jsonl"
+    if not path.exists():
+        return None
+    value = None
+    for line in path.read_text(encoding="utf-8").splitlines():
+        row = json.loads(line)
+        if row.get("tokens"):
+            value = row["tokens"]
+    return int(value) if value is not None else None
+
+
+def _tokens(result: Any, resolved: ResolvedRecipe) -> tuple[int, str]:
+    """Tokens trained on: counted by the trainer where it counts them, else the plan's padded upper bound
+    (steps x global_batch_size x max_length)."""
+    total, measure = 0, "counted"
+    plans = {s.name: p for s, p in zip(resolved.recipe.stages, resolved.stages, strict=True)}
+    for stage in result.stages:
+        counted = _num_tokens(stage.stage_dir)
+        if counted is None:
+            measure = "padded upper bound"
+            counted = int(stage.summary["steps"]) * int(
+                plans[stage.name].numbers.get("tokens_per_step_max", 0)
+            )
+        total += counted
+    return total, measure
+
+
+def execute(setup: SweepSetup, trial: Any) -> tuple[float, ...]:
+    """Train and evaluate one configuration; returns (domain gain, general retention) or raises
+    `optuna.TrialPruned` (successive halving, or a monitor stop)."""
+    from tunesmith.evaluation.runner import evaluate_run
+    from tunesmith.training.pipeline import model_ref, train
+
+    optuna = optuna_module()
+    config = sample(setup.space, lambda p: suggest(trial, p), setup.base_value)
+    trial.set_user_attr(CONFIG_ATTR, config)
+    # --no-prune trains exactly as `tunesmith train` would (the exhaustive grid): no sweep policies either
+    policies = setup.policy_overrides() if setup.prune else []
+    resolved = plan(setup.recipe_path, [*setup.trial_overrides(config), *policies])
+    run_dir = setup.trials_dir / resolved.recipe.name
+    trial.set_user_attr("run_dir", str(run_dir))
+    totals = {
+        s.name: p.numbers["total_steps"] for s, p in zip(resolved.recipe.stages, resolved.stages, strict=True)
+    }
+    decisions: list[PruneDecision] = []
+
+    def pruner(watcher: Any, selection: Any) -> SuccessiveHalving:
+        """Built per attempt (a rollback starts a new one): rungs this trial (or the killed trial it
+        retries) already passed are not decided again."""
+        stage = watcher.stage_dir.name
+        done = {k.removeprefix(RUNG_PREFIX) for k in trial.user_attrs if k.startswith(RUNG_PREFIX)}
+        callback = SuccessiveHalving(
+            stage=stage,
+            total_steps=totals[stage],
+            watcher=watcher,
+            selection=selection,
+            record=lambda key, value: trial.set_user_attr(RUNG_PREFIX + key, value),
+            competitors=_competitors(trial.study, trial.number),
+            eta=setup.eta,
+            min_fraction=setup.min_fraction,
+            on_prune=decisions.append,
+            report=lambda history: trial.set_user_attr(f"validation:{stage}", history),
+            prune=setup.prune,
+        )
+        callback.decided = {i for i in range(len(callback.rungs)) if f"{stage}/{i}" in done}
+        return callback
+
+    started = time.monotonic()
+    result = train(
+        resolved,
+        runs_root=setup.trials_dir,
+        quiet=setup.quiet,
+        force=True,  # the sweep linted the base recipe; its values deliberately leave the defaults
+        callbacks=(pruner,),  # with --no-prune it only reports the intermediate numbers
+    )
+    compute = {
+        "steps": sum(int(r.summary["steps"]) for r in result.stages),
+        "planned_steps": sum(totals.values()),
+        "tokens": 0,
+        "tokens_measure": "counted",
+        "train_seconds": round(time.monotonic() - started, 2),
+        "eval_seconds": 0.0,
+    }
+    compute["tokens"], compute["tokens_measure"] = _tokens(result, resolved)
+    trial.set_user_attr("compute", compute)
+    if not result.completed:
+        stopped = result.stages[-1].summary
+        if decisions:
+            trial.set_user_attr(
+                "pruned",
+                {"step": decisions[-1].step, "stage": decisions[-1].stage, "by": decisions[-1].reason},
+            )
+            raise optuna.TrialPruned(decisions[-1].reason)
+        if stopped.get("stopped_by_monitor") and not stopped.get("resumable"):
+            event = stopped["stopped_by_monitor"]
+            by = f"monitor: {event['detector']}"
+            trial.set_user_attr("pruned", {"step": event["step"], "stage": stopped["stage"], "by": by})
+            raise optuna.TrialPruned(by)
+        raise KeyboardInterrupt  # a signal or an infrastructure stop: the trial fails, a re-run resumes it
+    started = time.monotonic()
+    base_dir = Path(resolved.source).parent if resolved.source else None
+    payload = evaluate_run(
+        result.run_dir, model_ref(resolved), recipe=resolved.recipe, base_dir=base_dir, quiet=True
+    )
+    compute["eval_seconds"] = round(time.monotonic() - started, 2)
+    trial.set_user_attr("compute", compute)
+    if not payload:
+        raise UserError("sweep: the recipe evaluates nothing — set evaluation.suites: [general, domain]")
+    objectives = objectives_from_evaluation(payload)
+    trial.set_user_attr("objectives", objectives.to_dict())
+    return objectives.values

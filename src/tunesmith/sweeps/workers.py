@@ -1,0 +1,143 @@
+"""The worker loop: claim a trial, train and evaluate it with a heartbeat, tell the study; until done.
+
+A grid sweep queues every configuration once (`enqueue_missing`, by the command that creates the study
+and on every re-run, so a configuration whose trial failed is queued again) and workers only *claim* queued
+trials: a claim is one atomic state change in the database (`set_trial_state_values(..., RUNNING)` fails
+for all but one worker), so two workers never run the same queued trial and no configuration is lost.
+A sampled sweep (`--trials N`) asks the sampler for new trials until N have finished (completed or
+pruned) or are running: queued retries are taken first.
+
+A worker whose trial was killed stops heartbeating; after the grace period any worker marks that trial
+FAIL (`fail_stale_trials`) and the retry callback queues its copy (`storage.py`). A worker waits while
+other workers' trials are still running, so the last worker standing also finishes a killed peer's trial.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import warnings
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from tunesmith.sweeps.storage import optuna_module
+
+CONFIG_ATTR = "config"
+
+
+class Heartbeat:
+    """Record the trial's heartbeat now and every `seconds` until the block ends (Optuna's own heartbeat
+    thread runs only inside `study.optimize`)."""
+
+    def __init__(self, storage: Any, trial_id: int, seconds: float) -> None:
+        self.storage, self.trial_id, self.seconds = storage, trial_id, seconds
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, daemon=True)
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.seconds):
+            self.storage.record_heartbeat(self.trial_id)
+
+    def __enter__(self) -> Heartbeat:
+        self.storage.record_heartbeat(self.trial_id)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def _key(config: Mapping[str, Any]) -> tuple:
+    return tuple(sorted((k, repr(v)) for k, v in config.items()))
+
+
+def enqueue_missing(study: Any, configs: Iterable[Mapping[str, Any]]) -> int:
+    """Queue each configuration that has no completed, pruned, running or queued trial; returns how many."""
+    trials = study.get_trials(deepcopy=False)
+    optuna = optuna_module()
+    alive = (
+        optuna.trial.TrialState.COMPLETE,
+        optuna.trial.TrialState.PRUNED,
+        optuna.trial.TrialState.RUNNING,
+        optuna.trial.TrialState.WAITING,
+    )
+    covered = {_key(t.user_attrs.get(CONFIG_ATTR, {})) for t in trials if t.state in alive}
+    added = 0
+    for config in configs:
+        if _key(config) not in covered:
+            study.enqueue_trial(
+                params=dict(config), user_attrs={CONFIG_ATTR: dict(config)}, skip_if_exists=False
+            )
+            covered.add(_key(config))
+            added += 1
+    return added
+
+
+def _claim_waiting(study: Any) -> Any | None:
+    optuna = optuna_module()
+    waiting = optuna.trial.TrialState.WAITING
+    for frozen in study.get_trials(deepcopy=False, states=(waiting,)):
+        if study._storage.set_trial_state_values(frozen._trial_id, optuna.trial.TrialState.RUNNING):
+            return optuna.trial.Trial(study, frozen._trial_id)
+    return None
+
+
+def _counts(study: Any) -> Counter:
+    return Counter(t.state.name for t in study.get_trials(deepcopy=False))
+
+
+def run_worker(
+    study: Any,
+    objective: Callable[[Any], tuple[float, ...]],
+    *,
+    budget: int | None,
+    heartbeat_seconds: float,
+    on_finished: Callable[[Any], None] = lambda trial: None,
+    poll_seconds: float | None = None,
+) -> int:
+    """Run trials until the study is done (grid: nothing queued or running; sampled: `budget` trials
+    finished). `objective(trial)` returns the objective values or raises `optuna.TrialPruned`. Returns how
+    many trials this worker ran."""
+    optuna_module()
+    from optuna.storages import fail_stale_trials
+
+    poll = poll_seconds if poll_seconds is not None else heartbeat_seconds
+    ran = 0
+    while True:
+        fail_stale_trials(study)
+        trial = _claim_waiting(study)
+        if trial is None:
+            counts = _counts(study)
+            planned = counts["COMPLETE"] + counts["PRUNED"] + counts["RUNNING"] + counts["WAITING"]
+            if budget is not None and planned < budget:
+                with (
+                    warnings.catch_warnings()
+                ):  # "heartbeat is supposed to be used with optimize": ours beats
+                    warnings.filterwarnings("ignore", message="Heartbeat of storage")
+                    trial = study.ask()
+            elif counts["RUNNING"] or counts["WAITING"]:
+                time.sleep(poll)  # another worker's trial: wait for it, or for it to go stale
+                continue
+            else:
+                return ran
+        _run_one(study, trial, objective, heartbeat_seconds)
+        ran += 1
+        on_finished(study._storage.get_trial(trial._trial_id))
+
+
+def _run_one(
+    study: Any, trial: Any, objective: Callable[[Any], tuple[float, ...]], heartbeat_seconds: float
+) -> None:
+    optuna = optuna_module()
+    with Heartbeat(study._storage, trial._trial_id, heartbeat_seconds):
+        try:
+            values = objective(trial)
+        except optuna.TrialPruned:
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+            return
+        except BaseException:
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            raise
+    study.tell(trial, values=list(values))

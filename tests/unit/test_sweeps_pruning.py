@@ -1,0 +1,86 @@
+"""Successive halving on the constraint-aware scalar: rungs, ordering, the promotion rule, the callback."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from tunesmith.monitoring import MonitorSettings
+from tunesmith.sweeps.pruning import SuccessiveHalving, promotable, rung_steps, scalar
+
+
+def test_rungs_are_geometric_fractions_of_the_steps() -> None:
+    assert rung_steps(400) == [45, 134]  # ceil(400/9), ceil(400/3)
+    assert rung_steps(81, eta=3, min_fraction=1 / 27) == [3, 9, 27]
+    assert rung_steps(2) == [1]
+
+
+def test_the_scalar_ranks_forgetting_below_any_feasible_trial() -> None:
+    within = scalar(0.40, True, probe_drop=0.05, max_drop=0.10)
+    beyond = scalar(0.95, True, probe_drop=0.30, max_drop=0.10)
+    far_beyond = scalar(0.99, True, probe_drop=0.50, max_drop=0.10)
+    assert within > beyond > far_beyond
+    assert scalar(1.2, False, None, None) > scalar(1.5, False, None, None)  # losses: lower is better
+
+
+def test_promotion_keeps_the_top_third_or_the_best_so_far() -> None:
+    assert promotable([0, 0.5], [])  # the first trial at a rung continues
+    assert not promotable([0, 0.4], [[0, 0.5]])  # fewer than eta trials: only the best so far
+    assert promotable([0, 0.6], [[0, 0.5]])
+    others = [[0, v] for v in (0.1, 0.2, 0.3, 0.4, 0.5)]
+    assert promotable([0, 0.45], others)  # 6 trials -> top 2: 0.5, 0.45
+    assert not promotable([0, 0.35], others)
+
+
+class _Control:
+    should_training_stop = False
+    should_save = False
+
+
+def _callback(store: dict, pruned: list, probe: dict) -> SuccessiveHalving:
+    watcher = SimpleNamespace(
+        general_accuracy=probe, monitor=SimpleNamespace(settings=MonitorSettings.from_spec(None))
+    )
+    selection = SimpleNamespace(metric="eval_mean_token_accuracy", higher_is_better=True)
+    return SuccessiveHalving(
+        stage="sft",
+        total_steps=90,
+        watcher=watcher,
+        selection=selection,
+        record=lambda key, value: store.setdefault(key, []).append(value),
+        competitors=lambda key: [v for v in store.get(key, [])],
+        on_prune=pruned.append,
+    )
+
+
+def test_the_callback_stops_a_trial_that_forgot_even_with_a_better_metric() -> None:
+    store: dict = {}
+    good, pruned = _callback(store, [], {0: 0.9, 10: 0.88}), []
+    control = _Control()
+    good.on_evaluate(
+        None, SimpleNamespace(global_step=10), control, metrics={"eval_mean_token_accuracy": 0.5}
+    )
+    assert not control.should_training_stop and store["sft/0"] == [[0, 0.5]]
+    # the next trial validates better but its probe fell 40 points (the forgetting limit is far below)
+    forgot = _callback(store, pruned, {0: 0.9, 10: 0.5})
+    control = _Control()
+    forgot.on_evaluate(
+        None, SimpleNamespace(global_step=10), control, metrics={"eval_mean_token_accuracy": 0.8}
+    )
+    assert control.should_training_stop and control.should_save
+    assert pruned[0].step == 10 and "rank 2 of 2 at rung 1" in pruned[0].reason
+    # steps before a rung decide nothing; a rung is decided once
+    later = _callback(store, [], {0: 0.9})
+    control = _Control()
+    later.on_evaluate(
+        None, SimpleNamespace(global_step=5), control, metrics={"eval_mean_token_accuracy": 0.1}
+    )
+    assert not control.should_training_stop and len(store["sft/0"]) == 2
+    assert later.history == [[5, 0.1, None]] and forgot.history == [[10, 0.8, 0.5]]
+    # with pruning off the callback only reports: the forgetting trial would run on
+    reporting = _callback(store, [], {0: 0.9, 10: 0.5})
+    reporting.prune = False
+    control = _Control()
+    reporting.on_evaluate(
+        None, SimpleNamespace(global_step=10), control, metrics={"eval_mean_token_accuracy": 0.0}
+    )
+    assert not control.should_training_stop and reporting.history == [[10, 0.0, 0.5]]
