@@ -45,6 +45,7 @@ from tunesmith.monitoring import Event, Monitor, MonitorSettings, RunContext
 from tunesmith.recipe.resolve import StagePlan
 from tunesmith.recipe.schema import ResolvedConfig, ResolvedStage
 from tunesmith.runs import atomic_directory, atomic_write_json, atomic_write_text
+from tunesmith.threads import configure_threads
 from tunesmith.training.callbacks import (
     CheckpointKeeper,
     FinalValidation,
@@ -375,6 +376,7 @@ def run_stage(run: StageRun, technique: Technique) -> StageResult:
     assert run.stage.technique == technique.name, (run.stage.technique, technique.name)
     if run.quiet:
         _quiet_libraries()
+    configure_threads(announce=not run.quiet)
     settings = _monitor_settings(run.stage)
     state = _recover(run, technique.selection)
     tokenizer = load_tokenizer(run.input_ref)
