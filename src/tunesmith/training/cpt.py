@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from trl import SFTConfig, SFTTrainer
 
+from tunesmith.data.packing import InBatchPacking, PackingDecision, dataset_lengths, decide_packing
 from tunesmith.training.callbacks import Selection
 from tunesmith.training.schedule import PlaybookSchedule
 from tunesmith.training.stage import Datasets, StageResult, StageRun, TrainerInputs, run_stage
@@ -32,6 +33,7 @@ class CPT:
 
     def __init__(self) -> None:
         self.loss_options: dict[str, Any] = {}  # SFTConfig's loss masking (set by `sft.SFT`)
+        self.packing: PackingDecision | None = None  # decided once, on the first attempt's tokenized data
 
     def build_datasets(self, run: StageRun, tokenizer: Any) -> Datasets:
         """The mixed train.jsonl (in training order) and validation.jsonl, as Hugging Face datasets."""
@@ -56,23 +58,44 @@ class CPT:
             train_sampling_strategy="sequential",  # the mixture's order is the training order (quality tail)
             shuffle_dataset=False,
             max_length=hp.max_length,
-            packing=False,
+            packing=False,  # TRL's packing regroups examples into rows: steps would no longer count examples
             include_num_input_tokens_seen="non_padding",
             **self.loss_options,
         )
-        return LMTrainer(
+        trainer = LMTrainer(
             model=inputs.model,
             args=args,
             train_dataset=datasets.train,
             eval_dataset=datasets.validation,
             **inputs.trainer_kwargs,
         )
+        self._pack(run, trainer)
+        return trainer
+
+    def _pack(self, run: StageRun, trainer: LMTrainer) -> None:
+        """Decide packing on the tokenized training set (TRL's prepared dataset: cached by `datasets`, so
+        a rollback's or a resume's trainer does not tokenize again) and, when on, pack every micro-batch
+        (training and validation alike, so validation batches hold the same examples as unpacked)."""
+        hp = run.stage.hyperparameters
+        if self.packing is None:
+            setting = None if hp.packing == "auto" else hp.packing
+            self.packing = decide_packing(
+                dataset_lengths(trainer.train_dataset), hp.micro_batch_size, setting
+            )
+            if not run.quiet:
+                print(f"{run.stage.name}: {self.packing.describe()}", flush=True)
+        if self.packing.pack:
+            tokenizer = trainer.processing_class
+            pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+            trainer.data_collator = InBatchPacking(pad_token_id=pad)
 
     def close(self) -> None:
         pass
 
     def summarize(self, run: StageRun) -> dict[str, Any]:
-        return {}
+        if self.packing is None:
+            return {}
+        return {"packing": {"on": self.packing.pack, "reason": self.packing.describe()}}
 
 
 def run(stage_run: StageRun) -> StageResult:
