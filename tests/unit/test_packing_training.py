@@ -19,6 +19,7 @@ from tunesmith.data.packing import (
     decide_packing,
     expected_padding_share,
     first_fit_rows,
+    length_sorted_steps,
 )
 
 
@@ -53,8 +54,8 @@ def _jsonl(path: Path, rows: list[dict]) -> str:
     return str(path)
 
 
-def _train(tmp_path: Path, model_dir: Path, technique: str, packing: bool) -> Path:
-    folder = tmp_path / f"{technique}-{packing}"
+def _train(tmp_path: Path, model_dir: Path, technique: str, packing: bool, micro_batch_size: int = 8) -> Path:
+    folder = tmp_path / f"{technique}-{packing}-{micro_batch_size}"
     folder.mkdir()
     recipe = {
         "name": "packing",
@@ -73,7 +74,8 @@ def _train(tmp_path: Path, model_dir: Path, technique: str, packing: bool) -> Pa
                 "hyperparameters": {
                     "max_steps": 3,
                     "global_batch_size": 16,
-                    "micro_batch_size": 8,  # 2 micro-batches per step: accumulation is covered too
+                    # 2 micro-batches per step: accumulation and length grouping are covered too
+                    "micro_batch_size": micro_batch_size,
                     "val_check_interval": 3,
                     "lr": 1e-3,
                     "max_length": 96,
@@ -113,6 +115,22 @@ def test_packed_training_matches_padded(tmp_path: Path, micro_model_dir: Path, t
         assert b["eval_loss"] == pytest.approx(a["eval_loss"], abs=1e-4)
         if "eval_mean_token_accuracy" in a:
             assert b["eval_mean_token_accuracy"] == pytest.approx(a["eval_mean_token_accuracy"], abs=1e-6)
+
+
+def test_length_grouped_micro_batches_change_no_step(tmp_path: Path, micro_model_dir: Path) -> None:
+    """Micro-batches of 8 grouped by length within each step of 16 log what one micro-batch of 16 does."""
+    grouped = _metrics(_train(tmp_path, micro_model_dir, "sft", packing=False, micro_batch_size=8))
+    whole = _metrics(_train(tmp_path, micro_model_dir, "sft", packing=False, micro_batch_size=16))
+    for a, b in zip([r for r in whole if "loss" in r], [r for r in grouped if "loss" in r], strict=True):
+        assert b["loss"] == pytest.approx(a["loss"], abs=1e-4)
+        assert b["tokens"] == a["tokens"]
+
+
+def test_length_sorted_steps_keeps_each_steps_examples() -> None:
+    lengths = [3, 9, 1, 7, 5, 2, 8]
+    order = length_sorted_steps(lengths, 3)
+    assert order == [1, 0, 2, 3, 4, 5, 6]  # windows [0,1,2] [3,4,5] [6], each longest first
+    assert [sorted(order[i : i + 3]) for i in (0, 3, 6)] == [[0, 1, 2], [3, 4, 5], [6]]
 
 
 def test_collator_keeps_examples_apart_in_fewer_rows() -> None:

@@ -198,6 +198,19 @@ class InBatchPacking:
         return {"input_ids": input_ids, "labels": row_labels, "position_ids": position_ids}
 
 
+def length_sorted_steps(lengths: Sequence[int], examples_per_step: int) -> list[int]:
+    """Training order with length-grouped micro-batches that change no optimizer step: the examples stay in
+    their windows of `examples_per_step` (one optimizer step each, all processes together), in order, and
+    each window is sorted by length (longest first), so that the step's micro-batches hold similar
+    lengths and pad (or pack) less. The step's examples, hence its loss (a sum over tokens / the step's
+    token count), are the same; the data order (the mix's quality tail last) holds step by step."""
+    order: list[int] = []
+    for start in range(0, len(lengths), examples_per_step):
+        window = range(start, min(start + examples_per_step, len(lengths)))
+        order.extend(sorted(window, key=lambda i: (-lengths[i], i)))
+    return order
+
+
 def dataset_lengths(dataset: Any, column: str = "input_ids") -> list[int]:
     """Token count of every row of a tokenized `datasets.Dataset`, read column-wise (Arrow), in order."""
     import pyarrow.compute as pc

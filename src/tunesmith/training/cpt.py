@@ -12,14 +12,37 @@ from typing import Any, Literal
 
 from trl import SFTConfig, SFTTrainer
 
-from tunesmith.data.packing import InBatchPacking, PackingDecision, dataset_lengths, decide_packing
+from tunesmith.data.packing import (
+    InBatchPacking,
+    PackingDecision,
+    dataset_lengths,
+    decide_packing,
+    length_sorted_steps,
+)
+from tunesmith.threads import configure_threads
 from tunesmith.training.callbacks import Selection
 from tunesmith.training.schedule import PlaybookSchedule
-from tunesmith.training.stage import Datasets, StageResult, StageRun, TrainerInputs, run_stage
+from tunesmith.training.stage import (
+    Datasets,
+    StageResult,
+    StageRun,
+    TrainerInputs,
+    is_main_process,
+    run_stage,
+)
 
 
 class LMTrainer(PlaybookSchedule, SFTTrainer):
-    """TRL's SFTTrainer with the playbook schedule (CPT and SFT stages)."""
+    """TRL's SFTTrainer with the playbook schedule (CPT and SFT stages); `train_order` (set by `CPT`): the
+    example order to train in (`length_sorted_steps`), instead of the dataset's."""
+
+    train_order: list[int] | None = None
+
+    def _get_train_sampler(self, train_dataset: Any = None) -> Any:
+        dataset = self.train_dataset if train_dataset is None else train_dataset  # columns removed: a copy
+        if self.train_order is None or len(dataset) != len(self.train_order):
+            return super()._get_train_sampler(train_dataset)
+        return self.train_order  # a DataLoader takes any sized iterable of indices as its sampler
 
 
 class CPT:
@@ -34,6 +57,7 @@ class CPT:
     def __init__(self) -> None:
         self.loss_options: dict[str, Any] = {}  # SFTConfig's loss masking (set by `sft.SFT`)
         self.packing: PackingDecision | None = None  # decided once, on the first attempt's tokenized data
+        self._order: list[int] | None = None  # length-grouped micro-batches within each step (`_pack`)
 
     def build_datasets(self, run: StageRun, tokenizer: Any) -> Datasets:
         """The mixed train.jsonl (in training order) and validation.jsonl, as Hugging Face datasets."""
@@ -75,15 +99,18 @@ class CPT:
     def _pack(self, run: StageRun, trainer: LMTrainer) -> None:
         """Decide packing on the tokenized training set (TRL's prepared dataset: cached by `datasets`, so
         a rollback's or a resume's trainer does not tokenize again) and, when on, pack every micro-batch
-        (training and validation alike, so validation batches hold the same examples as unpacked)."""
+        (training and validation alike, so validation batches hold the same examples as unpacked). With
+        several micro-batches per step, each step's examples are grouped by length (`length_sorted_steps`)."""
         hp = run.stage.hyperparameters
         if self.packing is None:
+            lengths = dataset_lengths(trainer.train_dataset)
             setting = None if hp.packing == "auto" else hp.packing
-            self.packing = decide_packing(
-                dataset_lengths(trainer.train_dataset), hp.micro_batch_size, setting
-            )
-            if not run.quiet:
+            self.packing = decide_packing(lengths, hp.micro_batch_size, setting)
+            if hp.micro_batch_size < hp.global_batch_size:  # several micro-batches per step: group them
+                self._order = length_sorted_steps(lengths, hp.global_batch_size)
+            if not run.quiet and is_main_process():
                 print(f"{run.stage.name}: {self.packing.describe()}", flush=True)
+        trainer.train_order = self._order
         if self.packing.pack:
             tokenizer = trainer.processing_class
             pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
@@ -93,9 +120,10 @@ class CPT:
         pass
 
     def summarize(self, run: StageRun) -> dict[str, Any]:
-        if self.packing is None:
-            return {}
-        return {"packing": {"on": self.packing.pack, "reason": self.packing.describe()}}
+        summary: dict[str, Any] = {"threads": configure_threads(announce=False).describe()}
+        if self.packing is not None:
+            summary["packing"] = {"on": self.packing.pack, "reason": self.packing.describe()}
+        return summary
 
 
 def run(stage_run: StageRun) -> StageResult:
