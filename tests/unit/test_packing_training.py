@@ -206,3 +206,35 @@ def test_packed_logits_match_through_the_model(micro_model) -> None:
         ).logits
         alone = model(input_ids=torch.tensor([[13, 14, 15]]), use_cache=False).logits
     torch.testing.assert_close(packed[1, 2:5], alone[0], atol=1e-5, rtol=1e-5)
+
+
+def test_plan_shows_the_packing_decision(
+    tmp_path: Path, micro_model_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def plan_line(rows: list[dict], packing: object) -> str:
+        recipe = {
+            "name": "p",
+            "model": {"path": str(micro_model_dir), "checkpoint": "post-trained"},
+            "stages": [
+                {
+                    "technique": "sft",
+                    "mode": "full",
+                    "data": {"train": _jsonl(tmp_path / "train.jsonl", rows)},
+                    "data_mixing": {"customer_percent": 100},
+                    "hyperparameters": {"max_steps": 2, "global_batch_size": 16, "packing": packing},
+                }
+            ],
+        }
+        path = tmp_path / "recipe.yaml"
+        path.write_text(yaml.safe_dump(recipe))
+        capsys.readouterr()
+        assert main(["plan", str(path)]) == 0
+        return next(
+            line for line in capsys.readouterr().out.splitlines() if line.strip().startswith("packing ")
+        )
+
+    mixed = _rows("sft", 200, seed=3)
+    assert "= on" in plan_line(mixed, "auto") and ">= 20%" in plan_line(mixed, "auto")
+    same = [{"messages": [{"role": "user", "content": "zq 1?"}, {"role": "assistant", "content": "4"}]}] * 50
+    assert "= off" in plan_line(same, "auto") and "< 20%" in plan_line(same, "auto")
+    assert "= on" in plan_line(same, True) and "hyperparameters.packing" in plan_line(same, True)
