@@ -26,7 +26,8 @@ from tunesmith.errors import UserError
 OVERRIDES = ("TUNESMITH_THREADS", "OMP_NUM_THREADS")
 """Environment variables that fix the thread count, in order of precedence."""
 
-_chosen: ThreadChoice | None = None  # this process's choice, made once (sampling takes 0.2 s)
+_busy: float | None = None  # this process's sample of the busy cores, taken once (it takes 0.2 s)
+_announced: ThreadChoice | None = None
 
 
 @dataclass(frozen=True)
@@ -118,14 +119,16 @@ def choose_threads(
 
 
 def configure_threads(*, announce: bool = True) -> ThreadChoice:
-    """Apply `choose_threads()` to torch (`torch.set_num_threads`); chosen and printed once per process."""
-    global _chosen
+    """Apply `choose_threads()` to torch (`torch.set_num_threads`) and print the choice once (again only
+    if it changes). The overrides are read at every call; the busy cores are sampled once per process."""
+    global _busy, _announced
     import torch
 
-    first = _chosen is None
-    if _chosen is None:
-        _chosen = choose_threads()
-    torch.set_num_threads(_chosen.threads)
-    if announce and first:
-        print(_chosen.describe(), file=sys.stderr, flush=True)
-    return _chosen
+    if _busy is None and not any(os.environ.get(name, "").strip() for name in OVERRIDES):
+        _busy = busy_cores()
+    choice = choose_threads(busy=_busy)
+    torch.set_num_threads(choice.threads)
+    if announce and choice != _announced:
+        _announced = choice
+        print(choice.describe(), file=sys.stderr, flush=True)
+    return choice

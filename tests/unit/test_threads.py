@@ -58,7 +58,7 @@ def test_configure_applies_and_prints_once(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     previous = torch.get_num_threads()
-    monkeypatch.setattr(threads, "_chosen", None)
+    monkeypatch.setattr(threads, "_announced", None)
     monkeypatch.setenv("TUNESMITH_THREADS", "1")
     try:
         assert configure_threads().threads == 1
@@ -69,3 +69,18 @@ def test_configure_applies_and_prints_once(
     lines = capsys.readouterr().err.splitlines()
     cores = threads.available_cores()
     assert lines == [f"threads: torch uses 1 (TUNESMITH_THREADS=1; {cores} cores)"]
+
+
+def test_overrides_are_read_at_every_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A test (or a build) that sets TUNESMITH_THREADS after an earlier choice gets its own count."""
+    previous = torch.get_num_threads()
+    monkeypatch.setattr(threads, "_busy", 0.0)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.delenv("TUNESMITH_THREADS", raising=False)
+    try:
+        assert configure_threads(announce=False).threads == threads.available_cores()
+        monkeypatch.setenv("TUNESMITH_THREADS", "1")
+        assert configure_threads(announce=False).threads == 1
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(previous)
