@@ -6,8 +6,8 @@ Same model, data, hyperparameters (full rank, lr 3e-4, batch, steps, max_length)
   forgetting probe and checkpoints every `val_check_interval`), `hyperparameters.packing` false and true.
 - B: this file with `--child-trl`: `SFTTrainer` with TRL's defaults (gradient checkpointing, no packing,
   logging every 10 steps, its own thread count) plus the same loss mask (assistant-only where the chat
-  template marks assistant turns, else prompt -> completion), the same precision as A (fp32 on CPU, bf16
-  on CUDA; TRL's default would autocast bf16 on CPU too) and `include_num_input_tokens_seen="non_padding"`
+  template marks assistant turns, else prompt -> completion), the same precision as A (fp32 weights; bf16
+  autocast on CUDA only, where TRL's default would autocast on CPU too) and `include_num_input_tokens_seen="non_padding"`
   (a per-step sum) so that it reports the same useful-token count.
 
 Each pair runs A (packing off), B, A (packing on), in that order, at least 3 pairs. Per run: useful
@@ -283,8 +283,8 @@ def child_trl(config_path: str) -> None:
         dataset = dataset.map(split, remove_columns=["messages"])
     if config["packing"]:
         options["packing"] = True
-    dtype = torch.bfloat16 if cuda else torch.float32
-    model = AutoModelForCausalLM.from_pretrained(config["model_path"], dtype=dtype)
+    # fp32 weights, as A loads them; on CUDA both train under bf16 autocast (`bf16=True`)
+    model = AutoModelForCausalLM.from_pretrained(config["model_path"], dtype=torch.float32)
     args = SFTConfig(
         output_dir=str(out),
         per_device_train_batch_size=config["micro_batch_size"],

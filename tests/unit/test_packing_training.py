@@ -15,6 +15,7 @@ import yaml
 from tunesmith.cli import main
 from tunesmith.data.packing import (
     MIN_PADDING_SHARE,
+    TOKENS_KEY,
     InBatchPacking,
     decide_packing,
     expected_padding_share,
@@ -142,6 +143,7 @@ def test_collator_keeps_examples_apart_in_fewer_rows() -> None:
     ]
     batch = InBatchPacking(pad_token_id=0)(examples)
     assert "attention_mask" not in batch
+    assert int(batch[TOKENS_KEY]) == 12  # real tokens, whatever the pad id
     assert batch["input_ids"].shape == (2, 6)  # 4 padded rows of 6 -> 2 rows: [6] and [2, 3, 1]
     assert batch["input_ids"].tolist() == [[5, 6, 7, 8, 9, 10], [11, 12, 13, 14, 15, 16]]
     assert batch["position_ids"].tolist() == [[0, 1, 2, 3, 4, 5], [0, 1, 0, 1, 2, 0]]
@@ -153,8 +155,10 @@ def test_collator_keeps_examples_apart_in_fewer_rows() -> None:
 
 
 def test_padding_positions_are_isolated_sequences() -> None:
-    batch = InBatchPacking(pad_token_id=0)([{"input_ids": [1, 2, 3]}, {"input_ids": [4]}, {"input_ids": [5]}])
-    assert batch["input_ids"].tolist() == [[1, 2, 3], [4, 5, 0]]
+    # the pad id may be a real token (Llama 3 pads with its eos): the count of real tokens is still 5
+    batch = InBatchPacking(pad_token_id=0)([{"input_ids": [1, 2, 0]}, {"input_ids": [4]}, {"input_ids": [5]}])
+    assert int(batch[TOKENS_KEY]) == 5
+    assert batch["input_ids"].tolist() == [[1, 2, 0], [4, 5, 0]]
     assert batch["position_ids"][1].tolist() == [0, 0, 0]
     assert batch["labels"][1].tolist() == [-100, -100, -100]
 

@@ -35,6 +35,10 @@ from typing import Any, Literal
 
 Strategy = Literal["bfd", "bfd_split"]
 
+TOKENS_KEY = "packed_tokens"
+"""The collator's count of real tokens in a packed batch: `num_input_tokens_seen` cannot tell padding from
+an end-of-sequence token when the pad token is the eos token (Llama 3 has no pad token)."""
+
 MIN_PADDING_SHARE = 0.2
 """Pack when padded micro-batches would spend at least this share (0-1) of their token slots on padding.
 Below it the rows saved are few, and a packed batch still pays its mask and position bookkeeping."""
@@ -171,7 +175,8 @@ class InBatchPacking:
     batch's longest length, each holding whole examples (first-fit decreasing), with `position_ids` that
     restart at every example and no `attention_mask` (transformers then masks block-causally). Each
     example's first label is -100 (it would be predicted from the previous example); padding has labels
-    -100 and position 0 (every pad token is a sequence of its own)."""
+    -100 and position 0 (every pad token is a sequence of its own). `TOKENS_KEY` holds the real token
+    count (the trainer counts it as tokens seen and drops it before the forward pass)."""
 
     pad_token_id: int
 
@@ -195,7 +200,12 @@ class InBatchPacking:
                 row_labels[row, offset] = -100
                 position_ids[row, offset:end] = torch.arange(lengths[index])
                 offset = end
-        return {"input_ids": input_ids, "labels": row_labels, "position_ids": position_ids}
+        return {
+            "input_ids": input_ids,
+            "labels": row_labels,
+            "position_ids": position_ids,
+            TOKENS_KEY: torch.tensor(sum(lengths)),
+        }
 
 
 def length_sorted_steps(lengths: Sequence[int], examples_per_step: int) -> list[int]:

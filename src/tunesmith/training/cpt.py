@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+import torch
 from trl import SFTConfig, SFTTrainer
 
 from tunesmith.data.packing import (
+    TOKENS_KEY,
     InBatchPacking,
     PackingDecision,
     dataset_lengths,
@@ -43,6 +45,17 @@ class LMTrainer(PlaybookSchedule, SFTTrainer):
         if self.train_order is None or len(dataset) != len(self.train_order):
             return super()._get_train_sampler(train_dataset)
         return self.train_order  # a DataLoader takes any sized iterable of indices as its sampler
+
+    def _track_num_input_tokens(self, inputs: dict[str, Any]) -> None:
+        """Tokens seen of a packed batch: the collator's count (padding and eos may share an id)."""
+        if TOKENS_KEY not in inputs or self.args.include_num_input_tokens_seen != "non_padding":
+            return super()._track_num_input_tokens(inputs)
+        tokens = torch.as_tensor(inputs[TOKENS_KEY], device=self.args.device, dtype=torch.int64)
+        self.state.num_input_tokens_seen += self.accelerator.gather(tokens).sum().item()
+
+    def compute_loss(self, model: Any, inputs: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        inputs.pop(TOKENS_KEY, None)  # a count, not a model input (`_prepare_inputs` gave us a copy)
+        return super().compute_loss(model, inputs, *args, **kwargs)
 
 
 class CPT:
