@@ -490,13 +490,13 @@ def _machine() -> str:
     )
 
 
-def record(lines: list[str], command: str) -> None:
+def record(lines: list[str], command: str, machine: str) -> None:
     """Append the section to benchmarks/RESULTS.md atomically (write a temporary file, then rename)."""
     from tunesmith.runs import atomic_write_text
 
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     section = [f"\n## Throughput: tunesmith train (A) vs bare TRL SFTTrainer (B), {stamp}\n",
-               f"- Machine: {_machine()}", f"- Command: `{command}`", *lines, ""]  # fmt: skip
+               f"- Machine: {machine}", f"- Command: `{command}`", *lines, ""]  # fmt: skip
     text = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Benchmark results\n"
     atomic_write_text(RESULTS, text.rstrip("\n") + "\n" + "\n".join(section) + "\n")
     print(f"appended to {RESULTS}", flush=True)
@@ -533,6 +533,7 @@ def main() -> int:
         if not (args.quick and data == "brindle")
     ]
     parts = args.parts.split(",")
+    machine = _machine()  # the load before this script adds its own
     lines: list[str] = []
     if "cpu" in parts:
         lines += cpu_part(setups, args.pairs, workdir)
@@ -541,7 +542,7 @@ def main() -> int:
     if "gpu" in parts:
         lines += gpu_part(args.gpu_steps, workdir, args.peak_tflops)
     if not (args.quick or args.no_record):
-        record(lines, "python benchmarks/throughput.py " + " ".join(sys.argv[1:]))
+        record(lines, "python benchmarks/throughput.py " + " ".join(sys.argv[1:]), machine)
     return 0
 
 
