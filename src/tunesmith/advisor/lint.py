@@ -89,9 +89,11 @@ def lint(
     probe_positive_rate: float | None = None,
     measure_data: bool = True,
     max_examples: int = DEFAULT_MAX_EXAMPLES,
+    stage_data: dict[int, StageDataStats] | None = None,
 ) -> list[Finding]:
     """The findings for a resolved recipe. `measure_data` samples the training files (lengths, reasoning
-    traces; a few thousand lines each); `probe_positive_rate` (0-1) is the RFT readiness probe's result."""
+    traces; a few thousand lines each) unless `stage_data` (`measure_stages`) is given; `probe_positive_rate`
+    (0-1) is the RFT readiness probe's result."""
     from tunesmith.models.catalog import FAMILIES
     from tunesmith.models.loading import unavailable_reason
     from tunesmith.recipe.resolve import start_ref
@@ -100,7 +102,8 @@ def lint(
     family = FAMILIES.get(model.family) if model.family else None
     # the embedded family is built here (`tunesmith models build tiny`), not downloaded: train says so itself
     downloaded = family is None or family.kind != "embedded"
-    stage_data = measure_stages(resolved, max_examples=max_examples) if measure_data else {}
+    if stage_data is None:
+        stage_data = measure_stages(resolved, max_examples=max_examples) if measure_data else {}
     facts = LintFacts(
         stage_data=stage_data,
         probe_positive_rate=probe_positive_rate,
@@ -147,6 +150,26 @@ def lint_command(
     return exit_code(findings, strict=strict)
 
 
+def add_packing_estimates(resolved: ResolvedRecipe, stage_data: dict[int, StageDataStats]) -> None:
+    """`plan`'s packing line per CPT/SFT stage: the packing rule (`decide_packing`) on the sampled token
+    lengths of your file; training applies the same rule to the whole tokenized mix."""
+    from tunesmith.data.packing import decide_packing
+
+    for i, (stage, stage_plan) in enumerate(zip(resolved.recipe.stages, resolved.stages, strict=True)):
+        if stage.technique == "rft":
+            continue
+        hp, data = stage.hyperparameters, stage_data.get(i)
+        setting = None if hp.packing == "auto" else hp.packing
+        if data is None or data.lengths is None:
+            why = data.unavailable if data is not None else "not measured"
+            state = "decided at training" if setting is None else ("on" if setting else "off")
+            stage_plan.set("packing", state, f"tokenized lengths unknown here ({why})")
+            continue
+        decision = decide_packing(data.lengths.lengths, hp.micro_batch_size, setting)
+        where = "" if decision.forced else "; training decides on the whole tokenized mix"
+        stage_plan.set("packing", "on" if decision.pack else "off", f"{decision.describe()}{where}")
+
+
 def plan_command(
     recipe_path: str, *, overrides: list[str] | None = None, out: str | None = None, fmt: str = "text"
 ) -> int:
@@ -157,7 +180,9 @@ def plan_command(
 
     resolved = plan(recipe_path, overrides)
     add_parameter_counts(resolved)
-    findings = lint(resolved)
+    stage_data = measure_stages(resolved)
+    add_packing_estimates(resolved, stage_data)
+    findings = lint(resolved, stage_data=stage_data)
     if out:
         atomic_write_yaml(out, resolved.to_dict())
     if fmt == "json":

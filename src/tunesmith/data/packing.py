@@ -14,6 +14,14 @@ We use what TRL and transformers provide rather than a hand-written block mask:
   when there is no `attention_mask` and no KV cache, so the forward pass must run with `use_cache=False`
   (SFTTrainer's `compute_loss` sets it; a custom loop must too).
 
+What training uses (`InBatchPacking`, on when `decide_packing` says it pays): each micro-batch keeps its
+examples (so steps, epochs, examples and tokens seen, validation batches are what they were unpacked), but
+they are laid out in as few rows of the batch's longest length as first-fit decreasing allows, with
+restarting `position_ids`, instead of one padded row each. Attention per row costs what the padded batch's
+did; the padding it no longer computes is the gain. The loss is the same: the labels that cross an example
+boundary are -100 and transformers' `num_items_in_batch` counts `labels[..., 1:]`
+(`tests/unit/test_packing_training.py`, within 1e-4 through the trainer).
+
 For SFT with `SFTTrainer`, `sft_packing_config(max_length)` gives the `SFTConfig` fields that switch the
 same machinery on (`packing=True`, `packing_strategy="bfd"`, `padding_free=True`). For CPT, documents
 longer than `max_length` are split ("bfd_split") instead of truncated so no text is lost.
@@ -22,9 +30,18 @@ longer than `max_length` are split ("bfd_split") instead of truncated so no text
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 Strategy = Literal["bfd", "bfd_split"]
+
+TOKENS_KEY = "packed_tokens"
+"""The collator's count of real tokens in a packed batch: `num_input_tokens_seen` cannot tell padding from
+an end-of-sequence token when the pad token is the eos token (Llama 3 has no pad token)."""
+
+MIN_PADDING_SHARE = 0.2
+"""Pack when padded micro-batches would spend at least this share (0-1) of their token slots on padding.
+Below it the rows saved are few, and a packed batch still pays its mask and position bookkeeping."""
 
 
 def default_strategy(kind: str) -> Strategy:
@@ -79,3 +96,147 @@ def packing_efficiency(seq_lengths: Iterable[Sequence[int]], max_length: int) ->
     """Share (0-1) of the `max_length` slots of packed rows that hold real tokens."""
     rows = [sum(lengths) for lengths in seq_lengths]
     return sum(rows) / (len(rows) * max_length) if rows else 0.0
+
+
+# --------------------------------------------------------------------------------------------- in-batch packing
+
+
+def expected_padding_share(lengths: Sequence[int], micro_batch_size: int) -> float:
+    """Share (0-1) of token slots that padding fills when `micro_batch_size` examples drawn at random from
+    `lengths` are padded to their longest: 1 - mean length / E[longest of the batch]. With the lengths
+    sorted, P(longest <= L_i) = (i/n)^b, so E[longest] = sum_i L_i ((i/n)^b - ((i-1)/n)^b). Order-free, so
+    `plan` (a sample of your file) and training (the whole mix) apply the same formula."""
+    import numpy as np
+
+    ordered = np.sort(np.asarray(lengths, dtype=np.float64))
+    n = len(ordered)
+    if n == 0 or micro_batch_size <= 1:
+        return 0.0
+    rank = np.arange(n + 1, dtype=np.float64) / n
+    expected_longest = float((ordered * np.diff(rank**micro_batch_size)).sum())
+    return max(0.0, 1 - float(ordered.mean()) / expected_longest) if expected_longest > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class PackingDecision:
+    """Whether a stage packs its micro-batches, and why (shown by `plan` and on the stage's first line)."""
+
+    pack: bool
+    padding_share: float  # expected share (0-1) of padded token slots without packing
+    micro_batch_size: int
+    examples: int  # lengths the decision was taken on
+    forced: bool  # the recipe's `hyperparameters.packing` decided, not the lengths
+
+    def describe(self) -> str:
+        state = "on" if self.pack else "off"
+        padding = f"padding would fill {100 * self.padding_share:.0f}% of token slots"
+        if self.forced:
+            return f"packing {state} (hyperparameters.packing; {padding})"
+        if self.micro_batch_size <= 1:
+            return "packing off (micro_batch_size 1: nothing to pad)"
+        rule = ">=" if self.pack else "<"
+        return (
+            f"packing {state} ({padding} at micro_batch_size {self.micro_batch_size} over {self.examples} "
+            f"examples, {rule} {100 * MIN_PADDING_SHARE:.0f}%)"
+        )
+
+
+def decide_packing(lengths: Sequence[int], micro_batch_size: int, setting: bool | None) -> PackingDecision:
+    """The packing rule, in one place: `setting` True/False (the recipe's `hyperparameters.packing`) forces
+    it; None (auto) packs when micro-batches of random examples would spend >= `MIN_PADDING_SHARE` of their
+    token slots on padding."""
+    share = expected_padding_share(lengths, micro_batch_size)
+    if setting is not None:
+        return PackingDecision(setting, share, micro_batch_size, len(lengths), forced=True)
+    pack = micro_batch_size > 1 and share >= MIN_PADDING_SHARE
+    return PackingDecision(pack, share, micro_batch_size, len(lengths), forced=False)
+
+
+def first_fit_rows(lengths: Sequence[int], capacity: int) -> list[list[int]]:
+    """Indices of `lengths` grouped into rows of at most `capacity` tokens (first-fit decreasing), each row
+    in the examples' original order."""
+    rows: list[list[int]] = []
+    room: list[int] = []
+    for index in sorted(range(len(lengths)), key=lambda i: -lengths[i]):
+        for row, free in enumerate(room):
+            if lengths[index] <= free:
+                rows[row].append(index)
+                room[row] -= lengths[index]
+                break
+        else:
+            rows.append([index])
+            room.append(capacity - lengths[index])
+    return [sorted(row) for row in rows]
+
+
+@dataclass
+class InBatchPacking:
+    """A collator: one micro-batch of tokenized examples (`input_ids`, optional `labels` or loss mask) -> rows of the
+    batch's longest length, each holding whole examples (first-fit decreasing), with `position_ids` that
+    restart at every example and no `attention_mask` (transformers then masks block-causally). Each
+    example's first label is -100 (it would be predicted from the previous example); padding has labels
+    -100 and position 0 (every pad token is a sequence of its own). `TOKENS_KEY` holds the real token
+    count (the trainer counts it as tokens seen and drops it before the forward pass)."""
+
+    pad_token_id: int
+
+    def __call__(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
+        import torch
+
+        ids = [list(example["input_ids"]) for example in examples]
+        labels = [_labels(example) for example in examples]
+        lengths = [len(x) for x in ids]
+        capacity = max(lengths)
+        rows = first_fit_rows(lengths, capacity)
+        input_ids = torch.full((len(rows), capacity), self.pad_token_id, dtype=torch.long)
+        row_labels = torch.full((len(rows), capacity), -100, dtype=torch.long)
+        position_ids = torch.zeros((len(rows), capacity), dtype=torch.long)
+        for row, members in enumerate(rows):
+            offset = 0
+            for index in members:
+                end = offset + lengths[index]
+                input_ids[row, offset:end] = torch.tensor(ids[index], dtype=torch.long)
+                row_labels[row, offset:end] = torch.tensor(labels[index], dtype=torch.long)
+                row_labels[row, offset] = -100
+                position_ids[row, offset:end] = torch.arange(lengths[index])
+                offset = end
+        return {
+            "input_ids": input_ids,
+            "labels": row_labels,
+            "position_ids": position_ids,
+            TOKENS_KEY: torch.tensor(sum(lengths)),
+        }
+
+
+def _labels(example: dict[str, Any]) -> list[int]:
+    """An example's labels: its `labels`, else its `input_ids` with the tokens outside its loss mask
+    (`assistant_masks` from a chat template, `completion_mask` for prompt/completion rows; 0 = no loss) set
+    to -100, as TRL's own collator does."""
+    labels = list(example.get("labels", example["input_ids"]))
+    mask = example.get("assistant_masks", example.get("completion_mask"))
+    if mask is not None and "labels" not in example:
+        labels = [label if keep else -100 for label, keep in zip(labels, mask, strict=True)]
+    return labels
+
+
+def length_sorted_steps(lengths: Sequence[int], examples_per_step: int) -> list[int]:
+    """Training order with length-grouped micro-batches that change no optimizer step: the examples stay in
+    their windows of `examples_per_step` (one optimizer step each, all processes together), in order, and
+    each window is sorted by length (longest first), so that the step's micro-batches hold similar
+    lengths and pad (or pack) less. The step's examples, hence its loss (a sum over tokens / the step's
+    token count), are the same; the data order (the mix's quality tail last) holds step by step."""
+    order: list[int] = []
+    for start in range(0, len(lengths), examples_per_step):
+        window = range(start, min(start + examples_per_step, len(lengths)))
+        order.extend(sorted(window, key=lambda i: (-lengths[i], i)))
+    return order
+
+
+def dataset_lengths(dataset: Any, column: str = "input_ids") -> list[int]:
+    """Token count of every row of a tokenized `datasets.Dataset`, read column-wise (Arrow), in order."""
+    import pyarrow.compute as pc
+
+    lengths: list[int] = []
+    for table in dataset.select_columns([column]).with_format("arrow").iter(batch_size=10_000):
+        lengths.extend(pc.list_value_length(table[column]).to_pylist())
+    return lengths

@@ -510,6 +510,9 @@ def eval_command(
 ) -> int:
     """`tunesmith eval`: scores of one checkpoint, or its forgetting report against a baseline. `weights`:
     a model folder evaluated in place of the checkpoint's own (a blend), keeping its run and baseline."""
+    from tunesmith.threads import configure_threads
+
+    configure_threads()
     checkpoint = resolve_eval_model(model)
     if weights is not None:
         checkpoint.load_ref, checkpoint.label = Path(weights), f"{checkpoint.label} ({weights_label})"

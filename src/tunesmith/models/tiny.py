@@ -41,6 +41,7 @@ from tunesmith.errors import ModelError
 from tunesmith.models.catalog import CHECKPOINT_STAGES
 from tunesmith.models.tokenizer import ChatEncoder, build_tiny_tokenizer
 from tunesmith.runs import atomic_directory, atomic_write_json, package_versions
+from tunesmith.threads import configure_threads
 
 BUILD_VERSION = 2
 """Bump when the recipe below changes: a cached family with another version is rebuilt."""
@@ -237,20 +238,6 @@ def new_model(seed: int = 0, **overrides):
     return model
 
 
-def _threads() -> int:
-    """Torch threads for the build: `TUNESMITH_THREADS`, else 2 (1 on a single-core machine).
-
-    Fixed, not adapted to the machine's load, because the weights depend on the thread count: the same
-    seed must give the same family on every build. Measured on this 2-core machine, idle: 2 threads run
-    0.19 s per packed step and 0.13 s per chat step, 1 thread 0.34 s and 0.24 s (1.8x slower). On a busy
-    machine 2 threads can be far slower (OpenMP workers spin-waiting on taken cores: 6.6 s per packed step
-    was seen while other jobs ran); set TUNESMITH_THREADS=1 there, knowing the weights will differ.
-    """
-    if os.environ.get("TUNESMITH_THREADS"):
-        return max(1, int(os.environ["TUNESMITH_THREADS"]))
-    return min(2, os.cpu_count() or 1)
-
-
 # --- the family ------------------------------------------------------------------------------------------
 def _read_report(folder: Path) -> dict | None:
     try:
@@ -296,7 +283,10 @@ def build_family(
 
     hf_logging.disable_progress_bar()  # our own bar is the only one
     previous_threads = torch.get_num_threads()
-    torch.set_num_threads(_threads())
+    # the weights depend on the thread count (the report records it): TUNESMITH_THREADS fixes it. Measured
+    # on a 2-core machine, idle: 2 threads 0.19 s per packed step, 1 thread 0.34 s; beside other jobs 2
+    # threads took up to 6.6 s per packed step (OpenMP workers spin-waiting on taken cores)
+    configure_threads()
     started = time.perf_counter()
     tokenizer, encoder = build_tiny_tokenizer(), ChatEncoder()
     model = new_model(seed)

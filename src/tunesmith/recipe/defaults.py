@@ -421,6 +421,13 @@ DEFAULTS: tuple[Default, ...] = (
         "forward pass, about a third of a training step per token ([kaplan-2020]: 2N vs 6N FLOPs)",
     ),
     Default(
+        H + "packing",
+        "auto",
+        "pack when padding would fill >= 20% of token slots (tunesmith.data.packing.decide_packing), "
+        "examples kept apart by restarting position_ids, as in TRL's padding-free collator "
+        "([trl-docs] packing, padding-free)",
+    ),
+    Default(
         H + "save_top_k",
         5,
         "'save_top_k: 5 (Keep top K best checkpoints)' (Nova SFT/RFT recipes, [nova-recipes])",

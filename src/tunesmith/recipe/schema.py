@@ -190,6 +190,11 @@ class Hyperparameters(Strict):
     max_epochs: Annotated[float, Field(gt=0, le=100)] | None = Field(
         None, description="passes over your data (instead of max_steps)"
     )
+    packing: bool | Literal["auto"] | None = Field(
+        None,
+        description="CPT/SFT: lay each micro-batch's examples into shared rows instead of padding them "
+        "(true / false; auto: when the tokenized lengths make padding fill >= 20% of token slots)",
+    )
     weight_decay: Annotated[float, Field(ge=0, le=1)] | None = None
     grad_clip: Annotated[float, Field(ge=0)] | None = Field(None, description="max gradient norm; 0 disables")
     adam_beta1: Annotated[float, Field(ge=0, lt=1)] | None = None
@@ -459,6 +464,7 @@ class ResolvedHyperparameters(Resolved):
     max_length: int
     max_steps: int | None = None
     max_epochs: float | None = None
+    packing: bool | Literal["auto"]
     weight_decay: float
     grad_clip: float
     adam_beta1: float

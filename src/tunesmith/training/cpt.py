@@ -10,12 +10,29 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+import torch
 from trl import SFTConfig, SFTTrainer
 
+from tunesmith.data.packing import (
+    TOKENS_KEY,
+    InBatchPacking,
+    PackingDecision,
+    dataset_lengths,
+    decide_packing,
+    length_sorted_steps,
+)
 from tunesmith.errors import UserError
+from tunesmith.threads import configure_threads
 from tunesmith.training.callbacks import Selection
 from tunesmith.training.schedule import PlaybookSchedule
-from tunesmith.training.stage import Datasets, StageResult, StageRun, TrainerInputs, run_stage
+from tunesmith.training.stage import (
+    Datasets,
+    StageResult,
+    StageRun,
+    TrainerInputs,
+    is_main_process,
+    run_stage,
+)
 
 DOCUMENT_SEPARATORS = ("<|endoftext|>", "<|end_of_text|>")
 """The document separators of the open families' pre-training (Qwen/GPT-2 style `<|endoftext|>`, Llama 3's
@@ -41,7 +58,27 @@ def document_separator(tokenizer: Any) -> str:
 
 
 class LMTrainer(PlaybookSchedule, SFTTrainer):
-    """TRL's SFTTrainer with the playbook schedule (CPT and SFT stages)."""
+    """TRL's SFTTrainer with the playbook schedule (CPT and SFT stages); `train_order` (set by `CPT`): the
+    example order to train in (`length_sorted_steps`), instead of the dataset's."""
+
+    train_order: list[int] | None = None
+
+    def _get_train_sampler(self, train_dataset: Any = None) -> Any:
+        dataset = self.train_dataset if train_dataset is None else train_dataset  # columns removed: a copy
+        if self.train_order is None or len(dataset) != len(self.train_order):
+            return super()._get_train_sampler(train_dataset)
+        return self.train_order  # a DataLoader takes any sized iterable of indices as its sampler
+
+    def _track_num_input_tokens(self, inputs: dict[str, Any]) -> None:
+        """Tokens seen of a packed batch: the collator's count (padding and eos may share an id)."""
+        if TOKENS_KEY not in inputs or self.args.include_num_input_tokens_seen != "non_padding":
+            return super()._track_num_input_tokens(inputs)
+        tokens = torch.as_tensor(inputs[TOKENS_KEY], device=self.args.device, dtype=torch.int64)
+        self.state.num_input_tokens_seen += self.accelerator.gather(tokens).sum().item()
+
+    def compute_loss(self, model: Any, inputs: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        inputs.pop(TOKENS_KEY, None)  # a count, not a model input (`_prepare_inputs` gave us a copy)
+        return super().compute_loss(model, inputs, *args, **kwargs)
 
 
 class CPT:
@@ -52,6 +89,10 @@ class CPT:
     selection = Selection(metric="eval_loss", higher_is_better=False)
     watch: Literal["loss", "reward"] = "loss"
     batch_counts = "examples"
+
+    def __init__(self) -> None:
+        self.packing: PackingDecision | None = None  # decided once, on the first attempt's tokenized data
+        self._order: list[int] | None = None  # length-grouped micro-batches within each step (`_pack`)
 
     def build_datasets(self, run: StageRun, tokenizer: Any) -> Datasets:
         """The mixed train.jsonl (in training order) and validation.jsonl, as Hugging Face datasets."""
@@ -88,22 +129,47 @@ class CPT:
             train_sampling_strategy="sequential",  # the mixture's order is the training order (quality tail)
             shuffle_dataset=False,
             max_length=hp.max_length,
-            packing=False,
+            packing=False,  # TRL's packing regroups examples into rows: steps would no longer count examples
             include_num_input_tokens_seen="non_padding",
         )
-        return LMTrainer(
+        trainer = LMTrainer(
             model=inputs.model,
             args=args,
             train_dataset=datasets.train,
             eval_dataset=datasets.validation,
             **inputs.trainer_kwargs,
         )
+        self._pack(run, trainer)
+        return trainer
+
+    def _pack(self, run: StageRun, trainer: LMTrainer) -> None:
+        """Decide packing on the tokenized training set (TRL's prepared dataset: cached by `datasets`, so
+        a rollback's or a resume's trainer does not tokenize again) and, when on, pack every micro-batch
+        (training and validation alike, so validation batches hold the same examples as unpacked). With
+        several micro-batches per step, each step's examples are grouped by length (`length_sorted_steps`)."""
+        hp = run.stage.hyperparameters
+        if self.packing is None:
+            lengths = dataset_lengths(trainer.train_dataset)
+            setting = None if hp.packing == "auto" else hp.packing
+            self.packing = decide_packing(lengths, hp.micro_batch_size, setting)
+            if hp.micro_batch_size < hp.global_batch_size:  # several micro-batches per step: group them
+                self._order = length_sorted_steps(lengths, hp.global_batch_size)
+            if not run.quiet and is_main_process():
+                print(f"{run.stage.name}: {self.packing.describe()}", flush=True)
+        trainer.train_order = self._order
+        if self.packing.pack:
+            tokenizer = trainer.processing_class
+            pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+            trainer.data_collator = InBatchPacking(pad_token_id=pad)
 
     def close(self) -> None:
         pass
 
     def summarize(self, run: StageRun) -> dict[str, Any]:
-        return {}
+        summary: dict[str, Any] = {"threads": configure_threads(announce=False).describe()}
+        if self.packing is not None:
+            summary["packing"] = {"on": self.packing.pack, "reason": self.packing.describe()}
+        return summary
 
 
 def run(stage_run: StageRun) -> StageResult:

@@ -52,6 +52,7 @@ from tunesmith.runs import (
     read_json_record,
     read_jsonl_record,
 )
+from tunesmith.threads import configure_threads
 from tunesmith.training.callbacks import (
     INDEX_FIX,
     METRICS_FIX,
@@ -390,6 +391,7 @@ def run_stage(run: StageRun, technique: Technique) -> StageResult:
     assert run.stage.technique == technique.name, (run.stage.technique, technique.name)
     if run.quiet:
         _quiet_libraries()
+    configure_threads(announce=not run.quiet)
     settings = _monitor_settings(run.stage)
     state = _recover(run, technique.selection)
     tokenizer = load_tokenizer(run.input_ref)
