@@ -136,3 +136,13 @@ def test_an_invalid_line_stops_plan_and_the_mix_as_data_inspect_does(tmp_path: P
     assert resolved.stages[0].numbers["customer_examples"] == 50
     with pytest.raises(DataError, match=":51:"):
         CustomerData.from_snapshot(take_snapshot(train, "sft"))
+
+
+def test_an_unchanged_file_is_read_once_per_process_and_a_changed_one_again(tmp_path) -> None:
+    path = tmp_path / "cpt.txt"
+    path.write_text("one document\n\nanother one\n")
+    first = take_snapshot(path, "cpt")
+    assert take_snapshot(path, "cpt") is first  # plan, lint and train in one process: one pass
+    path.write_text("one document\n\nanother one\n\na third, longer document\n")
+    changed = take_snapshot(path, "cpt")
+    assert changed is not first and changed.examples == first.examples + 1

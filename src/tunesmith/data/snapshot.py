@@ -95,12 +95,36 @@ class DataSnapshot:
         }
 
 
+#: snapshots taken in this process, by file identity (a file that changes gets a new key): `plan`, `lint`
+#: and `train` in one process, or a sweep's trials, read each file once. Bounded: each keeps <= 2001 examples.
+_TAKEN: dict[tuple[Any, ...], DataSnapshot] = {}
+_TAKEN_MAX = 32
+
+
 def take_snapshot(path: str | os.PathLike[str], kind: str | None) -> DataSnapshot:
-    """Stream `path` once (invalid lines counted, not fatal) and return its snapshot.
+    """Stream `path` once (invalid lines counted, not fatal) and return its snapshot; a regular file already
+    snapshotted in this process, unchanged (same inode, size and modification time), is not read again.
 
     A `.txt` file's records are its non-empty lines (documents are separated by blank lines), as the
     line count `plan` has always shown for it."""
     path = Path(path)
+    try:
+        status = path.stat()
+    except OSError:
+        status = None
+    if status is None or not path.is_file():
+        return _take(path, kind)
+    key = (str(path.resolve()), kind, status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns)
+    snapshot = _TAKEN.get(key)
+    if snapshot is None:
+        snapshot = _take(path, kind)
+        if len(_TAKEN) >= _TAKEN_MAX:
+            _TAKEN.pop(next(iter(_TAKEN)))
+        _TAKEN[key] = snapshot
+    return snapshot
+
+
+def _take(path: Path, kind: str | None) -> DataSnapshot:
     report = ValidationReport(file=str(path))
     head: list[Example] = []
     keep = HEAD_EXAMPLES + 1
