@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import write_fixture_mirror
+from mirror_fixture import write_fixture_mirror
 
 from tunesmith.cli import main
 from tunesmith.data.curated.catalog import CATALOG

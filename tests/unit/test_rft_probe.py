@@ -219,3 +219,16 @@ def test_the_probe_sizes_its_answers_to_the_task_not_512(stand_ins, tmp_path) ->
     )
     Qwen3Config(**SIZES["0.5b"]).save_pretrained(tmp_path / "config-only")  # billion class, no references
     assert default_max_new_tokens(str(tmp_path / "config-only"), [{"prompt": "q"}])[0] == 2048
+
+
+def test_a_training_file_that_repeats_its_prompts_is_probed_once_per_prompt(micro_model_dir) -> None:
+    """An RFT stage's prepared training file repeats prompts to fill its steps (same ids): the probe scores
+    each distinct prompt, instead of failing on repeated sample ids."""
+    rows = [
+        {"id": f"p{i % 3}", "messages": [{"role": "user", "content": f"q{i % 3}"}], "reference_answer": "a"}
+        for i in range(9)
+    ]
+    report = probe_rows(
+        micro_model_dir, rows, "exact_match", ProbeSettings(prompts=8, generations=2, max_new_tokens=2)
+    )
+    assert (report.prompts, report.samples) == (3, 6)

@@ -25,6 +25,7 @@ graded reward); otherwise "ready", with the expected share of useful groups.
 
 from __future__ import annotations
 
+import json
 import math
 import random
 import sys
@@ -167,6 +168,18 @@ def histogram(values: list[float], bins: int = 10) -> list[dict[str, float]]:
     ]
 
 
+def _distinct(rows: list[dict]) -> list[dict]:
+    """`rows` without repeats (same `id`, or same prompt when rows have no id), first occurrence kept."""
+    seen: set[str] = set()
+    kept = []
+    for row in rows:
+        key = str(row["id"]) if row.get("id") is not None else json.dumps(_prompt(row), sort_keys=True)
+        if key not in seen:
+            seen.add(key)
+            kept.append(row)
+    return kept
+
+
 def probe_rows(
     model_ref: str | Path,
     rows: list[dict[str, Any]],
@@ -186,6 +199,7 @@ def probe_rows(
     settings = settings or ProbeSettings()
     started = time.perf_counter()
     reward = load_reward(reward_spec, base_dir=base_dir, policy=False)  # judged once, on all samples
+    rows = _distinct(rows)  # a stage's training file repeats prompts to fill its steps: probe each once
     picked = (
         rows if len(rows) <= settings.prompts else random.Random(settings.seed).sample(rows, settings.prompts)
     )
