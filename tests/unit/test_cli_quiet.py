@@ -14,7 +14,14 @@ import yaml
 from tunesmith.logs import QUIET_ENVIRONMENT
 
 REPO = Path(__file__).resolve().parents[2]
-LIBRARY_NOISE = ("FutureWarning", "DeprecationWarning", "Generating train split", "Tokenizing train dataset")
+LIBRARY_NOISE = (
+    "FutureWarning",
+    "DeprecationWarning",
+    "Generating train split",  # datasets
+    "Map:",  # datasets (tunesmith tokenizes chat rows with the assistant mask itself)
+    "Building labels for train dataset",  # TRL
+    "Loading weights",  # transformers
+)
 
 
 def _recipe(tmp_path: Path, model_dir: Path) -> Path:
@@ -68,4 +75,4 @@ def test_train_hides_library_noise_unless_verbose(tmp_path, micro_model_dir) -> 
     verbose = _train(_recipe(tmp_path / "b", micro_model_dir), "--verbose")
     assert verbose.returncode == 0, verbose.stderr[-3000:]
     assert "validation loss" in verbose.stdout
-    assert "Generating train split" in verbose.stderr and "Tokenizing train dataset" in verbose.stderr
+    assert "Map:" in verbose.stderr and "Building labels for train dataset" in verbose.stderr

@@ -512,7 +512,6 @@ def eval_command(
     a model folder evaluated in place of the checkpoint's own (a blend), keeping its run and baseline."""
     from tunesmith.threads import configure_threads
 
-    configure_threads()
     checkpoint = resolve_eval_model(model)
     if weights is not None:
         checkpoint.load_ref, checkpoint.label = Path(weights), f"{checkpoint.label} ({weights_label})"
@@ -542,6 +541,7 @@ def eval_command(
         reasoning=recipe.reasoning() if recipe is not None else False,
     )
     quiet = fmt == "json"
+    configure_threads()  # once the inputs are known good: a refused command prints only its error line
     after = evaluate_checkpoint(checkpoint, config, quiet=quiet)
     if baseline is None and checkpoint.run_dir is not None:
         baseline = run_start_ref(checkpoint.run_dir, recipe)

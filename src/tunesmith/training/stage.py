@@ -500,8 +500,9 @@ def _train_attempt(
         MetricsLogger(stage_dir / "metrics.jsonl", resume_step=resume_step) if is_main_process() else None,
         keeper,
         FinalValidation(datasets.has_validation),
-        stopper,
+        # the bar before the stopper: a validation batch that completes is shown before a signal abandons the rest
         ProgressBar(f"{stage.name} ({stage.technique}, {stage.mode})", run.quiet),
+        stopper,
         ApplyLRFactor(),
         *(make(watcher, technique.selection) for make in run.callbacks),
         watcher,  # last: its stop/rollback decision overrides the flags set before it
