@@ -38,6 +38,8 @@ class ThreadChoice:
     source: str  # the variable that set it, or "free cores"
 
     def describe(self) -> str:
+        if self.source == "default":
+            return f"threads: torch uses {self.threads} of {self.cores} cores (set TUNESMITH_THREADS to override)"
         if self.source != "free cores":
             return f"threads: torch uses {self.threads} ({self.source}={self.threads}; {self.cores} cores)"
         busy = f"{self.busy:.1f}" if self.busy is not None else "unknown"
@@ -80,17 +82,20 @@ def busy_cores(sample_seconds: float = 0.2) -> float | None:
         cpus = set(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         cpus = set(range(os.cpu_count() or 1))
-    before = _cpu_times(cpus)
+    before, own_before, wall_before = _cpu_times(cpus), time.process_time(), time.monotonic()
     if before is not None:
         time.sleep(sample_seconds)
-        after = _cpu_times(cpus)
+        after, own_after, wall_after = _cpu_times(cpus), time.process_time(), time.monotonic()
         if after is not None:
             busy = 0.0
             for cpu, (busy_before, total_before) in before.items():
                 busy_after, total_after = after.get(cpu, (busy_before, total_before))
                 if total_after > total_before:
                     busy += (busy_after - busy_before) / (total_after - total_before)
-            return busy
+            # this process's own threads (an OpenMP pool still spinning after earlier work, a loader thread)
+            # are not "other work" (suspected cause of a 1-thread family build in an idle CI run; not isolated)
+            own = (own_after - own_before) / max(wall_after - wall_before, 1e-3)
+            return max(0.0, busy - own)
     try:
         return os.getloadavg()[0]
     except (AttributeError, OSError):
@@ -118,15 +123,21 @@ def choose_threads(
     return ThreadChoice(max(1, min(cores, cores - taken)), cores, busy, "free cores")
 
 
-def configure_threads(*, announce: bool = True) -> ThreadChoice:
+def configure_threads(*, announce: bool = True, default: int | None = None) -> ThreadChoice:
     """Apply `choose_threads()` to torch (`torch.set_num_threads`) and print the choice once (again only
-    if it changes). The overrides are read at every call; the busy cores are sampled once per process."""
+    if it changes). The overrides are read at every call; the busy cores are sampled once per process.
+    `default`: a fixed count (at most the cores) instead of the free cores when no override is set."""
     global _busy, _announced
     import torch
 
-    if _busy is None and not any(os.environ.get(name, "").strip() for name in OVERRIDES):
-        _busy = busy_cores()
-    choice = choose_threads(busy=_busy)
+    overridden = any(os.environ.get(name, "").strip() for name in OVERRIDES)
+    if default is not None and not overridden:
+        cores = available_cores()
+        choice = ThreadChoice(min(default, cores), cores, None, "default")
+    else:
+        if _busy is None and not overridden:
+            _busy = busy_cores()
+        choice = choose_threads(busy=_busy)
     torch.set_num_threads(choice.threads)
     if announce and choice != _announced:
         _announced = choice

@@ -45,7 +45,35 @@ def test_busy_cores_sums_each_cores_busy_share(monkeypatch: pytest.MonkeyPatch) 
     """Two /proc/stat samples: core 0 fully busy, core 1 a quarter busy -> 1.25 cores busy."""
     samples = iter([{0: (100, 1000), 1: (50, 1000)}, {0: (200, 1100), 1: (75, 1100)}])
     monkeypatch.setattr(threads, "_cpu_times", lambda cpus: next(samples))
+    monkeypatch.setattr(threads.time, "process_time", lambda: 7.0)  # this process idle meanwhile
     assert busy_cores(sample_seconds=0.0) == pytest.approx(1.25)
+
+
+def test_busy_cores_leave_out_this_process_own_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same samples while this process itself kept one core busy (its CPU time grew as fast as the
+    clock): only 0.25 cores are other work."""
+    samples = iter([{0: (100, 1000), 1: (50, 1000)}, {0: (200, 1100), 1: (75, 1100)}])
+    clock = iter([10.0, 10.2])
+    cpu = iter([3.0, 3.2])
+    monkeypatch.setattr(threads, "_cpu_times", lambda cpus: next(samples))
+    monkeypatch.setattr(threads.time, "monotonic", lambda: next(clock))
+    monkeypatch.setattr(threads.time, "process_time", lambda: next(cpu))
+    assert busy_cores(sample_seconds=0.0) == pytest.approx(0.25)
+
+
+def test_a_build_default_is_fixed_unless_overridden(monkeypatch: pytest.MonkeyPatch) -> None:
+    previous = torch.get_num_threads()
+    monkeypatch.setattr(threads, "_announced", None)
+    monkeypatch.delenv("TUNESMITH_THREADS", raising=False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(threads, "busy_cores", lambda: pytest.fail("a fixed default samples nothing"))
+    try:
+        choice = configure_threads(default=2, announce=False)
+        assert choice.threads == min(2, threads.available_cores()) and choice.source == "default"
+        monkeypatch.setenv("TUNESMITH_THREADS", "1")
+        assert configure_threads(default=2, announce=False).threads == 1
+    finally:
+        torch.set_num_threads(previous)
 
 
 def test_busy_cores_falls_back_to_load_average(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -89,6 +89,10 @@ CATEGORY_WEIGHTS: dict[str, float] = {"math": 2.0, "knowledge": 1.5}
 ([tiny-feasibility]: add/sub .95-.97 when every other task is at 1.00) and knowledge must be memorised,
 so they get more of the budget; measured: uniform shares left math at 0.17 after 1200 SFT steps."""
 
+BUILD_THREADS = 2
+"""torch threads of a build unless TUNESMITH_THREADS/OMP_NUM_THREADS say otherwise (at most the cores there
+are): fixed, because the weights depend on the thread count (the build report records it)."""
+
 EVAL_ITEMS_PER_CATEGORY = 60
 EVAL_DOMAIN_ITEMS = 100
 
@@ -286,7 +290,8 @@ def build_family(
     # the weights depend on the thread count (the report records it): TUNESMITH_THREADS fixes it. Measured
     # on a 2-core machine, idle: 2 threads 0.19 s per packed step, 1 thread 0.34 s; beside other jobs 2
     # threads took up to 6.6 s per packed step (OpenMP workers spin-waiting on taken cores)
-    configure_threads()
+    # not the free-cores rule of training: a build's weights must not depend on how busy the machine was
+    configure_threads(default=BUILD_THREADS)
     started = time.perf_counter()
     tokenizer, encoder = build_tiny_tokenizer(), ChatEncoder()
     model = new_model(seed)
