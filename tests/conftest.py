@@ -6,10 +6,10 @@
 - `stand_ins`: random-init folders of real families (Qwen3, Llama 3.2 Instruct, Qwen2.5) built the way the
   Hub's are (`tunesmith.models.stand_ins`): real architecture, locally trained byte-level BPE with the real
   special tokens, TRL's copies of the real chat templates, bf16, generation configs. Built once per session.
-- `tiny_family`: the real tiny family (pre/mid/post-trained), built once per test session or reused from
-  the cache: `$TUNESMITH_HOME` if set, else the repo-local `.cache/tunesmith` (gitignored), so CI builds it
-  once (~6 minutes on 2 cores) and later sessions reuse it. The fixture points `TUNESMITH_HOME` at that
-  cache for the session, so CLI subprocesses find the family too.
+- `tiny_family`: the real tiny family (pre/mid/post-trained) shipped in the package
+  (`tunesmith/models/shipped/tiny`; a checkout without it builds one into the cache once). The fixture points
+  `TUNESMITH_HOME` at `$TUNESMITH_HOME` or the repo-local `.cache/tunesmith` (gitignored) for the session,
+  so CLI subprocesses share the evaluation and data caches.
 - curated general data (real families' default general mix) is served offline: unless the environment
   already names a mirror, every session points `TUNESMITH_GENERAL_DATA` at a small mirror of fixture rows in
   the catalog's schemas (`write_fixture_mirror`), so recipes on real families plan and train without network.
@@ -88,10 +88,13 @@ def tiny_family() -> Iterator[TinyFamily]:
     previous = os.environ.get("TUNESMITH_HOME")
     os.environ["TUNESMITH_HOME"] = str(home)
     try:
-        stages = tiny.build_family(seed=0, quiet=True)
-        report = tiny.load_report()
+        folder = tiny.family_dir()
+        if folder == tiny.build_dir():  # a checkout without the shipped family: build it once
+            tiny.build_family(seed=0, quiet=True)
+        report = tiny.load_report(folder)
         assert report is not None
-        yield TinyFamily(home=home, folder=tiny.family_dir(), stages=stages, report=report)
+        stages = {stage: folder / stage for stage in report["stages"]}
+        yield TinyFamily(home=home, folder=folder, stages=stages, report=report)
     finally:
         if previous is None:
             os.environ.pop("TUNESMITH_HOME", None)

@@ -1,4 +1,4 @@
-"""End-to-end: the real tiny family (built once per session, or reused from the cache).
+"""End-to-end: the real tiny family, as shipped in the package.
 
 Acceptance of the embedded-world issue, measured on the held-out split (build_report.json):
 post-trained >= 0.90 mean exact match with no category below 0.75; pre-trained < 0.20 when prompted in
@@ -8,6 +8,7 @@ chat form; mid-trained in between; Brindle (never seen) < 0.05 for every checkpo
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -53,15 +54,11 @@ def test_reloaded_checkpoint_reproduces_the_report(tiny_family) -> None:
         assert abs(measured[key] - value) <= 0.02, key
 
 
-def test_cli_reuses_the_cache_in_seconds_and_lists_it(tiny_family) -> None:
-    env = {**os.environ, "TUNESMITH_HOME": str(tiny_family.home)}
-    started = time.perf_counter()
-    out = subprocess.run(
-        [sys.executable, "-m", "tunesmith.cli", "models", "build", "tiny", "--quiet"],
-        env=env, capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    assert time.perf_counter() - started < 30  # mostly interpreter + torch import
-    assert "reused cached tiny family" in out.stdout and "post-trained" in out.stdout
+def test_the_catalog_names_the_shipped_family(tiny_family, tmp_path) -> None:
+    from tunesmith.models import tiny
+
+    assert tiny_family.folder == tiny.shipped_dir()
+    env = {**os.environ, "TUNESMITH_HOME": str(tmp_path)}  # an empty home: nothing built there
     listing = subprocess.run(
         [sys.executable, "-m", "tunesmith.cli", "models", "list"],
         env=env,
@@ -69,7 +66,42 @@ def test_cli_reuses_the_cache_in_seconds_and_lists_it(tiny_family) -> None:
         text=True,
         check=True,
     ).stdout
-    assert str(tiny_family.stages["post-trained"]) in listing and "missing" in listing
+    assert str(tiny.shipped_dir() / "post-trained") in listing and "missing" in listing
+
+
+def test_models_build_reuses_a_rebuild_and_compares_it_with_the_shipped_family(tiny_family, tmp_path) -> None:
+    # a rebuild takes ~12 minutes on 2 cores (benchmarks/build_tiny.py measures one against the shipped
+    # family); here a copy of the shipped family stands in for a finished rebuild in TUNESMITH_HOME
+    shutil.copytree(tiny_family.folder, tmp_path / "models" / "tiny")
+    env = {**os.environ, "TUNESMITH_HOME": str(tmp_path)}
+    started = time.perf_counter()
+    out = subprocess.run(
+        [sys.executable, "-m", "tunesmith.cli", "models", "build", "tiny", "--quiet"],
+        env=env, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert time.perf_counter() - started < 60  # mostly interpreter + torch import: nothing was trained
+    assert "reused the rebuilt tiny family" in out.stdout
+    assert "against the shipped family" in out.stdout
+    post = [
+        line
+        for line in out.stdout.splitlines()
+        if line.strip().startswith("post-trained") and "shipped" in line
+    ]
+    assert post and "(+0.0 pts)" in post[0], out.stdout
+    assert str(tmp_path / "models" / "tiny" / "post-trained") in out.stdout
+
+
+def test_this_code_still_builds_the_shipped_family(tiny_family) -> None:
+    """The first steps of every stage, re-run from the shipped checkpoints with the build's seed and thread
+    count, give the losses the build recorded: same data, schedule, initialisation and model code."""
+    from tunesmith.models import tiny
+
+    replayed = tiny.replay_prefix(tiny_family.folder)
+    for stage, stats in tiny_family.report["stages"].items():
+        recorded = stats["first_losses"]
+        assert len(replayed[stage]) == len(recorded) == tiny.FIRST_LOSSES, stage
+        gaps = [abs(a - b) for a, b in zip(replayed[stage], recorded, strict=True)]
+        assert max(gaps) < 5e-3, (stage, recorded[:5], replayed[stage][:5])
 
 
 def test_family_size_and_build_record(tiny_family) -> None:

@@ -36,6 +36,7 @@ def test_missing_stage_and_unknown_family_are_clear_errors() -> None:
 
 def test_unbuilt_tiny_family_says_how_to_build_it(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("TUNESMITH_HOME", str(tmp_path))
+    monkeypatch.setattr("tunesmith.models.tiny.shipped_dir", lambda: tmp_path / "not-shipped")
     with pytest.raises(ModelError, match="tunesmith models build tiny"):
         catalog_checkpoint_path("tiny", "pre-trained")
 
@@ -66,7 +67,7 @@ def test_list_shows_families_stages_and_missing(tmp_path, monkeypatch, capsys) -
     assert list_command("json") == 0
     rows = json.loads(capsys.readouterr().out)
     by_key = {(r["family"], r["stage"]): r for r in rows}
-    assert by_key[("tiny", "post-trained")]["status"].startswith("not built")
+    assert by_key[("tiny", "post-trained")]["status"] == "shipped"
     assert by_key[("qwen3-0.6b", "mid-trained")]["status"].startswith("missing")
     assert by_key[("olmo2-1b", "pre-trained")]["revision"] == "stage1-step140000-tokens294B"
     assert list_command("text") == 0
@@ -113,6 +114,7 @@ def test_lint_leaves_an_unbuilt_embedded_family_to_train(tmp_path, monkeypatch) 
     from tunesmith.recipe.resolve import resolve
 
     monkeypatch.setenv("TUNESMITH_HOME", str(tmp_path))
+    monkeypatch.setattr("tunesmith.models.tiny.shipped_dir", lambda: tmp_path / "not-shipped")
     assert "tunesmith models build tiny" in (unavailable_reason("tiny:post-trained") or "")
     stage = {
         "technique": "sft",

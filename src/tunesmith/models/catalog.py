@@ -41,7 +41,7 @@ class Family:
 FAMILIES: dict[str, Family] = {
     "tiny": Family(
         name="tiny",
-        description="embedded ~1M-parameter Llama built by `tunesmith models build tiny` (runs on a laptop CPU)",
+        description="embedded ~1M-parameter Llama shipped in the package, built by this code (`tunesmith models build tiny` rebuilds it; runs on a laptop CPU)",
         kind="embedded",
         size_class="tiny",
         stages={

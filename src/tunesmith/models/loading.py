@@ -47,8 +47,8 @@ def catalog_checkpoint_path(family: str, stage: str = "post-trained") -> str | P
         folder = family_dir()
         if not is_built(folder):
             raise ModelError(
-                f"{family}:{stage}: the tiny family is not built in {folder} — run `tunesmith models build tiny` "
-                "(about 6 minutes on 2 CPU cores) or set TUNESMITH_HOME to where it was built"
+                f"{family}:{stage}: this installation does not ship the tiny family and none is built in {folder} — "
+                "reinstall tunesmith, or run `tunesmith models build tiny` (about 12 minutes on 2 CPU cores)"
             )
         return folder / stage
     checkpoint = fam.checkpoint(stage)
@@ -208,7 +208,7 @@ def _hub_cached(hf_id: str, revision: str | None) -> bool:
 
 def catalog_rows() -> list[dict]:
     """One row per family x stage: id (or missing), revision, where it is available locally."""
-    from tunesmith.models.tiny import family_dir, is_built
+    from tunesmith.models.tiny import family_dir, is_built, shipped_dir
 
     rows = []
     for family in FAMILIES.values():
@@ -224,7 +224,10 @@ def catalog_rows() -> list[dict]:
             if family.kind == "embedded":
                 built = is_built(family_dir())
                 row["local"] = str(family_dir() / stage) if built else None
-                row["status"] = "built" if built else "not built (tunesmith models build tiny)"
+                shipped = built and family_dir() == shipped_dir()
+                row["status"] = (
+                    "shipped" if shipped else "built" if built else "not built (tunesmith models build tiny)"
+                )
             elif checkpoint is None:
                 row["local"], row["status"] = None, "missing (not published)"
             else:

@@ -17,13 +17,21 @@ post-train LR 2e-3. The training loop is a compact plain-torch loop on purpose: 
 vendor's" pre-training, not a user run, and the same model through TRL's SFTTrainer costs ~1.6x per step
 ([tiny-feasibility]), which would break the <= 10 minute build budget. User stages (training/) use TRL.
 
-The family is published atomically (`runs.atomic_directory`), so a killed build never leaves a half
+The built family ships inside the package (`models/shipped/tiny`, ~13 MB of safetensors and its build
+report): a build's weights depend on the machine and on torch's thread count, so one shipped family gives
+every user the same start and the same numbers, and a first run trains at once. `tunesmith models build
+tiny` rebuilds it from this code into `<TUNESMITH_HOME>/models/tiny` and compares it with the shipped one;
+`replay_prefix` re-runs the first steps of each stage from the shipped checkpoints, which a test compares
+with the losses the build recorded (`first_losses`).
+
+A build is published atomically (`runs.atomic_directory`), so a killed build never leaves a half
 family that a later call picks up. `build_report.json` records per-category exact-match accuracy on the
 held-out split for each checkpoint, seconds per stage, parameters and tokens/s.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -97,9 +105,28 @@ EVAL_ITEMS_PER_CATEGORY = 60
 EVAL_DOMAIN_ITEMS = 100
 
 
-def family_dir() -> Path:
-    """Where the built tiny family lives: `<TUNESMITH_HOME>/models/tiny`."""
+FIRST_LOSSES = 20
+"""Steps of each stage whose losses the build report records (`first_losses`), for `replay_prefix`."""
+
+
+def shipped_dir() -> Path:
+    """The family shipped inside the package."""
+    return Path(__file__).resolve().parent / "shipped" / "tiny"
+
+
+def build_dir() -> Path:
+    """Where `tunesmith models build tiny` writes a rebuild: `<TUNESMITH_HOME>/models/tiny`."""
     return paths.models_dir() / "tiny"
+
+
+def family_dir() -> Path:
+    """The family `tiny:<stage>` names: the shipped one (a checkout without it falls back to a local build).
+
+    A rebuild is not used in its place: its weights differ with the machine and thread count, and every
+    documented number is measured on the shipped family. Name a rebuilt checkpoint by its folder instead.
+    """
+    shipped = shipped_dir()
+    return shipped if is_built(shipped) else build_dir()
 
 
 # --- data ------------------------------------------------------------------------------------------------
@@ -192,6 +219,7 @@ def _train(
     tail = losses[-20:] or [float("nan")]
     return {
         "num_steps": num_steps,
+        "first_losses": [round(x, 5) for x in losses[:FIRST_LOSSES]],
         "train_seconds": round(seconds, 1),
         "tokens": tokens,
         "tokens_per_second": round(tokens / max(seconds, 1e-9)),
@@ -278,7 +306,7 @@ def build_family(
     """
     from tqdm.auto import tqdm
 
-    folder = Path(out_dir) if out_dir is not None else family_dir()
+    folder = Path(out_dir) if out_dir is not None else build_dir()
     result = {stage: folder / stage for stage in CHECKPOINT_STAGES}
     if not force and is_built(folder, seed=seed, steps_scale=steps_scale):
         return result
@@ -322,11 +350,7 @@ def build_family(
                 torch.manual_seed(seed + len(report["stages"]))
                 bar.set_description(f"tiny {plan.stage}")
                 stage_start = time.perf_counter()
-                if plan.stage == "post-trained":
-                    batches = _chat_batches(seed, plan.batch_size, encoder)
-                else:
-                    docs = _documents(seed + len(report["stages"]), plan.chat_share, encoder)
-                    batches = _packed_batches(docs, plan.batch_size)
+                batches = _stage_batches(plan, seed, len(report["stages"]), encoder)
                 stats = _train(model, batches, plan, steps[plan.stage], on_step)
                 model.save_pretrained(tmp / plan.stage)
                 tokenizer.save_pretrained(tmp / plan.stage)
@@ -342,6 +366,58 @@ def build_family(
     finally:
         torch.set_num_threads(previous_threads)
     return result
+
+
+def _stage_batches(plan: BuildPhase, seed: int, index: int, encoder: ChatEncoder) -> Iterator:
+    if plan.stage == "post-trained":
+        return _chat_batches(seed, plan.batch_size, encoder)
+    return _packed_batches(_documents(seed + index, plan.chat_share, encoder), plan.batch_size)
+
+
+def replay_prefix(
+    folder: str | os.PathLike[str] | None = None, steps: int = FIRST_LOSSES
+) -> dict[str, list[float]]:
+    """Re-run the first `steps` steps of every stage of a built family, each from the family's previous
+    checkpoint (pre-trained: a new model), with the build's seed, schedule and thread count; returns
+    stage -> losses. Equal to the report's `first_losses` when this code still builds that family."""
+    from transformers import LlamaForCausalLM
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    folder = Path(folder) if folder is not None else family_dir()
+    report = load_report(folder)
+    if report is None:
+        raise ModelError(f"{folder}: no tiny family build report — run `tunesmith models build tiny`")
+    seed, scale = report["seed"], report.get("steps_scale", 1.0)
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(int(report.get("threads") or BUILD_THREADS))
+    encoder, out = ChatEncoder(), {}
+    try:
+        for index, plan in enumerate(PLANS):
+            if index == 0:
+                model = new_model(seed)
+            else:
+                model = LlamaForCausalLM.from_pretrained(folder / PLANS[index - 1].stage)
+            torch.manual_seed(seed + index)
+            num_steps = max(1, round(plan.num_steps * scale))
+            losses: list[float] = []
+            stop = min(steps, num_steps)
+
+            def on_step(loss: float, losses=losses, stop=stop) -> None:
+                losses.append(loss)
+                if len(losses) >= stop:
+                    raise _PrefixDone
+
+            with contextlib.suppress(_PrefixDone):
+                _train(model, _stage_batches(plan, seed, index, encoder), plan, num_steps, on_step)
+            out[plan.stage] = [round(x, 5) for x in losses]
+    finally:
+        torch.set_num_threads(previous_threads)
+    return out
+
+
+class _PrefixDone(Exception):
+    """Stops `_train` after a replay's prefix."""
 
 
 def load_report(folder: str | os.PathLike[str] | None = None) -> dict | None:
@@ -365,21 +441,46 @@ def format_report(report: dict) -> str:
     return "\n".join(lines)
 
 
+def compare_reports(built: dict, shipped: dict) -> list[str]:
+    """Lines comparing a rebuild's accuracy with the shipped family's, per checkpoint (points)."""
+    lines = []
+    for stage, stats in built.get("stages", {}).items():
+        mine = stats.get("accuracy") or {}
+        theirs = (shipped.get("stages", {}).get(stage) or {}).get("accuracy") or {}
+        if not mine or not theirs:
+            continue
+        general_gap = 100 * (mine["general_mean"] - theirs["general_mean"])
+        domain_gap = 100 * (mine["brindle"] - theirs["brindle"])
+        lines.append(
+            f"  {stage:<13} general {100 * mine['general_mean']:.1f} vs shipped {100 * theirs['general_mean']:.1f} "
+            f"({general_gap:+.1f} pts), Brindle {100 * mine['brindle']:.1f} vs {100 * theirs['brindle']:.1f} "
+            f"({domain_gap:+.1f} pts)"
+        )
+    return lines
+
+
 def build_command(family: str = "tiny", seed: int = 0, force: bool = False, quiet: bool = False) -> int:
-    """`tunesmith models build tiny`: build or reuse the family, print where it is and its accuracy."""
+    """`tunesmith models build tiny`: rebuild the family from code into TUNESMITH_HOME (or reuse that
+    rebuild), print its accuracy and how it compares with the shipped family."""
     if family != "tiny":
         raise ModelError(
             f"models build {family}: only the embedded family 'tiny' can be built — real families load from the Hub or a local folder"
         )
-    folder = family_dir()
+    folder = build_dir()
     cached = not force and is_built(folder, seed=seed, steps_scale=1.0)
     started = time.perf_counter()
-    stages = build_family(seed=seed, force=force, quiet=quiet)
+    stages = build_family(seed=seed, force=force, quiet=quiet, out_dir=folder)
     seconds = time.perf_counter() - started
     report = load_report(folder) or {}
-    verb = "reused cached" if cached else "built"
+    verb = "reused the rebuilt" if cached else "rebuilt the"
     print(f"{verb} tiny family (seed {seed}) in {seconds:.1f} s at {folder}")
     for stage, path in stages.items():
         print(f"  {stage:<13} {path}")
     print(format_report(report))
+    shipped = load_report(shipped_dir())
+    if shipped is not None and folder != shipped_dir():
+        print("against the shipped family (what `tiny:<stage>` names):")
+        for line in compare_reports(report, shipped):
+            print(line)
+        print(f"train from this rebuild by its folder: `model: {{path: {stages['post-trained']}}}`")
     return 0
