@@ -189,6 +189,14 @@ def _cmd_advise(args: argparse.Namespace) -> int:
     return advise_command(inventory, out=args.out, name=args.name, fmt=args.format)
 
 
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from tunesmith.experiments.demo import demo_command
+
+    return demo_command(
+        args.out, seed=args.seed, overrides=args.overrides, quiet=args.quiet, quick=args.quick
+    )
+
+
 def _cmd_models_build(args: argparse.Namespace) -> int:
     from tunesmith.models.tiny import build_command
 
@@ -274,6 +282,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
+    p = sub.add_parser(
+        "demo",
+        help="the story on the embedded default: domain-only SFT forgets, mixed SFT keeps, RFT adds (minutes)",
+        description="Baseline -> SFT on the demo domain only -> the same SFT with 50%% general data -> RFT on "
+        "the mixed SFT (readiness probe first) -> evaluation of each -> reports and a short summary. Re-running "
+        "continues where it stopped.",
+    )
+    p.add_argument("--out", default="runs/demo", help="folder for both runs, the log and the summary")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--quick", action="store_true", help="a few steps per stage: a smoke test, not evidence")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="applied to both demo recipes")
+    p.set_defaults(func=_cmd_demo)
     p = sub.add_parser("plan", help="resolve a recipe and show every value with where it came from")
     p.add_argument("recipe", help="recipe YAML file")
     p.add_argument("overrides", nargs="*", metavar="key.path=value", help="override recipe values")

@@ -1,0 +1,1 @@
+"""Experiments on the embedded default: `tunesmith demo` (demo.py) and `tunesmith experiments playbook`."""
