@@ -40,29 +40,28 @@ def _series(rows: Sequence[dict[str, Any]], key: str) -> tuple[list[int], list[f
     return [p[0] for p in points], [p[1] for p in points]
 
 
-def _mark_events(axes: list[Any], events: Sequence[dict[str, Any]]) -> None:
-    """A vertical line per step with monitoring events on every panel (colored by the strongest action),
-    labelled on the top panel with the detectors that fired there."""
+def event_marks(events: Sequence[dict[str, Any]]) -> list[tuple[int, str, str]]:
+    """(step, strongest action, label) per step with monitoring events: the label names the detectors that
+    fired there, in order (a rollback outranks a stop, a stop a warning: `monitoring.events.ACTION_RANK`)."""
     by_step: dict[int, list[dict[str, Any]]] = {}
     for event in events:
         by_step.setdefault(int(event["step"]), []).append(event)
+    marks = []
     for step, fired in sorted(by_step.items()):
-        actions = [str(e["action"]) for e in fired]
-        action = max(actions, key=lambda a: ACTION_RANK.get(a, -1))
+        action = max((str(e["action"]) for e in fired), key=lambda a: ACTION_RANK.get(a, -1))
+        detectors = dict.fromkeys(str(e["detector"]).replace("_", " ") for e in fired)
+        marks.append((step, action, f"{', '.join(detectors)} ({action})"))
+    return marks
+
+
+def _mark_events(axes: list[Any], events: Sequence[dict[str, Any]]) -> None:
+    """A dashed vertical line per `event_marks` entry on every panel, labelled on the top panel."""
+    for step, action, label in event_marks(events):
         color = EVENT_COLORS.get(action, "#6b7280")
         for ax in axes:
             ax.axvline(step, color=color, linestyle="--", linewidth=1.0, alpha=0.8)
-        detectors = dict.fromkeys(str(e["detector"]).replace("_", " ") for e in fired)
-        axes[0].annotate(
-            f"{', '.join(detectors)} ({action})",
-            xy=(step, 0.98),
-            xycoords=("data", "axes fraction"),
-            rotation=90,
-            va="top",
-            ha="right",
-            fontsize=7,
-            color=color,
-        )
+        axes[0].annotate(label, xy=(step, 0.98), xycoords=("data", "axes fraction"), rotation=90, va="top",
+                         ha="right", fontsize=7, color=color)  # fmt: skip
 
 
 def training_chart(stage: StageRecord) -> bytes | None:
