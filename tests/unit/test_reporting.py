@@ -267,26 +267,37 @@ def test_damaged_trials_csv_names_the_line(tmp_path, capsys) -> None:
     assert "trials.csv:2: damaged row" in capsys.readouterr().err
 
 
-def test_train_ends_with_the_report(tmp_path, micro_model_dir, capsys) -> None:
+STOP_AT_THE_FIRST_PROBE = {"policies": {"kl_drift": "stop"}, "thresholds": {"kl_drift": {"max_kl": 1e-9}}}
+
+
+@pytest.mark.parametrize(
+    ("monitoring", "code", "status"),
+    [(None, 0, "finished"), (STOP_AT_THE_FIRST_PROBE, 3, "stopped by the monitor at step 2")],
+)
+def test_train_ends_with_the_report(tmp_path, micro_model_dir, capsys, monitoring, code, status) -> None:
     import yaml
 
     rows = [{"messages": [{"role": "user", "content": f"zq {i}?"}, {"role": "assistant", "content": str(i % 7)}]}
             for i in range(40)]  # fmt: skip
     _jsonl(tmp_path / "train.jsonl", rows[:32])
     _jsonl(tmp_path / "val.jsonl", rows[32:])
+    stage = {"technique": "sft", "mode": "full",
+             "data": {"train": str(tmp_path / "train.jsonl"), "validation": str(tmp_path / "val.jsonl")},
+             "data_mixing": {"customer_percent": 50, "general": {"math": 100}},
+             "hyperparameters": {"max_steps": 4, "global_batch_size": 8, "val_check_interval": 2, "lr": 3e-3}}  # fmt: skip
+    if monitoring is not None:
+        stage["monitoring"] = monitoring
     recipe = {
         "name": "micro",
         "model": {"path": str(micro_model_dir), "checkpoint": "post-trained"},
         "output_dir": str(tmp_path / "runs"),
         "acknowledge": {"lr-deviates-while-mixing": "micro", "customer-share-far-from-50": "test"},
-        "stages": [{"technique": "sft", "mode": "full",
-                    "data": {"train": str(tmp_path / "train.jsonl"), "validation": str(tmp_path / "val.jsonl")},
-                    "data_mixing": {"customer_percent": 50, "general": {"math": 100}},
-                    "hyperparameters": {"max_steps": 4, "global_batch_size": 8, "val_check_interval": 2, "lr": 3e-3}}],
-    }  # fmt: skip
+        "stages": [stage],
+    }
     (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(recipe))
-    assert main(["train", str(tmp_path / "recipe.yaml"), "--quiet", "--no-eval"]) == 0
+    assert main(["train", str(tmp_path / "recipe.yaml"), "--quiet", "--no-eval"]) == code
     report = tmp_path / "runs" / "micro" / "report" / "report.html"
-    assert f"report: {report}\n" in capsys.readouterr().out
+    assert f"report: {report}\n" in capsys.readouterr().out  # also after a stop
     html = report.read_text()
-    assert list(_embedded(html)) == ["sft-training"] and 'id="mix"' in html and "finished" in html
+    assert list(_embedded(html)) == ["sft-training"] and 'id="mix"' in html and f"<td>{status}</td>" in html
+    assert ("kl_drift" in html) == (monitoring is not None)
