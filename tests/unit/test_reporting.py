@@ -301,3 +301,19 @@ def test_train_ends_with_the_report(tmp_path, micro_model_dir, capsys, monitorin
     html = report.read_text()
     assert list(_embedded(html)) == ["sft-training"] and 'id="mix"' in html and f"<td>{status}</td>" in html
     assert ("kl_drift" in html) == (monitoring is not None)
+
+
+def test_sweep_command_ends_with_the_report(tmp_path, monkeypatch, capsys) -> None:
+    """The CLI hands `sweep_command` the report writer; the sweep calls it once its summary is written."""
+    import tunesmith.sweeps.command as command
+
+    sweep = _sweep(tmp_path / "sweep")
+
+    def fake_sweep(args, *, finished):
+        finished(sweep)
+        return 0
+
+    monkeypatch.setattr(command, "sweep_command", fake_sweep)
+    assert main(["sweep", "recipe.yaml", "--preset", "lr"]) == 0
+    assert capsys.readouterr().out == f"report: {sweep / 'report' / 'report.html'}\n"
+    assert (sweep / "report" / "pareto.png").exists()
