@@ -8,4 +8,12 @@ bash scripts/setup.sh
 .venv/bin/ruff check src tests benchmarks
 .venv/bin/ruff format --check src tests benchmarks
 .venv/bin/lint-imports  # the layer contract in pyproject.toml (also run by tests/unit/test_layers.py)
+# tests/e2e/test_report_browser.py opens the run report in Debian's headless Chromium (playwright drives it)
+if [ ! -x /usr/bin/chromium ]; then
+    if [ "$(id -u)" = 0 ]; then
+        apt-get update -qq && apt-get install -y -qq chromium
+    else
+        echo "scripts/test.sh: /usr/bin/chromium is missing — install it with: sudo apt-get install -y chromium" >&2
+    fi
+fi
 .venv/bin/python -m pytest "$@"

@@ -75,18 +75,38 @@ def _cmd_plan(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    from tunesmith.reporting.command import report_after
+    from tunesmith.runs import active_run
     from tunesmith.training.pipeline import train_command
+    from tunesmith.training.stage import is_main_process
 
-    return train_command(
-        args.recipe,
-        overrides=args.overrides,
-        resume=args.resume,
-        quiet=args.quiet,
-        force=args.force,
-        evaluate=not args.no_eval,
-        name=args.name,
-        overwrite=args.overwrite,
-    )
+    try:
+        return train_command(
+            args.recipe,
+            overrides=args.overrides,
+            resume=args.resume,
+            quiet=args.quiet,
+            force=args.force,
+            evaluate=not args.no_eval,
+            name=args.name,
+            overwrite=args.overwrite,
+        )
+    finally:  # also after a stop or a failure: the report of what the run folder holds
+        if is_main_process():
+            report_after(active_run())
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from tunesmith.reporting.command import report_after
+    from tunesmith.sweeps.command import sweep_command
+
+    return sweep_command(args, finished=report_after)
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from tunesmith.reporting.command import report_command
+
+    return report_command(args.folder)
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
@@ -364,7 +384,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     from tunesmith.sweeps.arguments import add_parser as add_sweep_parser
 
-    add_sweep_parser(sub)
+    add_sweep_parser(sub).set_defaults(func=_cmd_sweep)
+
+    p = sub.add_parser(
+        "report", help="write the run's (or sweep's) HTML report: runs/<name>/report/report.html"
+    )
+    p.add_argument("folder", metavar="RUN_DIR", help="runs/<name> (a run or a sweep folder)")
+    p.set_defaults(func=_cmd_report)
 
     p = sub.add_parser(
         "eval", help="score a checkpoint on the general and domain suites; forgetting vs a baseline"

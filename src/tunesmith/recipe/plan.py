@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from tunesmith.recipe.loading import load_recipe
-from tunesmith.recipe.resolve import ResolvedRecipe, resolve
+from tunesmith.recipe.resolve import Provenance, ResolvedRecipe, resolve
 
 
 def plan(recipe_path: str | Path, overrides: list[str] | None = None) -> ResolvedRecipe:
@@ -62,11 +63,16 @@ def _fmt_value(value: Any) -> str:
 
 def provenance_rows(resolved: ResolvedRecipe) -> list[tuple[str, str, str]]:
     """(key path, value, origin) for every leaf of the resolved recipe — what `plan` prints."""
+    return value_rows(resolved.recipe.model_dump(mode="json", exclude_none=True), resolved.provenance)
+
+
+def value_rows(recipe: dict[str, Any], provenance: Mapping[str, Provenance]) -> list[tuple[str, str, str]]:
+    """`provenance_rows` of a resolved recipe as plain data (a run's `plan.json`: the run report)."""
     rows: list[tuple[str, Any]] = []
-    _flatten(resolved.recipe.model_dump(mode="json", exclude_none=True), "", rows)
+    _flatten(recipe, "", rows)
     out = []
     for path, value in rows:
-        origin = resolved.provenance.get(path)
+        origin = provenance.get(path)
         if value in ({}, []) and origin is None:
             continue  # an empty optional mapping or list (e.g. no general_sources): nothing to show
         out.append((path, _fmt_value(value), str(origin) if origin else _schema_default(path)))

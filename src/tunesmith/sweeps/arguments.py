@@ -9,13 +9,8 @@ from typing import Any
 from tunesmith.sweeps.storage import GRACE_SECONDS, HEARTBEAT_SECONDS
 
 
-def _run(args: argparse.Namespace) -> int:
-    from tunesmith.sweeps.command import sweep_command
-
-    return sweep_command(args)
-
-
-def add_parser(sub: Any) -> None:
+def add_parser(sub: Any) -> argparse.ArgumentParser:
+    """The `sweep` subcommand's arguments (the CLI sets what runs it: `sweeps.command.sweep_command`)."""
     p = sub.add_parser(
         "sweep", help="search mix ratio, LR and LoRA for domain gain and general retention (Optuna, pruned)"
     )
@@ -48,4 +43,4 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--grace-seconds", type=int, default=GRACE_SECONDS, help=argparse.SUPPRESS)
     p.add_argument("--quiet", action="store_true", help="no per-trial training output: one line per trial")
     p.add_argument("--force", action="store_true", help="sweep even if lint finds errors in the base recipe")
-    p.set_defaults(func=_run)
+    return p

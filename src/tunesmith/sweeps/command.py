@@ -9,6 +9,7 @@ of lists, no `--trials`) or sample `--trials N` with Optuna's TPE sampler -> run
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,8 @@ def build_space(args: argparse.Namespace, setup_value: Any, recipe: Path, overri
     return space
 
 
-def sweep_command(args: argparse.Namespace) -> int:
+def sweep_command(args: argparse.Namespace, *, finished: Callable[[Path], None] | None = None) -> int:
+    """Run the sweep; `finished(sweep_dir)` once its summary is written (the CLI writes the report)."""
     from tunesmith.training.pipeline import check_recipe
 
     optuna = optuna_module()
@@ -108,6 +110,8 @@ def sweep_command(args: argparse.Namespace) -> int:
     print(
         f"written: {sweep_dir / 'trials.csv'}, {sweep_dir / 'sweep.json'}; trial runs in {setup.trials_dir}"
     )
+    if finished is not None:
+        finished(sweep_dir)
     if args.export:
         out = report.export_recipe(recipe_path, overrides, summary, Path(args.export))
         print(f"exported: {out} — train it with: tunesmith train {out}")
