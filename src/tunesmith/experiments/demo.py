@@ -161,13 +161,11 @@ def _run_arm(arm: Arm, resolved, out: Path, progress: _Progress, eval_units: flo
     return payload
 
 
-def _write_report(run_dir: Path) -> Path | None:
-    """The run's HTML report (`tunesmith report`), when the reporting package is installed with this one."""
-    try:
-        from tunesmith.reporting import write_run_report
-    except ImportError:
-        return None
-    return write_run_report(run_dir)
+def _write_report(run_dir: Path) -> Path:
+    """The run's HTML report (what `tunesmith report` writes)."""
+    from tunesmith.reporting import write_report
+
+    return write_report(run_dir)
 
 
 # --- the summary -------------------------------------------------------------------------------------------
