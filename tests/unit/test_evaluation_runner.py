@@ -212,3 +212,30 @@ def test_eval_out_without_a_baseline_names_only_the_files_it_wrote(
     assert {p.name for p in out.iterdir()} == {"evaluation.json", "predictions.jsonl"}  # no comparison
     assert written == f"written: {out / 'evaluation.json'}, {out / 'predictions.jsonl'}"
     assert "forgetting.csv" not in written
+
+
+def test_run_settings_read_the_runs_recipe_and_plan(tmp_path: Path) -> None:
+    """The verdict's advice reads the run folder as `train` wrote it: the resolved recipe and the plan."""
+    from tunesmith.evaluation.runner import run_settings
+    from tunesmith.runs import atomic_write_json, atomic_write_yaml
+
+    recipe = Path(__file__).resolve().parents[2] / "recipes" / "tiny-sft-lora-mixed.yaml"
+    resolved = plan(recipe, ["stages[0].hyperparameters.lora.alpha=64", "stages[0].hyperparameters.lr=2e-2"])
+    run = tmp_path / "runs" / "r"
+    atomic_write_yaml(run / "recipe.resolved.yaml", resolved.to_dict())
+    atomic_write_json(run / "plan.json", resolved.to_json())
+    settings = run_settings(run, load_run_recipe(run), "sft")
+    assert settings is not None and settings.mixing
+    assert (settings.mode, settings.customer_percent, settings.lora_rank, settings.lora_alpha) == (
+        "lora",
+        50,
+        8,
+        64,
+    )
+    assert settings.lr == 2e-2 and settings.default_lr == 1e-2  # the tiny LoRA SFT default
+    assert settings.epochs == pytest.approx(4.2667) and settings.run == str(run / "sft")
+    assert settings.general["instruction-following"] == 20
+    assert run_settings(run, load_run_recipe(run), "no-such-stage") is None
+    (run / "plan.json").unlink()  # an older run without its plan: no default, no epochs; the rest stands
+    bare = run_settings(run, load_run_recipe(run), "sft")
+    assert bare is not None and bare.default_lr is None and bare.epochs is None and bare.lr == 2e-2

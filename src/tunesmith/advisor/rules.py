@@ -21,7 +21,7 @@ from tunesmith.advisor.stats import StageDataStats
 from tunesmith.recipe import defaults as table
 from tunesmith.recipe.resolve import ResolvedRecipe
 from tunesmith.recipe.resolve import input_checkpoints as stage_input_checkpoints
-from tunesmith.recipe.schema import ResolvedStage
+from tunesmith.recipe.schema import ResolvedConfig, ResolvedStage
 
 RIF = "reasoning-instruction-following"
 
@@ -77,12 +77,21 @@ def input_checkpoints(resolved: ResolvedRecipe) -> list[str | None]:
 
 def default_for(resolved: ResolvedRecipe, index: int, key: str, *, scale: str | None = None) -> Any:
     """The family's default `key` for stage `index` (None if the table has none or it is derived)."""
-    stage = resolved.recipe.stages[index]
+    return stage_default(resolved.recipe, resolved.size_class, index, key, scale=scale)
+
+
+def stage_default(
+    recipe: ResolvedConfig, size_class: str, index: int, key: str, *, scale: str | None = None
+) -> Any:
+    """`default_for` on a stored resolved recipe and its size class (what a run folder keeps: the evaluation's
+    verdict compares a run's LR with its family default this way)."""
+    stage = recipe.stages[index]
+    kinds = stage_input_checkpoints(recipe.model.checkpoint, [s.technique for s in recipe.stages])
     context = {
-        "size_class": resolved.size_class,
+        "size_class": size_class,
         "technique": stage.technique,
         "mode": stage.mode,
-        "checkpoint": input_checkpoints(resolved)[index],
+        "checkpoint": kinds[index],
         "scale": scale or stage.scale or "standard",
     }
     entry = table.lookup(key, context)

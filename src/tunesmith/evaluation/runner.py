@@ -23,7 +23,13 @@ from typing import TYPE_CHECKING
 
 from tunesmith.errors import ModelError, UserError
 from tunesmith.evaluation import cache, suites
-from tunesmith.evaluation.forgetting import ChangeRow, forgetting_table, verdict
+from tunesmith.evaluation.forgetting import (
+    ChangeRow,
+    RunSettings,
+    forgetting_table,
+    regression_levers,
+    verdict,
+)
 from tunesmith.evaluation.lm_eval_adapter import DEFAULT_TASKS, REAL_MODEL_PARAMETERS, run_tasks
 from tunesmith.evaluation.metrics import METRICS, resolve_reward
 from tunesmith.runs import atomic_write_json, atomic_write_jsonl, atomic_write_text
@@ -317,8 +323,49 @@ def domain_metric(config: EvalConfig) -> str:
     return "reward" if config.reward else "exact_match"
 
 
+def run_settings(run_dir: Path, recipe: ResolvedConfig, stage: str) -> RunSettings | None:
+    """What the verdict's advice needs about the stage of a run that produced a checkpoint: its resolved
+    mixing, mode, LR and LoRA values, the family's default LR (from the size class in `plan.json`) and the
+    epochs over the customer data (the plan's derived `epochs`). None when the stage is not in the recipe."""
+    from tunesmith.advisor.rules import stage_default
+    from tunesmith.runs import read_json_record
+
+    index = next((i for i, s in enumerate(recipe.stages) if s.name == stage), None)
+    if index is None:
+        return None
+    spec = recipe.stages[index]
+    hp = spec.hyperparameters
+    plan: dict = {}
+    if (run_dir / "plan.json").is_file():
+        plan = read_json_record(run_dir / "plan.json", fix="restore it, or rerun the run with --overwrite")
+    size_class = plan.get("size_class")
+    numbers = plan["stages"][index].get("numbers", {}) if len(plan.get("stages", [])) > index else {}
+    return RunSettings(
+        technique=spec.technique,
+        mode=spec.mode,
+        customer_percent=spec.data_mixing.customer_percent,
+        general=dict(spec.data_mixing.general),
+        lr=hp.lr,
+        default_lr=stage_default(recipe, size_class, index, "hyperparameters.lr") if size_class else None,
+        epochs=numbers.get("epochs"),
+        lora_rank=hp.lora.rank if spec.mode == "lora" and hp.lora else None,
+        lora_alpha=hp.lora.alpha if spec.mode == "lora" and hp.lora else None,
+        run=str(run_dir / stage),
+    )
+
+
+def _settings_of(scores: Scores) -> RunSettings | None:
+    """`run_settings` of a checkpoint inside a run (None for a bare model or a run without its recipe)."""
+    checkpoint = scores.checkpoint
+    if checkpoint.run_dir is None or checkpoint.stage is None:
+        return None
+    recipe = checkpoint.recipe or load_run_recipe(checkpoint.run_dir)
+    return run_settings(checkpoint.run_dir, recipe, checkpoint.stage)
+
+
 def compare(before: Scores, after: Scores, config: EvalConfig, *, seed: int = 0) -> dict:
-    """The forgetting report of `after` against `before` on the same items: rows, perplexities, verdict."""
+    """The forgetting report of `after` against `before` on the same items: rows, perplexities, verdict (its
+    advice fits the run that produced `after`: `forgetting.advice`)."""
     rows: list[ChangeRow] = []
     general_rows = domain_rows = None
     if "general" in before.suites and "general" in after.suites:
@@ -354,10 +401,12 @@ def compare(before: Scores, after: Scores, config: EvalConfig, *, seed: int = 0)
                 "before": value,
                 "after": (after.suites.get(suite, {}).get("perplexity") or {}).get(name),
             }
+    settings = _settings_of(after)
     return {
         "before": before.checkpoint.label,
         "after": after.checkpoint.label,
-        "verdict": verdict(general_rows, domain_rows),
+        "verdict": verdict(general_rows, domain_rows, settings),
+        "levers": regression_levers(general_rows, settings),
         "rows": [r.to_dict() for r in rows],
         "perplexity": perplexity,
     }
