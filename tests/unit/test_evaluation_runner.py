@@ -56,6 +56,42 @@ def test_perplexity_equals_exp_of_the_model_loss_and_ignores_batching(micro_mode
     assert apart == pytest.approx(together, rel=1e-5)
 
 
+def test_perplexity_of_a_uniform_guess_is_the_vocabulary_size_and_a_trained_model_is_lower(
+    micro_model,
+) -> None:
+    import copy
+
+    from tunesmith.evaluation.runner import render_comparison
+    from tunesmith.evaluation.suites import uniform_perplexity
+
+    tokenizer = micro_model.tokenizer
+    texts = ["12 plus 3 equals 15.", "Of 3 1 4, the largest is 4.", "Sorted, 9 2 5 is 2 5 9."]
+    uniform = copy.deepcopy(micro_model.model)
+    with torch.no_grad():  # zero logits everywhere: every next token gets 1 / vocabulary
+        uniform.get_output_embeddings().weight.zero_()
+    vocabulary = uniform_perplexity(uniform)
+    assert vocabulary == len(tokenizer) == uniform.config.vocab_size
+    assert perplexity(uniform, tokenizer, [""] * 3, texts) == pytest.approx(vocabulary, abs=1e-3)
+    trained = copy.deepcopy(micro_model.model)
+    optimizer = torch.optim.AdamW(trained.parameters(), lr=1e-2)
+    batch = tokenizer(texts, return_tensors="pt", padding=True)
+    labels = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
+    for _ in range(30):
+        optimizer.zero_grad()
+        trained(**batch, labels=labels).loss.backward()
+        optimizer.step()
+    assert perplexity(trained, tokenizer, [""] * 3, texts) < vocabulary / 4
+    # where it is shown, the line says what the number is measured against
+    line = render_comparison(
+        {"before": "a", "after": "b", "verdict": "v", "rows": [],
+         "perplexity": {"general_text": {"before": 1233.5, "after": 879.9, "uniform": 104}}}
+    )  # fmt: skip
+    assert (
+        "perplexity general_text: 1233.500 -> 879.900  (a uniform guess scores 104; above it = confidently wrong)"
+        in line
+    )
+
+
 def test_answer_perplexity_scores_only_the_answer(micro_model, tmp_path: Path) -> None:
     model, tokenizer = micro_model.model, micro_model.tokenizer
     items = domain_items(_gen_qa(tmp_path / "d.jsonl", 2))

@@ -216,6 +216,7 @@ def _general(lazy: _Lazy, config: EvalConfig, items: list[dict]) -> dict:
         "items": answered,
         "summary": suites.summarize(answered),
         "perplexity": {"general_text": suites.general_perplexity(model, tokenizer)},
+        "uniform_perplexity": suites.uniform_perplexity(model),
         "max_new_tokens": max_new,
     }
 
@@ -237,6 +238,7 @@ def _domain(lazy: _Lazy, config: EvalConfig, items: list[dict]) -> dict:
         "items": answered,
         "summary": suites.summarize(answered),
         "perplexity": {"domain_answers": suites.answer_perplexity(model, tokenizer, items)},
+        "uniform_perplexity": suites.uniform_perplexity(model),
         "max_new_tokens": max_new,
     }
 
@@ -400,6 +402,7 @@ def compare(before: Scores, after: Scores, config: EvalConfig, *, seed: int = 0)
             perplexity[name] = {
                 "before": value,
                 "after": (after.suites.get(suite, {}).get("perplexity") or {}).get(name),
+                "uniform": before.suites[suite].get("uniform_perplexity"),  # None in results cached before
             }
     settings = _settings_of(after)
     return {
@@ -456,7 +459,7 @@ def checkpoint_summary(scores: Scores) -> dict:
             name: {
                 k: v
                 for k, v in result.items()
-                if k in {"summary", "perplexity", "seconds", "cached", "max_new_tokens"}
+                if k in {"summary", "perplexity", "uniform_perplexity", "seconds", "cached", "max_new_tokens"}
             }
             for name, result in scores.suites.items()
         },
@@ -516,9 +519,17 @@ def render_comparison(comparison: dict) -> str:
         lines.append(
             f"  perplexity {name}: {values['before']:.3f} -> "
             + (f"{after:.3f}" if after is not None else "-")
+            + _uniform_note(values.get("uniform"))
         )
     lines.append(f"verdict: {comparison['verdict']}")
     return "\n".join(lines)
+
+
+def _uniform_note(uniform: int | None) -> str:
+    """What a perplexity is measured against: a uniform guess scores the vocabulary size."""
+    if uniform is None:
+        return ""
+    return f"  (a uniform guess scores {uniform}; above it = confidently wrong)"
 
 
 def render_scores(scores: Scores) -> str:
@@ -535,7 +546,9 @@ def render_scores(scores: Scores) -> str:
             lines.append(f"  {suite} {metric}: {summary['overall']:.3f}  [{by_category}]{cached}")
             cached = ""
         for name, value in (result.get("perplexity") or {}).items():
-            lines.append(f"  {suite} perplexity {name}: {value:.3f}")
+            lines.append(
+                f"  {suite} perplexity {name}: {value:.3f}{_uniform_note(result.get('uniform_perplexity'))}"
+            )
     return "\n".join(lines)
 
 
