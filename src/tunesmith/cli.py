@@ -11,51 +11,22 @@ from __future__ import annotations
 
 import argparse
 import errno
-import math
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from tunesmith import __version__
+from tunesmith.arguments import (
+    FRACTION,
+    GREEDY_OR_TEMPERATURE,
+    PORT,
+    POSITIVE_INT,
+    SEED,
+    TEMPERATURE,
+)
 from tunesmith.errors import UserError
 from tunesmith.logs import quiet_libraries
 from tunesmith.runs import set_active_run
-
-# ------------------------------------------------------------------------------- argument types
-# One place for the ranges of numeric options: a value outside them is refused by argparse, in one line.
-
-
-def ranged(
-    cast: type[int] | type[float],
-    *,
-    low: float | None = None,
-    high: float | None = None,
-    low_open: bool = False,
-    expected: str,
-) -> Callable[[str], int | float]:
-    """An argparse `type` that parses `cast` (finite) and refuses values outside [low, high] (`low_open`:
-    (low, high]) with `expected` as the fix."""
-
-    def parse(text: str) -> int | float:
-        try:
-            value = cast(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"{text!r} is not {'an integer' if cast is int else 'a number'} — {expected}"
-            ) from None
-        too_low = low is not None and (value < low or low_open and value == low)
-        if not math.isfinite(value) or too_low or high is not None and value > high:
-            raise argparse.ArgumentTypeError(f"{text} is out of range — {expected}")
-        return value
-
-    return parse
-
-
-POSITIVE_INT = ranged(int, low=1, expected="give a whole number of 1 or more")
-FRACTION = ranged(float, low=0, high=1, expected="give a share between 0 and 1 (e.g. 0.12 for 12%)")
-TEMPERATURE = ranged(float, low=0, high=2, low_open=True, expected="give a temperature above 0, at most 2")
-GREEDY_OR_TEMPERATURE = ranged(float, low=0, high=2, expected="give 0 (greedy) to 2")
-PORT = ranged(int, low=0, high=65535, expected="give a port number 0-65535 (0 = any free port)")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -463,7 +434,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=POSITIVE_INT,
         help="default: 1.5 x the longest reference answer + 8, at most the size class's RFT default",
     )
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=SEED, default=0)
     p.add_argument("--out", metavar="FILE.json", help="also write the report as JSON")
     p.add_argument("--format", choices=["text", "json"], default="text")
     p.set_defaults(func=_cmd_probe)
@@ -496,7 +467,7 @@ def build_parser() -> argparse.ArgumentParser:
     msub = models.add_subparsers(dest="models_command", metavar="ACTION", required=True)
     p = msub.add_parser("build", help="build an embedded family (deterministic; cached)")
     p.add_argument("family", nargs="?", default="tiny", choices=["tiny"])
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=SEED, default=0)
     p.add_argument("--force", action="store_true", help="rebuild even if the cache has the family")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_models_build)
@@ -522,7 +493,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("folder", help="where to write one saved dataset per category (TUNESMITH_GENERAL_DATA)")
     p.add_argument("--categories", nargs="+", default=None, help="only these categories (default: all)")
-    p.add_argument("--rows", type=int, default=None, help="rows copied per category (default 10000)")
+    p.add_argument("--rows", type=POSITIVE_INT, default=None, help="rows copied per category (default 10000)")
     p.set_defaults(func=_cmd_data_mirror)
 
     p = sub.add_parser("references", help="the sources that defaults, lint rules and detectors cite by [key]")
@@ -569,7 +540,7 @@ def _add_serving_parsers(sub) -> None:
         "--temperature", type=GREEDY_OR_TEMPERATURE, help="sample at this temperature (default: greedy)"
     )
     p.add_argument("--batch-size", type=POSITIVE_INT, default=32)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=SEED, default=0)
     p.set_defaults(func=_cmd_generate)
 
     p = sub.add_parser(

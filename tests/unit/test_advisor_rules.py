@@ -42,6 +42,7 @@ TESTED_RULES = {
     "full-rank-without-lora",
     "cpt-multiple-epochs",
     "sft-full-multi-epoch",
+    "sft-epochs-over-narrow-data",
     "warmup-far-from-15",
     "rft-without-sft-or-probe",
     "rft-lr-raised",
@@ -205,6 +206,30 @@ def test_sft_full_multi_epoch() -> None:
         check(resolved(stage(SFT, mode="lora", hyperparameters={"max_epochs": 3})), "sft-full-multi-epoch")
         == []
     )
+
+
+def test_sft_epochs_over_narrow_data() -> None:
+    """The Brindle file (876 unique of 3,000 rows) at ~4 epochs of LoRA SFT, counted by `measure_stages`."""
+    mixed = {"customer_percent": 50}
+    four = resolved(stage(SFT, mode="lora", data_mixing=mixed, hyperparameters={"max_steps": 375}))
+    (finding,) = check(four, "sft-epochs-over-narrow-data", LintFacts(stage_data=measure_stages(four)))
+    assert finding.severity == "warning" and finding.where == "stages[0] (sft)"
+    assert "SFT makes 4 epochs over 3,000 rows of which 876 are unique" in finding.message
+    assert "each unique demonstration is seen ~13.7 times" in finding.message
+    assert "63.54% -> 61.42%" in finding.message and "[nova-hpo-blog]" in finding.source
+    assert "max_steps: 94 is 1 epoch" in finding.fix and "unique demonstrations" in finding.fix
+    one = resolved(stage(SFT, mode="lora", data_mixing=mixed, hyperparameters={"max_epochs": 1}))
+    one_facts = measure_stages(one)
+    assert one_facts[0].unique_examples is None  # one pass: not counted, no finding
+    assert check(one, "sft-epochs-over-narrow-data", LintFacts(stage_data=one_facts)) == []
+    # 2 epochs over data without duplicates is the service's LoRA default: fine; 3 is not
+    two = resolved(stage(SFT, mode="lora", data_mixing=mixed, hyperparameters={"max_epochs": 2}))
+    distinct = LintFacts(stage_data={0: StageDataStats(unique_examples=3000)})
+    assert check(two, "sft-epochs-over-narrow-data", distinct) == []
+    three = resolved(stage(SFT, mode="lora", data_mixing=mixed, hyperparameters={"max_epochs": 3}))
+    (again,) = check(three, "sft-epochs-over-narrow-data", distinct)
+    assert "seen ~3.0 times" in again.message
+    assert check(three, "sft-epochs-over-narrow-data") == []  # no count (no data measured): silent
 
 
 def test_warmup_far_from_15() -> None:

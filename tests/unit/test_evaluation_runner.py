@@ -56,6 +56,42 @@ def test_perplexity_equals_exp_of_the_model_loss_and_ignores_batching(micro_mode
     assert apart == pytest.approx(together, rel=1e-5)
 
 
+def test_perplexity_of_a_uniform_guess_is_the_vocabulary_size_and_a_trained_model_is_lower(
+    micro_model,
+) -> None:
+    import copy
+
+    from tunesmith.evaluation.runner import render_comparison
+    from tunesmith.evaluation.suites import uniform_perplexity
+
+    tokenizer = micro_model.tokenizer
+    texts = ["12 plus 3 equals 15.", "Of 3 1 4, the largest is 4.", "Sorted, 9 2 5 is 2 5 9."]
+    uniform = copy.deepcopy(micro_model.model)
+    with torch.no_grad():  # zero logits everywhere: every next token gets 1 / vocabulary
+        uniform.get_output_embeddings().weight.zero_()
+    vocabulary = uniform_perplexity(uniform)
+    assert vocabulary == len(tokenizer) == uniform.config.vocab_size
+    assert perplexity(uniform, tokenizer, [""] * 3, texts) == pytest.approx(vocabulary, abs=1e-3)
+    trained = copy.deepcopy(micro_model.model)
+    optimizer = torch.optim.AdamW(trained.parameters(), lr=1e-2)
+    batch = tokenizer(texts, return_tensors="pt", padding=True)
+    labels = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
+    for _ in range(30):
+        optimizer.zero_grad()
+        trained(**batch, labels=labels).loss.backward()
+        optimizer.step()
+    assert perplexity(trained, tokenizer, [""] * 3, texts) < vocabulary / 4
+    # where it is shown, the line says what the number is measured against
+    line = render_comparison(
+        {"before": "a", "after": "b", "verdict": "v", "rows": [],
+         "perplexity": {"general_text": {"before": 1233.5, "after": 879.9, "uniform": 104}}}
+    )  # fmt: skip
+    assert (
+        "perplexity general_text: 1233.500 -> 879.900  (a uniform guess scores 104; above it = confidently wrong)"
+        in line
+    )
+
+
 def test_answer_perplexity_scores_only_the_answer(micro_model, tmp_path: Path) -> None:
     model, tokenizer = micro_model.model, micro_model.tokenizer
     items = domain_items(_gen_qa(tmp_path / "d.jsonl", 2))
@@ -212,3 +248,30 @@ def test_eval_out_without_a_baseline_names_only_the_files_it_wrote(
     assert {p.name for p in out.iterdir()} == {"evaluation.json", "predictions.jsonl"}  # no comparison
     assert written == f"written: {out / 'evaluation.json'}, {out / 'predictions.jsonl'}"
     assert "forgetting.csv" not in written
+
+
+def test_run_settings_read_the_runs_recipe_and_plan(tmp_path: Path) -> None:
+    """The verdict's advice reads the run folder as `train` wrote it: the resolved recipe and the plan."""
+    from tunesmith.evaluation.runner import run_settings
+    from tunesmith.runs import atomic_write_json, atomic_write_yaml
+
+    recipe = Path(__file__).resolve().parents[2] / "recipes" / "tiny-sft-lora-mixed.yaml"
+    resolved = plan(recipe, ["stages[0].hyperparameters.lora.alpha=64", "stages[0].hyperparameters.lr=2e-2"])
+    run = tmp_path / "runs" / "r"
+    atomic_write_yaml(run / "recipe.resolved.yaml", resolved.to_dict())
+    atomic_write_json(run / "plan.json", resolved.to_json())
+    settings = run_settings(run, load_run_recipe(run), "sft")
+    assert settings is not None and settings.mixing
+    assert (settings.mode, settings.customer_percent, settings.lora_rank, settings.lora_alpha) == (
+        "lora",
+        50,
+        8,
+        64,
+    )
+    assert settings.lr == 2e-2 and settings.default_lr == 1e-2  # the tiny LoRA SFT default
+    assert settings.epochs == pytest.approx(4.2667) and settings.run == str(run / "sft")
+    assert settings.general["instruction-following"] == 20
+    assert run_settings(run, load_run_recipe(run), "no-such-stage") is None
+    (run / "plan.json").unlink()  # an older run without its plan: no default, no epochs; the rest stands
+    bare = run_settings(run, load_run_recipe(run), "sft")
+    assert bare is not None and bare.default_lr is None and bare.epochs is None and bare.lr == 2e-2

@@ -8,7 +8,14 @@ import re
 import pytest
 
 from tunesmith.errors import UserError
-from tunesmith.evaluation.forgetting import bootstrap_change, forgetting_table, verdict
+from tunesmith.evaluation.forgetting import (
+    RunSettings,
+    bootstrap_change,
+    forgetting_table,
+    raised_share,
+    regression_levers,
+    verdict,
+)
 from tunesmith.evaluation.metrics import (
     exact_match,
     normalize_answer,
@@ -204,3 +211,90 @@ def test_domain_rows_have_no_retention_ratio() -> None:
         with_retention=False,
     )
     assert all(r.retention is None for r in rows) and rows[-1].direction == "gain"
+
+
+# --- advice that fits the run's recipe (issue 17) --------------------------------------------------------
+MIX = {"reasoning-instruction-following": 30, "instruction-following": 20, "math": 15, "reasoning": 15,
+       "knowledge": 20}  # fmt: skip
+
+
+def _dropped(category: str = "instruction-following"):
+    """A general table where `category` dropped 30 points (significant) and math stayed."""
+    return forgetting_table(
+        "general", _items({category: [1.0] * 60, "math": [1.0] * 60}),
+        _items({category: [0.0] * 18 + [1.0] * 42, "math": [1.0] * 60}),
+    )  # fmt: skip
+
+
+def _settings(**changes) -> RunSettings:
+    base = {"technique": "sft", "mode": "lora", "customer_percent": 50.0, "general": MIX, "lr": 1e-2,
+            "default_lr": 1e-2, "epochs": 1.0, "lora_rank": 8, "lora_alpha": 16.0, "run": "runs/r/sft"}  # fmt: skip
+    return RunSettings(**{**base, **changes})
+
+
+def test_unmixed_run_is_told_to_mix_general_data_in() -> None:
+    unmixed = _settings(customer_percent=100.0, general={}, mode="full")
+    for settings in (None, unmixed):
+        line = verdict(_dropped(), None, settings)
+        assert line.endswith(
+            "dropped 30 points in instruction-following: mix general data in and raise instruction-following's share"
+        )
+    assert regression_levers(_dropped(), unmixed) == []
+
+
+def test_mixed_full_rank_run_gets_the_levers_left_with_its_numbers() -> None:
+    settings = _settings(mode="full", lr=3e-4, default_lr=3e-4, lora_rank=None, lora_alpha=None)
+    line = verdict(_dropped(), None, settings)
+    assert "mix general data in" not in line and "mix more general data in" not in line
+    assert "the run already mixes 50% general data; levers left: " in line
+    assert "raise instruction-following's share from 20% to ~30% of the general half" in line
+    assert "lower the LR from 0.0003 to ~0.00015 (0.5x)" in line
+    assert "train LoRA instead of full rank" in line
+    assert "`tunesmith eval runs/r/sft --blend 0.9`" in line
+    assert "fewer epochs" not in line and "alpha" not in line  # one epoch; no LoRA
+    ids = [lever["id"] for lever in regression_levers(_dropped(), settings)]
+    assert ids == ["share", "lr", "lora", "blend"]
+    assert all(lever["source"].startswith("[") for lever in regression_levers(_dropped(), settings))
+
+
+def test_mixed_lora_with_high_alpha_is_told_to_lower_alpha() -> None:
+    line = verdict(_dropped(), None, _settings(lora_alpha=64.0))
+    assert "lower LoRA alpha from 64 to ~16 (2x rank 8" in line and "train LoRA instead" not in line
+    assert "alpha" not in verdict(_dropped(), None, _settings())  # alpha = 2 x rank: not a lever
+
+
+def test_multi_epoch_run_is_told_to_train_fewer_epochs() -> None:
+    line = verdict(_dropped(), None, _settings(epochs=4.2667))
+    assert "train fewer epochs (the run saw your data 4.3 times; try ~2)" in line
+
+
+def test_lr_above_the_default_is_sent_back_and_a_lowered_lr_is_not_lowered_again() -> None:
+    assert "return the LR from 0.03 (3x the family default) to 0.01" in verdict(
+        _dropped(), None, _settings(lr=3e-2)
+    )
+    assert "LR" not in verdict(_dropped(), None, _settings(lr=5e-3))
+
+
+def test_a_category_missing_from_the_mix_is_added_and_other_splits_are_named() -> None:
+    settings = _settings(customer_percent=70.0, general={"math": 100.0})
+    line = verdict(_dropped("knowledge"), None, settings)
+    assert "the run already mixes 30% general data" in line
+    assert "add knowledge to the general mix (~20% of the general 30%)" in line
+    assert raised_share(15) == 25 and raised_share(30) == 45 and raised_share(80) == 100
+
+
+def test_overall_only_drop_on_a_mixed_run_raises_the_general_share() -> None:
+    many = {c: [1.0] * 60 for c in ("a", "b", "c", "d", "e")}
+    after = {c: [0.0] * 2 + [1.0] * 58 for c in many}  # 3 points each: within noise alone, not together
+    rows = forgetting_table("general", _items(many), _items(after))
+    line = verdict(rows, None, _settings())
+    assert "significant regression overall" in line and "mix more general data in" not in line
+    assert "levers left: raise the general share from 50% to ~65% (customer_percent 35)" in line
+    assert verdict(rows, None, None).endswith("): mix more general data in")
+
+
+def test_no_regression_reads_the_same_with_or_without_settings() -> None:
+    general = forgetting_table("general", _items({"math": [1.0] * 60}), _items({"math": [1.0] * 60}))
+    for settings in (None, _settings(), _settings(customer_percent=100.0, general={})):
+        assert verdict(general, None, settings) == "general retained 100% — no significant regression"
+        assert regression_levers(general, settings) == []

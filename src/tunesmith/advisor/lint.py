@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from tunesmith.advisor.findings import SEVERITIES, Finding, exit_code, has_errors, sort_key
-from tunesmith.advisor.rules import RULES, LintFacts
+from tunesmith.advisor.rules import MIN_REPEAT_EPOCHS, RULES, LintFacts
 from tunesmith.advisor.stats import (
     DEFAULT_MAX_EXAMPLES,
     StageDataStats,
+    count_unique,
     measure_file,
     measure_snapshot,
     tokenizer_for,
@@ -68,18 +70,27 @@ def measure_stages(
     base_dir = Path(resolved.source).parent if resolved.source else None
     out: dict[int, StageDataStats] = {}
     for i, stage in enumerate(recipe.stages):
+        snapshot = resolved.stages[i].train_data if i < len(resolved.stages) else None
         if tokenizer is None:
             out[i] = StageDataStats(unavailable=why)
-            continue
-        snapshot = resolved.stages[i].train_data if i < len(resolved.stages) else None
-        if snapshot is not None:
+        elif snapshot is not None:
             out[i] = measure_snapshot(snapshot, stage.technique, tokenizer, max_examples=max_examples)
-            continue
-        try:
-            path = locate_data(stage.data.train, base_dir)
-            out[i] = measure_file(path, stage.technique, tokenizer, max_examples=max_examples)
-        except UserError as err:
-            out[i] = StageDataStats(unavailable=str(err))
+        else:
+            try:
+                path = locate_data(stage.data.train, base_dir)
+                out[i] = measure_file(path, stage.technique, tokenizer, max_examples=max_examples)
+            except UserError as err:
+                out[i] = StageDataStats(unavailable=str(err))
+        epochs = resolved.stages[i].numbers.get("epochs") if i < len(resolved.stages) else None
+        if (
+            snapshot is not None
+            and stage.technique == "sft"
+            and epochs is not None
+            and epochs >= MIN_REPEAT_EPOCHS
+        ):
+            out[i] = replace(
+                out[i], unique_examples=count_unique(snapshot)
+            )  # what the narrow-data rule needs
     return out
 
 

@@ -53,6 +53,7 @@ class StageDataStats:
     lengths: LengthStats | None = None
     unavailable: str | None = None
     reasoning_share: float | None = None  # SFT: fraction of examples with an assistant reasoning trace
+    unique_examples: int | None = None  # distinct valid examples in the whole file (None: not counted)
 
 
 # ---------------------------------------------------------------------------------------- tokenizers
@@ -259,3 +260,39 @@ def estimate_tokens(path: str | Path, tokenizer: Any, *, max_examples: int = DEF
         return tokens
     sampled_bytes = sum(len(t.encode("utf-8")) for t in texts) or 1
     return round(tokens * path.stat().st_size / sampled_bytes)
+
+
+# ------------------------------------------------------------------------------------ unique examples
+
+MAX_UNIQUE_COUNTED = 1_000_000
+"""Distinct examples `count_unique` tracks (8-byte hashes: ~100 MB at most); a file with more is not narrow."""
+
+
+def _digest(example: Any) -> int:
+    import hashlib
+
+    return int.from_bytes(
+        hashlib.blake2b(example.content_key().encode("utf-8"), digest_size=8).digest(), "big"
+    )
+
+
+def count_unique(snapshot: DataSnapshot, *, limit: int = MAX_UNIQUE_COUNTED) -> int | None:
+    """Distinct valid examples of a snapshot's file (the duplicates `data inspect` counts, by content): from
+    the head the snapshot holds when that is the whole file, else one streaming pass. None when the file has
+    more than `limit` distinct examples (not narrow data) or cannot be read."""
+    from tunesmith.data.formats import read_examples
+    from tunesmith.errors import UserError
+
+    if snapshot.error is None and len(snapshot.head) == snapshot.examples:
+        examples: Any = snapshot.head
+    else:
+        examples = read_examples(snapshot.path, snapshot.kind, skip_invalid=True)
+    seen: set[int] = set()
+    try:
+        for example in examples:
+            seen.add(_digest(example))
+            if len(seen) > limit:
+                return None
+    except UserError:
+        return None
+    return len(seen)

@@ -17,7 +17,7 @@ guidance reads "general retained".
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 
 import numpy as np
@@ -185,13 +185,196 @@ def _overall(rows: Sequence[ChangeRow]) -> ChangeRow | None:
     return next((r for r in rows if r.category == OVERALL), None)
 
 
-def verdict(general: Sequence[ChangeRow] | None, domain: Sequence[ChangeRow] | None) -> str:
+@dataclass(frozen=True)
+class RunSettings:
+    """What the verdict's advice reads from the run that produced the "after" checkpoint: its last stage's
+    resolved values (`tunesmith.evaluation.runner.run_settings` fills it from the run folder). Plain values,
+    so `advice` stays a pure function. Percents are 0-100; `general` is the share of each category within
+    the general part of the mix (sums to 100)."""
+
+    technique: str
+    mode: str  # lora | full
+    customer_percent: float
+    general: dict[str, float]
+    lr: float
+    default_lr: float | None = None  # the family's default for this stage (None: the table has none)
+    epochs: float | None = None  # passes over the customer data (None: not known)
+    lora_rank: int | None = None
+    lora_alpha: float | None = None
+    run: str | None = None  # the run or stage folder, for the command lines the advice names
+
+    @property
+    def mixing(self) -> bool:
+        """True when general data was mixed in (the rule `advisor.rules.mixing_on` applies to a recipe)."""
+        return self.customer_percent < 100 and any(share > 0 for share in self.general.values())
+
+
+@dataclass(frozen=True)
+class Lever:
+    """One lever against forgetting that a mixed run has left: when it applies, what it says, its source."""
+
+    id: str
+    applies: Callable[[RunSettings], bool]
+    text: Callable[[RunSettings, str | None], str]
+    source: str  # keys of docs/references.md
+
+
+def _round5(value: float) -> int:
+    return int(5 * round(value / 5))
+
+
+def raised_share(current: float) -> int:
+    """The share (0-100 of the general part) to try next for a category that dropped: about 1.5x its share,
+    at least 10 points more, in steps of 5 (the service's own mix grid moves in such steps: 10/25/50/75%,
+    [nova-sft-docs]); a category absent from the mix starts at 20 (an even fifth)."""
+    if current <= 0:
+        return 20
+    return min(100, max(_round5(current * 1.5), _round5(current) + 10))
+
+
+def _share_text(settings: RunSettings, category: str | None) -> str:
+    general_percent = 100 - settings.customer_percent
+    part = "of the general half" if general_percent == 50 else f"of the general {general_percent:g}%"
+    if category is None:  # no single category dropped: the general part as a whole
+        target = min(90, _round5(general_percent + 15))
+        return f"raise the general share from {general_percent:g}% to ~{target}% (customer_percent {100 - target})"
+    current = settings.general.get(category, 0.0)
+    if current <= 0:
+        return f"add {category} to the general mix (~{raised_share(0)}% {part})"
+    return f"raise {category}'s share from {current:g}% to ~{raised_share(current)}% {part}"
+
+
+def _lr_back_to_default(settings: RunSettings) -> bool:
+    return settings.default_lr is not None and settings.lr > 1.01 * settings.default_lr
+
+
+def _lr_text(settings: RunSettings, category: str | None) -> str:
+    if _lr_back_to_default(settings):
+        assert settings.default_lr is not None
+        return (
+            f"return the LR from {settings.lr:g} ({settings.lr / settings.default_lr:.3g}x the family default) "
+            f"to {settings.default_lr:g}"
+        )
+    return f"lower the LR from {settings.lr:g} to ~{settings.lr * 0.5:.2g} (0.5x)"
+
+
+def _lr_applies(settings: RunSettings) -> bool:
+    """Not when the LR is already at or under half the family default (no default known: always)."""
+    return settings.default_lr is None or settings.lr > 0.51 * settings.default_lr
+
+
+def _high_alpha(settings: RunSettings) -> bool:
+    """LoRA alpha above 2x the rank (the usual setting, [nova-recipes]): the update is scaled up."""
+    return (
+        settings.mode == "lora"
+        and settings.lora_alpha is not None
+        and settings.lora_rank is not None
+        and settings.lora_alpha > 2 * settings.lora_rank
+    )
+
+
+def _blend_text(settings: RunSettings, category: str | None) -> str:
+    return (
+        f"blend back toward the start (`tunesmith eval {settings.run or 'runs/<name>'} --blend 0.9` measures it "
+        "without training)"
+    )
+
+
+LEVERS: tuple[Lever, ...] = (
+    Lever(
+        "share",
+        lambda s: True,
+        _share_text,
+        "[nova-data-mixing]; [nova-sft-docs]",  # shares per category; the 10/25/50/75% grid
+    ),
+    Lever(
+        "lr",
+        _lr_applies,
+        _lr_text,
+        "[nova-hpo-blog]; [nova-sft-docs]",  # LR with mixing: the first suspect; the 0.5x/1x/2x grid
+    ),
+    Lever(
+        "lora",
+        lambda s: s.mode == "full",
+        lambda s, c: "train LoRA instead of full rank (LoRA forgets less)",
+        "[biderman-2024]; [nova-hpo-blog]",
+    ),
+    Lever(
+        "alpha",
+        _high_alpha,
+        lambda s, c: (
+            f"lower LoRA alpha from {s.lora_alpha:g} to ~{2 * (s.lora_rank or 0)} (2x rank {s.lora_rank}; a "
+            "higher alpha cost more general skill)"
+        ),
+        "[nova-hpo-blog]",  # rank 32 alpha 128 vs alpha 64: similar gain, more general regression
+    ),
+    Lever(
+        "epochs",
+        lambda s: s.epochs is not None and s.epochs >= 1.5,
+        lambda s, c: (
+            f"train fewer epochs (the run saw your data {s.epochs:.1f} times; try ~{max(1, round((s.epochs or 0) / 2))})"
+        ),
+        "[nova-hpo-blog]",  # 1 -> 2 epochs on narrow data: 63.54% -> 61.42%
+    ),
+    Lever(
+        "blend", lambda s: True, _blend_text, "[nova-recipes]; [tiny-results]"
+    ),  # merge-back; W 0.9 measured
+)
+"""The levers left to a run that already mixes general data, in the order to try them. Each names numbers
+from the run's recipe; `advice` lists the ones that apply."""
+
+
+def levers(settings: RunSettings, category: str | None) -> list[dict[str, str]]:
+    """The levers that apply to `settings` for a drop in `category` (None: overall), as `{id, text, source}`."""
+    return [
+        {"id": lever.id, "text": lever.text(settings, category), "source": lever.source}
+        for lever in LEVERS
+        if lever.applies(settings)
+    ]
+
+
+def _drops(general: Sequence[ChangeRow] | None) -> list[ChangeRow]:
+    """The categories with a significant drop, the worst first."""
+    rows = (r for r in general or [] if r.category != OVERALL and r.direction == "drop")
+    return sorted(rows, key=lambda r: r.change)
+
+
+def regression_levers(
+    general: Sequence[ChangeRow] | None, settings: RunSettings | None
+) -> list[dict[str, str]]:
+    """The levers the verdict names (`levers`) when a mixed run regressed significantly, else none."""
+    overall = _overall(general or [])
+    drops = _drops(general)
+    if settings is None or not settings.mixing or overall is None:
+        return []
+    if not drops and overall.direction != "drop":
+        return []
+    return levers(settings, drops[0].category if drops else None)
+
+
+def advice(settings: RunSettings | None, category: str | None) -> str:
+    """What to do about a significant drop in `category` (None: overall only). A run that mixes no general
+    data (or an unknown run) is told to mix it in; a mixed run gets the levers it has left, with its numbers —
+    never "mix general data in" again."""
+    if settings is None or not settings.mixing:
+        if category is None:
+            return "mix more general data in"
+        return f"mix general data in and raise {category}'s share"
+    already = f"the run already mixes {100 - settings.customer_percent:g}% general data; levers left: "
+    return already + "; ".join(lever["text"] for lever in levers(settings, category))
+
+
+def verdict(
+    general: Sequence[ChangeRow] | None,
+    domain: Sequence[ChangeRow] | None,
+    settings: RunSettings | None = None,
+) -> str:
     """The one line a user reads first, e.g.
 
     - `domain +41 points; general retained 98% — no significant regression`
     - `domain +95 points; general retained 40% — significant regression: dropped 83 points in
       instruction-following (also: math, reasoning): mix general data in and raise instruction-following's
-      share`
+      share` (a run without mixing; `settings` describes the run, and a mixed run gets `advice`'s levers)
     """
     parts: list[str] = []
     domain_row = _overall(domain or [])
@@ -208,9 +391,7 @@ def verdict(general: Sequence[ChangeRow] | None, domain: Sequence[ChangeRow] | N
         if general_row.retention is not None
         else f"general {general_row.before:.2f} -> {general_row.after:.2f}"
     )
-    drops = sorted(
-        (r for r in general or [] if r.category != OVERALL and r.direction == "drop"), key=lambda r: r.change
-    )
+    drops = _drops(general)
     if not drops and general_row.direction != "drop":
         if general_row.direction == "gain":
             retained = f"general {_points(general_row.change)} points (improved)"
@@ -219,13 +400,13 @@ def verdict(general: Sequence[ChangeRow] | None, domain: Sequence[ChangeRow] | N
     if not drops:
         parts.append(
             f"{retained} — significant regression overall ({_points(general_row.change)} points, "
-            f"95% CI {_points(general_row.ci_low)} to {_points(general_row.ci_high)}): mix more general data in"
+            f"95% CI {_points(general_row.ci_low)} to {_points(general_row.ci_high)}): {advice(settings, None)}"
         )
         return "; ".join(parts)
     worst = drops[0]
     also = f" (also: {', '.join(r.category for r in drops[1:])})" if len(drops) > 1 else ""
     parts.append(
         f"{retained} — significant regression: dropped {abs(round(worst.change * 100))} points in "
-        f"{worst.category}{also}: mix general data in and raise {worst.category}'s share"
+        f"{worst.category}{also}: {advice(settings, worst.category)}"
     )
     return "; ".join(parts)

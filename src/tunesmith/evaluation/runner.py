@@ -23,7 +23,13 @@ from typing import TYPE_CHECKING
 
 from tunesmith.errors import ModelError, UserError
 from tunesmith.evaluation import cache, suites
-from tunesmith.evaluation.forgetting import ChangeRow, forgetting_table, verdict
+from tunesmith.evaluation.forgetting import (
+    ChangeRow,
+    RunSettings,
+    forgetting_table,
+    regression_levers,
+    verdict,
+)
 from tunesmith.evaluation.lm_eval_adapter import DEFAULT_TASKS, REAL_MODEL_PARAMETERS, run_tasks
 from tunesmith.evaluation.metrics import METRICS, resolve_reward
 from tunesmith.runs import atomic_write_json, atomic_write_jsonl, atomic_write_text
@@ -210,6 +216,7 @@ def _general(lazy: _Lazy, config: EvalConfig, items: list[dict]) -> dict:
         "items": answered,
         "summary": suites.summarize(answered),
         "perplexity": {"general_text": suites.general_perplexity(model, tokenizer)},
+        "uniform_perplexity": suites.uniform_perplexity(model),
         "max_new_tokens": max_new,
     }
 
@@ -231,6 +238,7 @@ def _domain(lazy: _Lazy, config: EvalConfig, items: list[dict]) -> dict:
         "items": answered,
         "summary": suites.summarize(answered),
         "perplexity": {"domain_answers": suites.answer_perplexity(model, tokenizer, items)},
+        "uniform_perplexity": suites.uniform_perplexity(model),
         "max_new_tokens": max_new,
     }
 
@@ -317,8 +325,49 @@ def domain_metric(config: EvalConfig) -> str:
     return "reward" if config.reward else "exact_match"
 
 
+def run_settings(run_dir: Path, recipe: ResolvedConfig, stage: str) -> RunSettings | None:
+    """What the verdict's advice needs about the stage of a run that produced a checkpoint: its resolved
+    mixing, mode, LR and LoRA values, the family's default LR (from the size class in `plan.json`) and the
+    epochs over the customer data (the plan's derived `epochs`). None when the stage is not in the recipe."""
+    from tunesmith.advisor.rules import stage_default
+    from tunesmith.runs import read_json_record
+
+    index = next((i for i, s in enumerate(recipe.stages) if s.name == stage), None)
+    if index is None:
+        return None
+    spec = recipe.stages[index]
+    hp = spec.hyperparameters
+    plan: dict = {}
+    if (run_dir / "plan.json").is_file():
+        plan = read_json_record(run_dir / "plan.json", fix="restore it, or rerun the run with --overwrite")
+    size_class = plan.get("size_class")
+    numbers = plan["stages"][index].get("numbers", {}) if len(plan.get("stages", [])) > index else {}
+    return RunSettings(
+        technique=spec.technique,
+        mode=spec.mode,
+        customer_percent=spec.data_mixing.customer_percent,
+        general=dict(spec.data_mixing.general),
+        lr=hp.lr,
+        default_lr=stage_default(recipe, size_class, index, "hyperparameters.lr") if size_class else None,
+        epochs=numbers.get("epochs"),
+        lora_rank=hp.lora.rank if spec.mode == "lora" and hp.lora else None,
+        lora_alpha=hp.lora.alpha if spec.mode == "lora" and hp.lora else None,
+        run=str(run_dir / stage),
+    )
+
+
+def _settings_of(scores: Scores) -> RunSettings | None:
+    """`run_settings` of a checkpoint inside a run (None for a bare model or a run without its recipe)."""
+    checkpoint = scores.checkpoint
+    if checkpoint.run_dir is None or checkpoint.stage is None:
+        return None
+    recipe = checkpoint.recipe or load_run_recipe(checkpoint.run_dir)
+    return run_settings(checkpoint.run_dir, recipe, checkpoint.stage)
+
+
 def compare(before: Scores, after: Scores, config: EvalConfig, *, seed: int = 0) -> dict:
-    """The forgetting report of `after` against `before` on the same items: rows, perplexities, verdict."""
+    """The forgetting report of `after` against `before` on the same items: rows, perplexities, verdict (its
+    advice fits the run that produced `after`: `forgetting.advice`)."""
     rows: list[ChangeRow] = []
     general_rows = domain_rows = None
     if "general" in before.suites and "general" in after.suites:
@@ -353,11 +402,14 @@ def compare(before: Scores, after: Scores, config: EvalConfig, *, seed: int = 0)
             perplexity[name] = {
                 "before": value,
                 "after": (after.suites.get(suite, {}).get("perplexity") or {}).get(name),
+                "uniform": before.suites[suite].get("uniform_perplexity"),  # None in results cached before
             }
+    settings = _settings_of(after)
     return {
         "before": before.checkpoint.label,
         "after": after.checkpoint.label,
-        "verdict": verdict(general_rows, domain_rows),
+        "verdict": verdict(general_rows, domain_rows, settings),
+        "levers": regression_levers(general_rows, settings),
         "rows": [r.to_dict() for r in rows],
         "perplexity": perplexity,
     }
@@ -407,7 +459,7 @@ def checkpoint_summary(scores: Scores) -> dict:
             name: {
                 k: v
                 for k, v in result.items()
-                if k in {"summary", "perplexity", "seconds", "cached", "max_new_tokens"}
+                if k in {"summary", "perplexity", "uniform_perplexity", "seconds", "cached", "max_new_tokens"}
             }
             for name, result in scores.suites.items()
         },
@@ -467,9 +519,17 @@ def render_comparison(comparison: dict) -> str:
         lines.append(
             f"  perplexity {name}: {values['before']:.3f} -> "
             + (f"{after:.3f}" if after is not None else "-")
+            + _uniform_note(values.get("uniform"))
         )
     lines.append(f"verdict: {comparison['verdict']}")
     return "\n".join(lines)
+
+
+def _uniform_note(uniform: int | None) -> str:
+    """What a perplexity is measured against: a uniform guess scores the vocabulary size."""
+    if uniform is None:
+        return ""
+    return f"  (a uniform guess scores {uniform}; above it = confidently wrong)"
 
 
 def render_scores(scores: Scores) -> str:
@@ -486,7 +546,9 @@ def render_scores(scores: Scores) -> str:
             lines.append(f"  {suite} {metric}: {summary['overall']:.3f}  [{by_category}]{cached}")
             cached = ""
         for name, value in (result.get("perplexity") or {}).items():
-            lines.append(f"  {suite} perplexity {name}: {value:.3f}")
+            lines.append(
+                f"  {suite} perplexity {name}: {value:.3f}{_uniform_note(result.get('uniform_perplexity'))}"
+            )
     return "\n".join(lines)
 
 

@@ -196,7 +196,16 @@ def perplexity(
     return math.exp(total_nll / total_tokens) if total_tokens else float("nan")
 
 
+def uniform_perplexity(model) -> int:
+    """The perplexity of a uniform guess over the model's output vocabulary: its size. A model scores above
+    it when it is confidently wrong (e.g. a chat-tuned checkpoint on plain prose, which expects the chat
+    template's tokens next), below it when it predicts better than chance."""
+    return int(model.get_output_embeddings().weight.shape[0])
+
+
 def general_perplexity(model, tokenizer, *, docs_per_category: int = GENERAL_TEXT_DOCS_PER_CATEGORY) -> float:
+    """Perplexity of held-out general prose as plain text (no chat template): every next-token prediction
+    after the tokenizer's BOS, truncated at the model's context length."""
     texts = general_texts(docs_per_category)
     return perplexity(model, tokenizer, [""] * len(texts), texts)
 

@@ -50,10 +50,7 @@ def sweep_command(args: argparse.Namespace, *, finished: Callable[[Path], None] 
     recipe_path = Path(args.recipe)
     overrides = list(args.overrides or [])
     base = plan(recipe_path, overrides)
-    if args.eta < 2 or not 0 < args.min_fraction < 1:
-        raise UserError(
-            "--eta must be >= 2 and --min-fraction between 0 and 1 (e.g. --eta 3 --min-fraction 0.111)"
-        )
+    # --eta, --min-fraction, --trials, --stage: ranges checked by argparse (`sweeps.arguments`)
     setup = SweepSetup(
         recipe_path,
         base,
@@ -67,8 +64,6 @@ def sweep_command(args: argparse.Namespace, *, finished: Callable[[Path], None] 
     )
     space = build_space(args, setup.base_value, recipe_path, overrides)  # before any training
     setup.space = space
-    if args.trials is not None and args.trials < 1:
-        raise UserError(f"--trials {args.trials}: give at least 1")
     name = args.name or f"{base.recipe.name}-sweep"
     sweep_dir = Path(base.recipe.output_dir) / name
     setup.trials_dir = sweep_dir / "trials"
