@@ -1,13 +1,11 @@
 #!/usr/bin/env bash
-# The demo on the embedded default: build (or reuse) the tiny model family, look at the demo domain's data,
-# plan and lint the example recipe, then train it — SFT with LoRA on the fictional company Brindle's
-# demonstrations with 50% general data — and print the forgetting table: domain skill up, general kept.
+# The demo on the embedded default (the tiny model family ships inside the package: nothing is built or
+# downloaded): `tunesmith demo` trains the demo domain (Brindle, a fictional parts supplier) twice from
+# tiny:post-trained — SFT on the domain data only, and the same SFT with 50% general data mixed in — then RFT
+# on the mixed SFT checkpoint after the readiness probe; it evaluates each on held-out items and prints a
+# short summary (domain gain, general retained or lost, what RFT added) with the path of each run's HTML
+# report. A second call reuses the finished runs; `tunesmith demo --out DIR` starts a fresh one elsewhere.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-export PATH="$PWD/.venv/bin:$PATH"
-tunesmith models build tiny
-tunesmith models list
-tunesmith data inspect builtin:brindle/sft --max-length 256
-tunesmith plan recipes/tiny-sft-lora-mixed.yaml
-tunesmith train recipes/tiny-sft-lora-mixed.yaml --overwrite  # a second demo replaces the first run
+.venv/bin/tunesmith demo

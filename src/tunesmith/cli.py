@@ -281,7 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
         "continues where it stopped.",
     )
     p.add_argument("--out", default="runs/demo", help="folder for both runs, the log and the summary")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=SEED, default=0)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--quick", action="store_true", help="a few steps per stage: a smoke test, not evidence")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="applied to both demo recipes")
