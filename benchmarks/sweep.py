@@ -166,10 +166,19 @@ def render(report: dict) -> str:
         f"Settings: {json.dumps(report['settings'])}. Machine: {report['machine']}.",
         "",
     ]
-    if report["settings"].get("max_steps") or len(report["comparison"]["sweep_path"]) < 12:
+    steps = report["settings"].get("max_steps")
+    if len(report["comparison"]["sweep_path"]) < 12 or (steps and steps < 100):
         lines += [
             "**Reduced smoke test** (fewer steps, items and configurations than the acceptance): it shows the",
             "benchmark runs end to end; its numbers say nothing about the acceptance.",
+            "",
+        ]
+    elif steps:
+        items = report["settings"].get("items_per_category")
+        lines += [
+            f"Each configuration trains {steps} steps instead of the recipe's 400"
+            + (f" and is scored on {items} general items per category" if items else "")
+            + " so that the grid fits in a session on 2 cores; the acceptance's criteria are applied unchanged.",
             "",
         ]
     lines += [
