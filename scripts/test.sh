@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The whole test suite, from a fresh clone: setup (idempotent), lint (ruff, the import layers), then pytest
-# (unit + end-to-end on the tiny family, which is built once per run into .cache/tunesmith unless
-# TUNESMITH_HOME is set).
+# The whole test suite, from a fresh clone: setup (idempotent), lint (ruff, the import layers), Chromium for
+# the report's browser test, then pytest (unit + end-to-end on the tiny family shipped in the package; caches
+# go to .cache/tunesmith unless TUNESMITH_HOME is set).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
