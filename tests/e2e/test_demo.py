@@ -69,6 +69,8 @@ def test_summary_tells_the_story_with_numbers() -> None:
     assert "+72.0" in text and "lost: a significant drop" in text
     assert "+60.0" in text and "kept: no significant drop" in text
     assert "+8.0 over SFT" in text  # what RFT added on top of the mixed SFT
-    assert "mixing kept +90.3 general points" in text
+    assert (
+        "mixed vs domain-only SFT: general 95.3 vs 5.0 (+90.3 points), Brindle 60.0 vs 72.0 (-12.0)" in text
+    )
     assert "52% of 512 samples" in text
     assert "domain-only: sft: forgetting x3" in text and "mixed-rft: none" in text

@@ -291,8 +291,9 @@ def render(summary: dict, out: Path) -> str:
     mixed_sft = next((r for r in rows if r["arm"] == "mixed-rft"), None)
     if mixed_sft is not None:
         lines.append(
-            f"  mixing kept {mixed_sft['general'] - only['general']:+.1f} general points against domain-only SFT, "
-            f"at {mixed_sft['domain'] - only['domain']:+.1f} Brindle points"
+            f"  mixed vs domain-only SFT: general {mixed_sft['general']:.1f} vs {only['general']:.1f} "
+            f"({mixed_sft['general'] - only['general']:+.1f} points), Brindle {mixed_sft['domain']:.1f} vs "
+            f"{only['domain']:.1f} ({mixed_sft['domain'] - only['domain']:+.1f})"
         )
     probe = summary.get("probe")
     if probe:
