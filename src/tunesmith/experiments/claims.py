@@ -124,17 +124,35 @@ def decide(checks: Sequence[Check]) -> tuple[str, str]:
     return HOLDS, "every check holds"
 
 
+def _tri(yes: bool, no: bool) -> bool | None:
+    """A check's outcome: True when the numbers show it, False when they contradict it, else None."""
+    return True if yes else False if no else None
+
+
+def _result(
+    claim: int,
+    spec: tuple[str, str, str],
+    checks: Sequence[Check],
+    *,
+    before: Sequence[str] = (),
+    after: Sequence[str] = (),
+    arms: Sequence[str] = (),
+) -> ClaimResult:
+    """The claim's row from its checks (`decide`); `measured` is `before`, the checks' lines, `after`."""
+    status, reason = decide(checks)
+    measured = [*before, *(c.line() for c in checks), *after]
+    return ClaimResult(claim, *spec, status, measured, reason, list(arms))
+
+
+def _inconclusive(
+    claim: int, spec: tuple[str, str, str], why: str, measured: Sequence[str] = (), arms: Sequence[str] = ()
+) -> ClaimResult:
+    return ClaimResult(claim, *spec, INCONCLUSIVE, list(measured), why, list(arms))
+
+
 def _gain(change: Change, *, at_least: float = 0.0) -> bool | None:
     """A significant rise above `at_least`: True; the CI entirely at or below it: False; else None."""
-    if change.ci_low > at_least:
-        return True
-    if change.ci_high <= at_least:
-        return False
-    return None
-
-
-def _missing(claim: int, statement: str, expected: str, rule: str, arms: list[str], why: str) -> ClaimResult:
-    return ClaimResult(claim, statement, expected, rule, INCONCLUSIVE, [], why, arms)
+    return _tri(change.ci_low > at_least, change.ci_high <= at_least)
 
 
 # --- the claims ------------------------------------------------------------------------------------------
@@ -148,30 +166,18 @@ CLAIM_1 = (
 
 def claim_mixing(domain_only: Mapping[str, Change] | None, mixed: Mapping[str, Change] | None) -> ClaimResult:
     """Claim 1. Arms: `{"general": Change, "domain": Change}` against the start, for each arm."""
-    statement, expected, rule = CLAIM_1
     if domain_only is None or mixed is None:
-        return _missing(1, statement, expected, rule, [], "an arm did not finish with an evaluation")
+        return _inconclusive(1, CLAIM_1, "an arm did not finish with an evaluation")
     g0, g1, d1 = domain_only["general"], mixed["general"], mixed["domain"]
-    if g0.ci_high < 0 and g0.change < -LOSES_GENERAL:
-        loses: bool | None = True
-    elif g0.ci_low > -LOSES_GENERAL:
-        loses = False
-    else:
-        loses = None
+    loses = _tri(g0.ci_high < 0 and g0.change < -LOSES_GENERAL, g0.ci_low > -LOSES_GENERAL)
     retention = g1.retention if g1.retention is not None else 1.0
-    if retention >= KEEPS_GENERAL and g1.ci_high >= 0:
-        keeps: bool | None = True
-    elif retention < KEEPS_GENERAL and g1.ci_high < 0:
-        keeps = False
-    else:
-        keeps = None
+    keeps = _tri(retention >= KEEPS_GENERAL and g1.ci_high >= 0, retention < KEEPS_GENERAL and g1.ci_high < 0)
     checks = [
         Check("domain-only loses general ability", loses, f"general {g0.text()}"),
         Check("the 50% mix keeps it", keeps, f"general {g1.text()}, retained {100 * retention:.1f}%"),
         Check("the 50% mix gains the domain", _gain(d1), f"domain {d1.text()}"),
     ]
-    status, reason = decide(checks)
-    return ClaimResult(1, statement, expected, rule, status, [c.line() for c in checks], reason)
+    return _result(1, CLAIM_1, checks)
 
 
 CLAIM_2 = (
@@ -190,18 +196,13 @@ def claim_share(
 ) -> ClaimResult:
     """Claim 2. `*_75_vs_10`: the 75%-share arm's scores against the 10%-share arm's (paired, same items);
     `*_by_share`: general share (percent) -> score, for the table."""
-    statement, expected, rule = CLAIM_2
     if general_75_vs_10 is None or domain_75_vs_10 is None:
-        return _missing(
-            2, statement, expected, rule, [], "the 10% or 75% arm did not finish with an evaluation"
-        )
+        return _inconclusive(2, CLAIM_2, "the 10% or 75% arm did not finish with an evaluation")
     d = domain_75_vs_10
-    if d.ci_low >= -DOMAIN_FLAT and d.ci_high <= DOMAIN_FLAT:
-        flat: bool | None = True
-    elif d.ci_high < -DOMAIN_FLAT or d.ci_low > DOMAIN_FLAT:
-        flat = False
-    else:
-        flat = None
+    flat = _tri(
+        d.ci_low >= -DOMAIN_FLAT and d.ci_high <= DOMAIN_FLAT,
+        d.ci_high < -DOMAIN_FLAT or d.ci_low > DOMAIN_FLAT,
+    )
     by_share = ", ".join(
         f"{share}%: general {100 * general_by_share[share]:.1f} / domain {100 * domain_by_share[share]:.1f}"
         for share in sorted(general_by_share)
@@ -211,8 +212,7 @@ def claim_share(
         Check("general rises from 10% to 75%", _gain(general_75_vs_10), f"{general_75_vs_10.text()}"),
         Check("the domain stays within 10 points", flat, f"{d.text()}"),
     ]
-    status, reason = decide(checks)
-    return ClaimResult(2, statement, expected, rule, status, [*(c.line() for c in checks), by_share], reason)
+    return _result(2, CLAIM_2, checks, after=[by_share])
 
 
 CLAIM_3 = (
@@ -231,9 +231,8 @@ def instability_events(by_detector: Mapping[str, Mapping[str, Any]]) -> int:
 def claim_lr(reference: Mapping[str, Any] | None, raised: Mapping[str, Any] | None) -> ClaimResult:
     """Claim 3. Arms: `{"lr": float, "by_detector": {...}, "stopped": str | None}`. Counts, not a sample:
     no CI (one seed; the run is deterministic per seed)."""
-    statement, expected, rule = CLAIM_3
     if reference is None or raised is None:
-        return _missing(3, statement, expected, rule, [], "an arm did not run")
+        return _inconclusive(3, CLAIM_3, "an arm did not run")
     n_ref, n_raised = instability_events(reference["by_detector"]), instability_events(raised["by_detector"])
 
     def names(arm: Mapping[str, Any]) -> str:
@@ -249,8 +248,7 @@ def claim_lr(reference: Mapping[str, Any] | None, raised: Mapping[str, Any] | No
             f"({names(reference)})",
         )
     ]
-    status, reason = decide(checks)
-    return ClaimResult(3, statement, expected, rule, status, [c.line() for c in checks], reason)
+    return _result(3, CLAIM_3, checks)
 
 
 CLAIM_4 = (
@@ -265,25 +263,18 @@ CLAIM_4 = (
 
 def claim_epochs(domain_2_vs_1: Change | None, general_2_vs_1: Change | None) -> ClaimResult:
     """Claim 4: the 2-epoch arm against the 1-epoch arm (paired, same items)."""
-    statement, expected, rule = CLAIM_4
     if domain_2_vs_1 is None or general_2_vs_1 is None:
-        return _missing(4, statement, expected, rule, [], "an arm did not finish with an evaluation")
+        return _inconclusive(4, CLAIM_4, "an arm did not finish with an evaluation")
     d, g = domain_2_vs_1, general_2_vs_1
-    if d.ci_low > 0:
-        domain_ok: bool | None = False
-    elif d.ci_high < EPOCH_GAIN:
-        domain_ok = True
-    else:
-        domain_ok = None
     checks = [
-        Check("the domain does not gain", domain_ok, d.text()),
+        Check(
+            "the domain does not gain", _tri(d.ci_low <= 0 and d.ci_high < EPOCH_GAIN, d.ci_low > 0), d.text()
+        ),
         Check("general does not gain", g.ci_low <= 0, g.text()),
     ]
-    status, reason = decide(checks)
-    measured = [c.line() for c in checks]
-    if d.ci_high < 0 and g.ci_high < 0:
-        measured.append("two epochs hurt both scores (both drops significant)")
-    return ClaimResult(4, statement, expected, rule, status, measured, reason)
+    both = d.ci_high < 0 and g.ci_high < 0
+    hurt = ["two epochs hurt both scores (both drops significant)"] if both else []
+    return _result(4, CLAIM_4, checks, after=hurt)
 
 
 CLAIM_5 = (
@@ -296,26 +287,17 @@ CLAIM_5 = (
 
 def claim_rft(from_start: Change | None, after_sft: Change | None) -> ClaimResult:
     """Claim 5: the domain reward change of RFT from the post-trained start and from the SFT checkpoint."""
-    statement, expected, rule = CLAIM_5
     if from_start is None or after_sft is None:
-        return _missing(5, statement, expected, rule, [], "an RFT arm did not finish with an evaluation")
+        return _inconclusive(5, CLAIM_5, "an RFT arm did not finish with an evaluation")
     if from_start.before >= LITTLE:
-        return ClaimResult(
-            5, statement, expected, rule, INCONCLUSIVE, [f"start reward {from_start.text()}"],
-            f"the baseline reward {100 * from_start.before:.1f} is not near zero (< {100 * LITTLE:g})",
-        )  # fmt: skip
-    if from_start.ci_high < LITTLE:
-        little: bool | None = True
-    elif from_start.ci_low > LITTLE:
-        little = False
-    else:
-        little = None
+        why = f"the baseline reward {100 * from_start.before:.1f} is not near zero (< {100 * LITTLE:g})"
+        return _inconclusive(5, CLAIM_5, why, [f"start reward {from_start.text()}"])
+    little = _tri(from_start.ci_high < LITTLE, from_start.ci_low > LITTLE)
     checks = [
         Check("RFT from the near-zero start learns little", little, f"reward {from_start.text()}"),
         Check("RFT after SFT improves the reward", _gain(after_sft), f"reward {after_sft.text()}"),
     ]
-    status, reason = decide(checks)
-    return ClaimResult(5, statement, expected, rule, status, [c.line() for c in checks], reason)
+    return _result(5, CLAIM_5, checks)
 
 
 CLAIM_6 = (
@@ -334,31 +316,22 @@ def claim_lora(
 ) -> ClaimResult:
     """Claim 6. `full_domain`: full-rank arm -> its domain score; `lora_vs_full_general(arm)`: LoRA's general
     scores against that arm's (paired)."""
-    statement, expected, rule = CLAIM_6
     if lora_domain is None or not full_domain:
-        return _missing(6, statement, expected, rule, [], "the LoRA or the full-rank arms did not finish")
+        return _inconclusive(6, CLAIM_6, "the LoRA or the full-rank arms did not finish")
     arm = min(full_domain, key=lambda a: abs(full_domain[a] - lora_domain))
     gap = full_domain[arm] - lora_domain
     scores = ", ".join(f"{a} {100 * v:.1f}" for a, v in full_domain.items())
     match = f"domain: LoRA {100 * lora_domain:.1f}; full rank {scores}"
     if abs(gap) > MATCHED_DOMAIN:
-        return ClaimResult(
-            6, statement, expected, rule, INCONCLUSIVE, [match],
+        why = (
             f"no full-rank arm within {100 * MATCHED_DOMAIN:g} points of LoRA's domain score (closest: {arm}, "
-            f"{100 * gap:+.1f})", [arm],
-        )  # fmt: skip
+            f"{100 * gap:+.1f})"
+        )
+        return _inconclusive(6, CLAIM_6, why, [match], [arm])
     g = lora_vs_full_general(arm)
-    if g.ci_low > 0:
-        less: bool | None = True
-    elif g.ci_high < LORA_ADVANTAGE:
-        less = False
-    else:
-        less = None
+    less = _tri(g.ci_low > 0, g.ci_high < LORA_ADVANTAGE)
     checks = [Check(f"LoRA forgets less than {arm}", less, f"general, {arm} -> LoRA: {g.text()}")]
-    status, reason = decide(checks)
-    return ClaimResult(
-        6, statement, expected, rule, status, [match, *(c.line() for c in checks)], reason, [arm]
-    )
+    return _result(6, CLAIM_6, checks, before=[match], arms=[arm])
 
 
 CLAIM_7 = (
@@ -374,19 +347,13 @@ def claim_rank(
 ) -> ClaimResult:
     """Claim 7. `rank_vs_alpha`: the rank-x4 arm's domain scores against the alpha-x4 arm's (paired);
     `gains`: arm -> domain score, for the table."""
-    statement, expected, rule = CLAIM_7
     if baseline is None or rank_vs_alpha is None:
-        return _missing(7, statement, expected, rule, [], "an arm did not finish with an evaluation")
+        return _inconclusive(7, CLAIM_7, "an arm did not finish with an evaluation")
     scores = ", ".join(f"{a} {100 * v:.1f}" for a, v in gains.items())
     if baseline >= LOW_BASELINE:
-        return ClaimResult(
-            7, statement, expected, rule, INCONCLUSIVE, [scores],
-            f"the baseline {100 * baseline:.1f} is not low (< {100 * LOW_BASELINE:g})",
-        )  # fmt: skip
+        why = f"the baseline {100 * baseline:.1f} is not low (< {100 * LOW_BASELINE:g})"
+        return _inconclusive(7, CLAIM_7, why, [scores])
     r = rank_vs_alpha
-    outcome = True if r.ci_low > 0 else False if r.ci_high < 0 else None
+    outcome = _tri(r.ci_low > 0, r.ci_high < 0)
     checks = [Check("rank x4 beats alpha x4 on the domain", outcome, f"alpha x4 -> rank x4: {r.text()}")]
-    status, reason = decide(checks)
-    return ClaimResult(
-        7, statement, expected, rule, status, [f"domain: {scores}", *(c.line() for c in checks)], reason
-    )
+    return _result(7, CLAIM_7, checks, before=[f"domain: {scores}"])

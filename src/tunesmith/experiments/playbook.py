@@ -99,27 +99,18 @@ def sft_base(seed: int, quick: bool) -> dict[str, Any]:
     """The base recipe every SFT arm overrides."""
     hyperparameters: dict[str, Any] = {"lr": SFT_LR, "global_batch_size": 32, "max_epochs": 1}
     if quick:
-        hyperparameters = {
-            "lr": SFT_LR,
-            "global_batch_size": 8,
-            "max_epochs": QUICK_EPOCHS,
-        }
-    return {
-        "name": "playbook-sft-base",
-        "seed": seed,
-        "model": {"family": "tiny", "checkpoint": "post-trained"},
-        "stages": [
-            {
-                "technique": "sft",
-                "mode": "lora",
-                "data": {"train": "builtin:brindle/sft", "validation": "builtin:brindle/sft-validation"},
-                "data_mixing": {"customer_percent": 50},
-                "hyperparameters": hyperparameters,
-                **({"monitoring": {"probe_items_per_category": 2}} if quick else {}),
-            }
-        ],
-        "evaluation": _evaluation(quick),
+        hyperparameters.update(global_batch_size=8, max_epochs=QUICK_EPOCHS)
+    stage = {
+        "technique": "sft",
+        "mode": "lora",
+        "data": {"train": "builtin:brindle/sft", "validation": "builtin:brindle/sft-validation"},
+        "data_mixing": {"customer_percent": 50},
+        "hyperparameters": hyperparameters,
+        # the arms measure what training does: a collapse is recorded (claim 3 counts it), not rolled back
+        # or stopped (the default policy), which would leave a domain-only arm at its first checkpoints
+        "monitoring": {"policies": {"collapse": "warn", "forgetting": "warn"}},
     }
+    return _recipe("playbook-sft-base", seed, quick, stage)
 
 
 def rft_base(seed: int, quick: bool) -> dict[str, Any]:
@@ -127,31 +118,33 @@ def rft_base(seed: int, quick: bool) -> dict[str, Any]:
     hyperparameters: dict[str, Any] = {"lr": RFT_LR, "max_steps": 25, "val_check_interval": 5}
     rft: dict[str, Any] = {"reward": "builtin:brindle", "number_generation": 8}
     if quick:
-        hyperparameters = {"lr": RFT_LR, "max_steps": 1, "global_batch_size": 4, "val_check_interval": 1}
+        hyperparameters.update(max_steps=1, global_batch_size=4, val_check_interval=1)
         rft["number_generation"] = 2
+    stage = {
+        "technique": "rft",
+        "mode": "full",
+        "data": {"train": "builtin:brindle/rft", "validation": "builtin:brindle/rft-validation"},
+        "rft": rft,
+        "hyperparameters": hyperparameters,
+    }
+    return _recipe("playbook-rft-base", seed, quick, stage)
+
+
+def _recipe(name: str, seed: int, quick: bool, stage: dict[str, Any]) -> dict[str, Any]:
+    """A one-stage recipe from tiny:post-trained, evaluated on both suites (`--quick`: tiny probes and
+    evaluation)."""
+    if quick:
+        stage["monitoring"] = {**stage.get("monitoring", {}), "probe_items_per_category": 2}
     return {
-        "name": "playbook-rft-base",
+        "name": name,
         "seed": seed,
         "model": {"family": "tiny", "checkpoint": "post-trained"},
-        "stages": [
-            {
-                "technique": "rft",
-                "mode": "full",
-                "data": {"train": "builtin:brindle/rft", "validation": "builtin:brindle/rft-validation"},
-                "rft": rft,
-                "hyperparameters": hyperparameters,
-                **({"monitoring": {"probe_items_per_category": 2}} if quick else {}),
-            }
-        ],
-        "evaluation": _evaluation(quick),
-    }
-
-
-def _evaluation(quick: bool) -> dict[str, Any]:
-    return {
-        "suites": ["general", "domain"],
-        "domain": "builtin:brindle/eval",
-        "general_items_per_category": 2 if quick else GENERAL_ITEMS,
+        "stages": [stage],
+        "evaluation": {
+            "suites": ["general", "domain"],
+            "domain": "builtin:brindle/eval",
+            "general_items_per_category": 2 if quick else GENERAL_ITEMS,
+        },
     }
 
 
@@ -296,11 +289,11 @@ class Progress:
     """One bar for the whole set: units of planned work (examples trained, completions sampled), advanced
     by every optimizer step of every arm; its ETA covers the arms still to run."""
 
-    def __init__(self, total: float, done: float, quiet: bool) -> None:
+    def __init__(self, total: float, quiet: bool) -> None:
         from tqdm.auto import tqdm
 
         self.bar = tqdm(
-            total=round(total), initial=round(done), desc="playbook", unit="ex", disable=quiet,
+            total=round(total), desc="playbook", unit="ex", disable=quiet,
             file=sys.stderr, dynamic_ncols=True, smoothing=0.05,
         )  # fmt: skip
         self.units_per_step = 0.0
@@ -503,7 +496,7 @@ def playbook(
     setup.write_recipes()
     todo = [a for a in plan_arms if a.name in wanted and a.name not in records]
     work = {a.name: planned_work(setup, a) for a in todo}
-    progress = Progress(sum(w[1] for w in work.values()), 0, quiet)
+    progress = Progress(sum(w[1] for w in work.values()), quiet)
     done = 0.0
     try:
         for arm in todo:
