@@ -193,22 +193,8 @@ def _final_items(run_dir: Path, label: str) -> dict[str, list[dict]]:
     return items
 
 
-def _events(stage_dir: Path, summary: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Events by detector: from result.json's summary, else counted from events.jsonl (a stop without a
-    checkpoint to keep leaves no result.json)."""
-    if summary is not None:
-        return dict(summary["events"]["by_detector"])
-    counts: dict[str, Any] = {}
-    path = stage_dir / "events.jsonl"
-    if path.exists():
-        for line in path.read_text(encoding="utf-8").splitlines():
-            detector = json.loads(line)["detector"]
-            counts.setdefault(detector, {"count": 0})["count"] += 1
-    return counts
-
-
-def _stopped(summary: Mapping[str, Any] | None) -> str | None:
-    stop = (summary or {}).get("stopped_by_monitor")
+def _stopped(summary: Mapping[str, Any]) -> str | None:
+    stop = summary.get("stopped_by_monitor")
     return f"{stop['detector']} at step {stop['step']}" if stop else None
 
 
@@ -228,11 +214,12 @@ def run_arm(setup: Setup, arm: Arm, progress: Callable[..., Any]) -> dict[str, A
         result = train(resolved, runs_root=setup.out, quiet=setup.quiet, force=True, overwrite=True,
                        callbacks=(progress,))  # fmt: skip
     stage_dir = run_dir / stage.name
-    summary = (
-        read_json_record(stage_dir / "result.json", fix=f"delete {run_dir} and run the playbook again")
-        if (stage_dir / "result.json").exists()
-        else None
-    )
+    summary = result.stages[-1].summary
+    if not result.completed and (summary.get("stopped_by_signal") or summary.get("resumable")):
+        raise UserError(
+            f"playbook: arm {arm.name} stopped before it finished ({run_dir}) — run the playbook again to "
+            "continue it"
+        )
     record: dict[str, Any] = {
         "arm": arm.name,
         "seed": setup.seed,
@@ -242,17 +229,17 @@ def run_arm(setup: Setup, arm: Arm, progress: Callable[..., Any]) -> dict[str, A
         "claims": list(arm.claims),
         "lr": stage.hyperparameters.lr,
         "planned_steps": resolved.stages[0].numbers["total_steps"],
-        "steps": summary["steps"] if summary else None,
+        "steps": summary["steps"],
         "completed": result.completed,
-        "stopped": _stopped(summary),
-        "events": _events(stage_dir, summary),
-        "best": (summary or {}).get("best", {}).get("step") if summary else None,
+        "stopped": _stopped(summary),  # by a monitor policy: a finding of the arm, not an interruption
+        "events": dict(summary["events"]["by_detector"]),
+        "best": (summary.get("best") or {}).get("step"),
         "train_seconds": round(time.monotonic() - started, 1),
     }
     if (stage_dir / "probe.json").exists():
         probe = json.loads((stage_dir / "probe.json").read_text())
         record["probe"] = {k: probe[k] for k in ("positive_rate", "verdict")}
-    if summary is not None:  # finished, or stopped by the monitor with a checkpoint to keep
+    if (stage_dir / "result.json").exists():  # finished, or stopped by the monitor with a checkpoint to keep
         evaluated = time.monotonic()
         payload = evaluate_run(run_dir, model_ref(resolved), recipe=resolved.recipe, quiet=True)
         comparison = payload["comparisons"][-1]
@@ -264,11 +251,6 @@ def run_arm(setup: Setup, arm: Arm, progress: Callable[..., Any]) -> dict[str, A
         }
         record["items"] = _final_items(run_dir, payload["checkpoints"][-1]["label"])
         record["eval_seconds"] = round(time.monotonic() - evaluated, 1)
-    if not result.completed and summary is None:
-        raise UserError(
-            f"playbook: arm {arm.name} stopped before it finished ({run_dir}) — run the playbook again to "
-            "continue it"
-        )
     atomic_write_json(run_dir / ARM_RECORD, record)
     return record
 
