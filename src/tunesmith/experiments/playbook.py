@@ -106,9 +106,13 @@ def sft_base(seed: int, quick: bool) -> dict[str, Any]:
         "data": {"train": "builtin:brindle/sft", "validation": "builtin:brindle/sft-validation"},
         "data_mixing": {"customer_percent": 50},
         "hyperparameters": hyperparameters,
-        # the arms measure what training does: a collapse is recorded (claim 3 counts it), not rolled back
-        # or stopped (the default policy), which would leave a domain-only arm at its first checkpoints
-        "monitoring": {"policies": {"collapse": "warn", "forgetting": "warn"}},
+        # the arms measure what training does. A collapse is recorded (claim 3 counts it), not rolled back
+        # and then stopped (the default policy: it stopped the domain-only arm at step 27). The forgetting
+        # detector is off because checkpoint selection honours its limit: with it, the domain-only and 10%
+        # arms kept step 9-10 (within 10 probe points, no domain learned) and their evaluation measured the
+        # selection, not the training. The best checkpoint is then the best validation token accuracy, and
+        # the KL detectors (collapse, kl_drift) still watch the same general probe.
+        "monitoring": {"policies": {"collapse": "warn", "forgetting": "off"}},
     }
     return _recipe("playbook-sft-base", seed, quick, stage)
 
