@@ -363,6 +363,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("folder", metavar="RUN_DIR", help="runs/<name> (a run or a sweep folder)")
     p.set_defaults(func=_cmd_report)
 
+    experiments = sub.add_parser("experiments", help="reproduce the playbook's claims on the tiny family")
+    esub = experiments.add_subparsers(dest="experiments_command", metavar="ACTION", required=True)
+    p = esub.add_parser(
+        "playbook",
+        help="train the arms (resumable) and write the claims table: measured, expected, holds or not",
+    )
+    p.add_argument(
+        "--out", default="runs/playbook", help="arms and the table go here (default runs/playbook)"
+    )
+    p.add_argument("--seed", type=int, default=0, help="the arms' seed (default 0)")
+    p.add_argument("--quick", action="store_true", help="a few steps per arm: a smoke test, not evidence")
+    p.add_argument(
+        "--arms", metavar="NAMES", help="comma-separated: train only these arms now (default: every arm)"
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_experiments_playbook)
+
     p = sub.add_parser(
         "eval", help="score a checkpoint on the general and domain suites; forgetting vs a baseline"
     )
@@ -566,6 +583,15 @@ def _add_serving_parsers(sub) -> None:
     )
     p.add_argument("--log", action="store_true", help="log every request to stderr")
     p.set_defaults(func=_cmd_serve)
+
+
+def _cmd_experiments_playbook(args: argparse.Namespace) -> int:
+    from tunesmith.experiments.playbook import playbook, render
+
+    only = [name.strip() for name in args.arms.split(",") if name.strip()] if args.arms else None
+    payload = playbook(args.out, seed=args.seed, quick=args.quick, quiet=args.quiet, only=only)
+    print(render(payload), end="")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
