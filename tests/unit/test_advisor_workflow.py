@@ -42,8 +42,9 @@ def write_and_lint(advice, tmp_path: Path, probe: float | None = None):
 
 def assert_only_narrow_data_warning(findings) -> None:
     """The one finding on an advised Brindle SFT: the tiny family's default 400 steps make ~4 epochs over a
-    file of 876 unique demonstrations in 3,000 rows (narrow data; the rule says so, the defaults keep it)."""
-    assert [(f.rule, f.severity) for f in findings] == [("sft-epochs-over-narrow-data", "warning")]
+    file of 876 unique demonstrations in 3,000 rows; information only on the tiny class, where the playbook
+    measured more epochs helping (the defaults keep them)."""
+    assert [(f.rule, f.severity) for f in findings] == [("sft-epochs-over-narrow-data", "info")]
     assert "876 are unique" in findings[0].message
 
 
