@@ -52,7 +52,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from tunesmith.training.stage import is_main_process
 
     try:
-        return train_command(
+        code = train_command(
             args.recipe,
             overrides=args.overrides,
             resume=args.resume,
@@ -62,9 +62,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
             name=args.name,
             overwrite=args.overwrite,
         )
-    finally:  # also after a stop or a failure: the report of what the run folder holds
+    except KeyboardInterrupt:  # interrupted: the report of what the run folder holds so far
         if is_main_process():
             report_after(active_run())
+        raise
+    # finished or stopped (by the monitor or a signal): the report; an error stays one line, without one
+    if is_main_process():
+        report_after(active_run())
+    return code
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
