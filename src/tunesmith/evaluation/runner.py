@@ -342,11 +342,17 @@ def run_settings(run_dir: Path, recipe: ResolvedConfig, stage: str) -> RunSettin
         plan = read_json_record(run_dir / "plan.json", fix="restore it, or rerun the run with --overwrite")
     size_class = plan.get("size_class")
     numbers = plan["stages"][index].get("numbers", {}) if len(plan.get("stages", [])) > index else {}
+    # the checkpoint carries every earlier stage's training: an unmixed stage (RFT, say) after a mixed one is
+    # part of a run that already mixes, and that stage's mix is the one to change
+    mixing = next(
+        (s.data_mixing for s in reversed(recipe.stages[: index + 1]) if s.data_mixing.customer_percent < 100),
+        spec.data_mixing,
+    )
     return RunSettings(
         technique=spec.technique,
         mode=spec.mode,
-        customer_percent=spec.data_mixing.customer_percent,
-        general=dict(spec.data_mixing.general),
+        customer_percent=mixing.customer_percent,
+        general=dict(mixing.general),
         lr=hp.lr,
         default_lr=stage_default(recipe, size_class, index, "hyperparameters.lr") if size_class else None,
         epochs=numbers.get("epochs"),
