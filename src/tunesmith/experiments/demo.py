@@ -26,9 +26,10 @@ from pathlib import Path
 from typing import Any
 
 from tunesmith.errors import UserError
-from tunesmith.runs import atomic_write_json, atomic_write_text
+from tunesmith.runs import atomic_write_json, atomic_write_text, read_json_record
 
 RECIPES = Path(__file__).resolve().parent / "recipes"
+RERUN = "delete the demo's folder (or pass another --out) and run `tunesmith demo` again"
 
 
 @dataclass(frozen=True)
@@ -151,7 +152,7 @@ def _run_arm(arm: Arm, resolved, out: Path, progress: _Progress, eval_units: flo
     stages = len(resolved.recipe.stages)
     if _finished(run_dir):
         progress.advance(_training_units(resolved) + (stages + 1) * eval_units)
-        return json.loads((run_dir / "eval" / "evaluation.json").read_text())
+        return read_json_record(run_dir / "eval" / "evaluation.json", fix=RERUN)
     progress.phase(f"training {arm.name}")
     check_recipe(resolved, force=False, quiet=True)
     try:
@@ -223,7 +224,7 @@ def _events(run_dir: Path) -> list[str]:
     """'stage: detector xN' for every stage of a run with monitoring events."""
     out = []
     for result in sorted(run_dir.glob("*/result.json")):
-        summary = json.loads(result.read_text())
+        summary = read_json_record(result, fix=RERUN)
         events = summary.get("events") or {}
         for detector, info in (events.get("by_detector") or {}).items():
             out.append(
@@ -234,7 +235,7 @@ def _events(run_dir: Path) -> list[str]:
 
 def _probe(run_dir: Path) -> dict | None:
     for path in run_dir.glob("*/probe.json"):
-        return json.loads(path.read_text())
+        return read_json_record(path, fix=RERUN)
     return None
 
 
