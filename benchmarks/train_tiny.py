@@ -73,7 +73,7 @@ def main() -> None:
 
     from tunesmith.models import tiny
 
-    tiny.build_family(seed=0, quiet=True)
+    tiny.family()
     checks: list[tuple[str, bool]] = []
     summary: dict[str, dict] = {}
     if "sft" in parts:

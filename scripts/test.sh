@@ -4,7 +4,7 @@
 # go to .cache/tunesmith unless TUNESMITH_HOME is set).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+bash scripts/setup.sh dev
 .venv/bin/ruff check src tests benchmarks
 .venv/bin/ruff format --check src tests benchmarks
 .venv/bin/lint-imports  # the layer contract in pyproject.toml (also run by tests/unit/test_layers.py)

@@ -129,6 +129,14 @@ def family_dir() -> Path:
     return shipped if is_built(shipped) else build_dir()
 
 
+def family(quiet: bool = True) -> dict[str, Path]:
+    """Stage -> model folder of the family `tiny:<stage>` names; builds it only when none is shipped or built."""
+    folder = family_dir()
+    if is_built(folder):
+        return {stage: folder / stage for stage in CHECKPOINT_STAGES}
+    return build_family(seed=0, quiet=quiet)
+
+
 # --- data ------------------------------------------------------------------------------------------------
 def _documents(seed: int, chat_share: float, encoder: ChatEncoder) -> Iterator[list[int]]:
     """Token ids of general documents, categories drawn uniformly; a `chat_share` of them are chat
