@@ -180,7 +180,7 @@ def test_verdict_no_regression() -> None:
         "domain", _items({"brindle": [0.0] * 100}), _items({"brindle": [1.0] * 41 + [0.0] * 59})
     )
     line = verdict(general, domain)
-    assert line == "domain +41 points (0.00 -> 0.41); general retained 99% — no significant regression"
+    assert line == "domain exact_match +41 points (0.00 -> 0.41); general retained 99% — no significant regression"
 
 
 def test_verdict_names_the_worst_category() -> None:
@@ -199,7 +199,7 @@ def test_verdict_names_the_worst_category() -> None:
 
 def test_verdict_domain_within_noise_and_nothing() -> None:
     domain = forgetting_table("domain", _items({"d": [0.0] * 50}), _items({"d": [1.0] + [0.0] * 49}))
-    assert verdict(None, domain) == "domain +2 points (0.00 -> 0.02) (within noise)"
+    assert verdict(None, domain) == "domain exact_match +2 points (0.00 -> 0.02) (within noise)"
     assert verdict(None, None) == "nothing to compare"
 
 

@@ -371,8 +371,8 @@ def verdict(
 ) -> str:
     """The one line a user reads first, e.g.
 
-    - `domain +41 points; general retained 98% — no significant regression`
-    - `domain +95 points; general retained 40% — significant regression: dropped 83 points in
+    - `domain exact_match +41 points; general retained 98% — no significant regression`
+    - `domain reward +95 points; general retained 40% — significant regression: dropped 83 points in
       instruction-following (also: math, reasoning): mix general data in and raise instruction-following's
       share` (a run without mixing; `settings` describes the run, and a mixed run gets `advice`'s levers)
     """
@@ -381,7 +381,7 @@ def verdict(
     if domain_row is not None:
         note = "" if domain_row.significant else " (within noise)"
         parts.append(
-            f"domain {_points(domain_row.change)} points ({domain_row.before:.2f} -> {domain_row.after:.2f}){note}"
+            f"domain {domain_row.metric} {_points(domain_row.change)} points ({domain_row.before:.2f} -> {domain_row.after:.2f}){note}"
         )
     general_row = _overall(general or [])
     if general_row is None:
