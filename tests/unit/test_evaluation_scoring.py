@@ -180,7 +180,10 @@ def test_verdict_no_regression() -> None:
         "domain", _items({"brindle": [0.0] * 100}), _items({"brindle": [1.0] * 41 + [0.0] * 59})
     )
     line = verdict(general, domain)
-    assert line == "domain exact_match +41 points (0.00 -> 0.41); general retained 99% — no significant regression"
+    assert (
+        line
+        == "domain exact_match +41 points (0.00 -> 0.41); general retained 99% — no significant regression"
+    )
 
 
 def test_verdict_names_the_worst_category() -> None:
