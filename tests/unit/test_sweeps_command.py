@@ -148,6 +148,25 @@ def test_grid_sweep_trains_every_configuration_once_then_continues(
     assert main(["sweep", str(recipe), "--space", str(space), "--quiet"]) == 0
     assert len(_rows(sweep / "trials.csv")) == 4
     assert "Pareto front" in capsys.readouterr().out
+    # a study re-created beside its trials' folders (or a re-queued trial whose folder an interrupted run
+    # left): each trial continues its own folder instead of refusing it ("run folder ... exists")
+    trained = {r["run_dir"]: r for r in rows}
+    (sweep / "study.db").unlink()
+    assert main(["sweep", str(recipe), "--space", str(space), "--quiet"]) == 0
+    again = _rows(sweep / "trials.csv")
+    assert len(again) == 4 and {r["run_dir"] for r in again} == set(trained)
+    for row in again:
+        if trained[row["run_dir"]]["state"] == "COMPLETE":  # finished: read again, not trained again
+            assert (
+                row["state"] == "COMPLETE" and row["domain_score"] == trained[row["run_dir"]]["domain_score"]
+            )
+    # the same folders with other settings are refused in one line, before any training
+    (sweep / "study.db").unlink()
+    capsys.readouterr()
+    argv = ["sweep", str(recipe), "--space", str(space), "--quiet", "stages[0].hyperparameters.max_steps=4"]
+    assert main(argv) == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("tunesmith: error")]
+    assert len(errors) == 1 and "was trained with other settings" in errors[0] and "max_steps" in errors[0]
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -116,6 +117,28 @@ def _tokens(result: Any, resolved: ResolvedRecipe) -> tuple[int, str]:
     return total, measure
 
 
+def _continued(run_dir: Path, resolved: ResolvedRecipe) -> Path | None:
+    """The trial's existing run folder when there is one to continue (a retry of a killed or interrupted
+    trial, a study re-created beside its trials): `train` resumes it from its last complete checkpoint, or
+    only re-reads a finished one. None: a new run. A folder trained with other settings is refused in one
+    line, not overwritten."""
+    from tunesmith.training.pipeline import recipe_changes, resumable, stored_recipe
+
+    if not run_dir.exists():
+        return None
+    if not resumable(run_dir):  # made, but nothing finished in it: start the trial again in its place
+        shutil.rmtree(run_dir)
+        return None
+    _, unsafe = recipe_changes(stored_recipe(run_dir), resolved)
+    if unsafe:
+        raise UserError(
+            f"sweep: trial folder {run_dir} was trained with other settings ({', '.join(unsafe[:4])}"
+            f"{' and more' if len(unsafe) > 4 else ''} differ) — delete that folder, or run this sweep under "
+            "another --name"
+        )
+    return run_dir
+
+
 def execute(setup: SweepSetup, trial: Any) -> tuple[float, ...]:
     """Train and evaluate one configuration; returns (domain gain, general retention) or raises
     `optuna.TrialPruned` (successive halving, or a monitor stop)."""
@@ -160,6 +183,7 @@ def execute(setup: SweepSetup, trial: Any) -> tuple[float, ...]:
     result = train(
         resolved,
         runs_root=setup.trials_dir,
+        run_dir=_continued(run_dir, resolved),
         quiet=setup.quiet,
         force=True,  # the sweep linted the base recipe; its values deliberately leave the defaults
         callbacks=(pruner,),  # with --no-prune it only reports the intermediate numbers

@@ -271,26 +271,38 @@ def check_recipe(resolved: ResolvedRecipe, *, force: bool, quiet: bool) -> None:
             print("--force: training despite lint errors", file=sys.stderr)
 
 
+def recipe_changes(stored: ResolvedRecipe, given: ResolvedRecipe) -> tuple[list[str], list[str]]:
+    """The keys in which `given` differs from a run's `stored` recipe (name and output_dir aside: a resumed
+    run keeps its folder), and those of them a resumed run cannot take (not in `RESUME_SAFE`)."""
+    old, new = stored.to_dict(), given.to_dict()
+    new["name"], new["output_dir"] = old["name"], old["output_dir"]
+    changed = _differences(old, new)
+    return changed, [key for key in changed if key.split(".")[0].split("[")[0] not in RESUME_SAFE]
+
+
+def stored_recipe(run_dir: Path) -> ResolvedRecipe:
+    """A run folder's recipe (`recipe.resolved.yaml`), resolved again against its original folder."""
+    recipe_file = run_dir / "recipe.resolved.yaml"
+    if not run_dir.is_dir() or not recipe_file.exists():
+        raise UserError(f"--resume {run_dir}: not a run folder (no recipe.resolved.yaml) — pass runs/<name>")
+    plan_json = read_json_record(run_dir / "plan.json", fix="restore it, or start again with --overwrite")
+    return resolve(load_recipe(recipe_file), recipe_path=plan_json.get("source") or str(recipe_file))
+
+
 def resume_recipe(run_dir: Path, recipe_path: str | None, overrides: list[str]) -> ResolvedRecipe:
     """The recipe a resumed run continues with: the stored one; with a recipe file or overrides, that one —
     refused when it differs from the stored one in anything but `RESUME_SAFE` keys (the differing keys are
     named). Relative paths resolve against the original recipe's folder (`plan.json`'s source)."""
     recipe_file = run_dir / "recipe.resolved.yaml"
-    if not run_dir.is_dir() or not recipe_file.exists():
-        raise UserError(f"--resume {run_dir}: not a run folder (no recipe.resolved.yaml) — pass runs/<name>")
-    plan_json = read_json_record(run_dir / "plan.json", fix="restore it, or start again with --overwrite")
-    source = plan_json.get("source") or str(recipe_file)
-    stored = resolve(load_recipe(recipe_file), recipe_path=source)
+    stored = stored_recipe(run_dir)
+    source = stored.source or str(recipe_file)
     if recipe_path is None and not overrides:
         return stored
     if recipe_path is not None:
         given = plan(Path(recipe_path).absolute(), overrides)
     else:
         given = resolve(load_recipe(recipe_file, overrides), recipe_path=source)
-    old, new = stored.to_dict(), given.to_dict()
-    new["name"], new["output_dir"] = old["name"], old["output_dir"]  # --resume names the folder
-    changed = _differences(old, new)
-    unsafe = [key for key in changed if key.split(".")[0].split("[")[0] not in RESUME_SAFE]
+    changed, unsafe = recipe_changes(stored, given)
     if unsafe:
         what = f"{recipe_path} differs" if recipe_path is not None else "the overrides differ"
         raise UserError(
@@ -300,7 +312,9 @@ def resume_recipe(run_dir: Path, recipe_path: str | None, overrides: list[str]) 
         )
     if not changed:
         return stored
-    given.recipe = given.recipe.model_copy(update={"name": old["name"], "output_dir": old["output_dir"]})
+    given.recipe = given.recipe.model_copy(
+        update={"name": stored.recipe.name, "output_dir": stored.recipe.output_dir}
+    )
     if is_main_process():
         atomic_write_yaml(recipe_file, given.to_dict())
         atomic_write_json(run_dir / "plan.json", given.to_json())
