@@ -84,3 +84,33 @@ def test_the_callback_stops_a_trial_that_forgot_even_with_a_better_metric() -> N
         None, SimpleNamespace(global_step=10), control, metrics={"eval_mean_token_accuracy": 0.0}
     )
     assert not control.should_training_stop and reporting.history == [[10, 0.0, 0.5]]
+
+
+class _Args:
+    eval_strategy = "steps"
+
+
+def test_a_rung_step_validates_and_probes_there_when_pruning() -> None:
+    store: dict = {}
+    probed: list = []
+    callback = _callback(store, [], {0: 0.9})
+    callback.watcher.probe_at = lambda step, model, control: probed.append(step)
+    assert callback.rungs == [10, 30]
+    for step, expected in ((9, False), (10, True), (11, False), (30, True)):
+        control = SimpleNamespace(should_evaluate=False)
+        callback.on_step_end(_Args(), SimpleNamespace(global_step=step), control, model=None)
+        assert control.should_evaluate is expected, step
+    assert probed == [10, 30]
+    # a decided rung (a resumed trial) is not validated again
+    callback.decided = {0}
+    control = SimpleNamespace(should_evaluate=False)
+    callback.on_step_end(_Args(), SimpleNamespace(global_step=10), control, model=None)
+    assert not control.should_evaluate
+    # the grid (pruning off) and stages without validation keep their own schedule
+    for prune, strategy in ((False, "steps"), (True, "no")):
+        callback.prune, callback.decided = prune, set()
+        control = SimpleNamespace(should_evaluate=False)
+        callback.on_step_end(
+            SimpleNamespace(eval_strategy=strategy), SimpleNamespace(global_step=30), control
+        )
+        assert not control.should_evaluate

@@ -10,8 +10,8 @@ on held-out items, the same probe checkpoint selection uses). They are combined 
 rank by the validation metric. That ordering is the constraint-aware scalar.
 
 On that scalar, asynchronous successive halving ([asha-2018]): rungs at `min_fraction x eta^k` of the
-stage's planned steps (1/9 and 1/3 with the defaults `eta` = 3, `min_fraction` = 1/9); at the first
-validation on or after a rung, a trial continues only if its scalar is in the top 1/eta of all trials that
+stage's planned steps (1/9 and 1/3 with the defaults `eta` = 3, `min_fraction` = 1/9); at a rung's step
+(the trial validates and probes there, whatever its `val_check_interval`), a trial continues only if its scalar is in the top 1/eta of all trials that
 reached that rung (the first trials at a rung, fewer than eta, continue only if they are the best so far),
 as Optuna's `SuccessiveHalvingPruner` decides for single-objective studies. A Pareto-aware rule was not
 chosen: with one validation number per trial, non-dominated sorting at a rung keeps most trials when the
@@ -121,6 +121,21 @@ class SuccessiveHalving(TrainerCallback):
         if not settings.enabled or settings.policies.get("forgetting") == "off":
             return None
         return settings.make("forgetting").max_drop
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+        """At an undecided rung's own step, validate now and run the monitor's probe there, instead of waiting
+        for the next scheduled validation (up to `val_check_interval` steps later): a trial that is not
+        promoted stops at the rung. Only when pruning (the exhaustive grid validates on its own schedule; a
+        validation and a probe change no weights, so a promoted trial ends as its grid twin) and only for a
+        stage that validates."""
+        if not self.prune or str(getattr(args.eval_strategy, "value", args.eval_strategy)) == "no":
+            return
+        step = state.global_step
+        if any(rung == step and i not in self.decided for i, rung in enumerate(self.rungs)):
+            control.should_evaluate = True
+            probe_at = getattr(self.watcher, "probe_at", None)
+            if probe_at is not None:
+                probe_at(step, kw.get("model"), control)
 
     def on_evaluate(
         self, args: Any, state: Any, control: Any, metrics: dict[str, float] | None = None, **kw: Any

@@ -295,6 +295,10 @@ class MonitorCallback(TrainerCallback):
         if self.request is not None:  # keep the decision if a later flag would undo it
             self._enforce(self.request, control)
 
+    def probe_at(self, step: int, model: Any, control: TrainerControl) -> None:
+        """Run the forgetting probe at `step` now, off its interval (a sweep's rung); once per step."""
+        self._run_probe(step, model, control)
+
     def _run_probe(self, step: int, model: Any, control: TrainerControl) -> None:
         if self.probe is None or model is None or step in self._probed_steps:
             return
