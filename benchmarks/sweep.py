@@ -98,7 +98,7 @@ def compare(grid: dict, sweep: dict) -> dict:
     g, s = grid["summary"]["recommended"], sweep["summary"]["recommended"]
     grid_steps, sweep_steps = _steps(grid), _steps(sweep)
     out = {
-        "configurations": len(grid["trials"]),
+        "configurations": len({row["config"] for row in grid["trials"]}),  # a retried trial is one
         "grid_pick": g,
         "sweep_pick": s,
         "grid_steps": grid_steps,
