@@ -11,8 +11,9 @@ rank by the validation metric. That ordering is the constraint-aware scalar.
 
 On that scalar, asynchronous successive halving ([asha-2018]): rungs at `min_fraction x eta^k` of the
 stage's planned steps (1/9 and 1/3 with the defaults `eta` = 3, `min_fraction` = 1/9); at a rung's step
-(the trial validates and probes there, whatever its `val_check_interval`), a trial continues only if its scalar is in the top 1/eta of all trials that
-reached that rung (the first trials at a rung, fewer than eta, continue only if they are the best so far),
+(the trial validates and probes there, whatever its `val_check_interval`), a trial continues only if its
+scalar is in the top 1/eta of all trials that reached that rung (the first trials at a rung, fewer than
+eta, continue only if they are the best so far),
 as Optuna's `SuccessiveHalvingPruner` decides for single-objective studies. A Pareto-aware rule was not
 chosen: with one validation number per trial, non-dominated sorting at a rung keeps most trials when the
 two signals disagree, which is exactly when pruning should save compute.
