@@ -87,9 +87,11 @@ def _rows(path: Path) -> list[dict]:
         return list(csv.DictReader(handle))
 
 
-def test_grid_sweep_trains_every_configuration_once_then_continues(
+def test_grid_sweep_halves_synchronously_matches_its_grid_twin_then_continues(
     tmp_path, micro_model_dir, monkeypatch, capsys
 ) -> None:
+    import optuna
+
     monkeypatch.setenv("TUNESMITH_HOME", str(tmp_path / "home"))
     recipe = micro_recipe(tmp_path, micro_model_dir)
     space = tmp_path / "space.yaml"
@@ -100,67 +102,71 @@ def test_grid_sweep_trains_every_configuration_once_then_continues(
     out = capsys.readouterr().out
     sweep = tmp_path / "runs" / "micro-sweep-sweep"
     rows = _rows(sweep / "trials.csv")
-    assert len(rows) == 4
-    assert {frozenset(r["config"].split()) for r in rows} == {
+    configs = {
         frozenset({f"lr={lr}", f"customer_percent={cp}"}) for lr in ("0.001", "0.02") for cp in (50, 75)
     }
-    assert {r["state"] for r in rows} <= {"COMPLETE", "PRUNED"}
-    # the first trial at a rung is never pruned: at least one completes, with objectives and compute
-    complete = [r for r in rows if r["state"] == "COMPLETE"]
-    assert complete
-    for row in complete:
-        assert int(row["steps"]) == int(row["planned_steps"]) == 6
-        assert float(row["eval_seconds"]) > 0 and float(row["train_seconds"]) > 0
-        assert int(row["tokens"]) > 0
-        assert float(row["general_retention_percent"]) >= 0 and row["domain_gain_points"] != ""
-        assert (Path(row["run_dir"]) / "eval" / "evaluation.json").exists()
-    for row in rows:
-        if row["state"] == "PRUNED":
-            assert int(row["steps"]) < 6 and int(row["pruned_step"]) == int(row["steps"])
-            assert "successive halving" in row["pruned_by"] or "monitor" in row["pruned_by"]
-    assert out.count("trial ") >= 4 and "Pareto front" in out
-    summary = json.loads((sweep / "sweep.json").read_text())
-    assert summary["trials"]["COMPLETE"] == len(complete)
-    assert summary["compute"]["steps"] == sum(int(r["steps"]) for r in rows)
-    if summary["recommended"] is not None:
-        best = summary["recommended"]
-        assert not best["significant_regression"]
-        eligible = [r for r in complete if r["significant_regression"] == "False"]
-        assert best["domain_gain_points"] == max(float(r["domain_gain_points"]) for r in eligible)
-        data = yaml.safe_load(exported.read_text())
-        stage = data["stages"][0]
-        assert stage["hyperparameters"]["lr"] == best["config"]["stages[0].hyperparameters.lr"]
-        assert (
-            stage["data_mixing"]["customer_percent"]
-            == best["config"]["stages[0].data_mixing.customer_percent"]
-        )
-        assert main(["plan", str(exported)]) == 0
-    # each trial keeps its intermediate numbers (step, validation token accuracy, probe accuracy) in the study
-    import optuna
-
+    # rungs at steps 1 and 3 of 6 (ceil(6/9), x3); 4 configurations -> 4 to the first rung, 1 to the second,
+    # 1 to the end: every configuration paused at rung 1 before any continued
+    assert len(rows) == 6 and {frozenset(r["config"].split()) for r in rows[:4]} == configs
+    for row in rows[:4]:
+        assert row["state"] == "PRUNED" and row["steps"] == row["pruned_step"] == "1"
+        assert "paused at rung 1 (step 1)" in row["pruned_by"]
     study = optuna.load_study(study_name="micro-sweep-sweep", storage=f"sqlite:///{sweep / 'study.db'}")
-    for trial in study.get_trials():
-        history = trial.user_attrs["validation:sft"]
-        # validations every 2 steps, plus the rungs' own steps (ceil(6/9) = 1; 2 is a validation anyway)
-        assert [h[0] for h in history] == [0, 1, 2, 4, 6][: len(history)] and history
-        assert all(0 <= h[1] <= 1 for h in history)
+    trials = study.get_trials()
+    first = sorted(trials[:4], key=lambda t: ([-x for x in t.user_attrs["rung:sft/0"]], t.number))[0]
+    assert trials[4].user_attrs["promoted"]["from_trial"] == first.number  # the best at rung 1 continued
+    assert rows[4]["config"] == rows[5]["config"] == rows[first.number]["config"]
+    assert (
+        rows[4]["state"] == "PRUNED"
+        and rows[4]["steps"] == "3"
+        and "paused at rung 2" in rows[4]["pruned_by"]
+    )
+    complete = rows[5]
+    assert complete["state"] == "COMPLETE" and complete["steps"] == complete["planned_steps"] == "6"
+    assert (
+        float(complete["eval_seconds"]) > 0
+        and float(complete["train_seconds"]) > 0
+        and int(complete["tokens"]) > 0
+    )
+    assert (Path(complete["run_dir"]) / "eval" / "evaluation.json").exists()
+    assert len({r["run_dir"] for r in rows if r["config"] == complete["config"]}) == 1  # one run, continued
+    assert "promoted (rank 1 of 4" in out and out.count("trial ") >= 6 and "Pareto front" in out
+    summary = json.loads((sweep / "sweep.json").read_text())
+    assert summary["trials"]["COMPLETE"] == 1 and summary["trials"]["PRUNED"] == 5
+    assert summary["compute"]["steps"] == 4 * 1 + (3 - 1) + (6 - 3)  # each step counted once
+    best = summary["recommended"]
+    if best is not None:
+        assert best["trial"] == 5 and not best["significant_regression"]
+        data = yaml.safe_load(exported.read_text())
+        assert data["stages"][0]["hyperparameters"]["lr"] == best["config"]["stages[0].hyperparameters.lr"]
+        assert main(["plan", str(exported)]) == 0
+    # each trial keeps its intermediate numbers (step, validation token accuracy, probe accuracy); validations
+    # every 2 steps plus the rungs' own steps
+    history = trials[5].user_attrs["validation:sft"]
+    assert [h[0] for h in history] == [4, 6] and all(0 <= h[1] <= 1 for h in history)
+    assert [h[0] for h in trials[0].user_attrs["validation:sft"]] == [0, 1]
+    # the exhaustive grid (--no-prune) runs the same schedule: the sweep's finished trial ends as its twin
+    capsys.readouterr()
+    argv = ["sweep", str(recipe), "--space", str(space), "--quiet", "--no-prune", "--name", "grid"]
+    assert main(argv) == 0
+    grid = _rows(tmp_path / "runs" / "grid" / "trials.csv")
+    assert len(grid) == 4 and all(r["state"] == "COMPLETE" and r["steps"] == "6" for r in grid)
+    twin = next(r for r in grid if r["config"] == complete["config"])
+    for key in ("domain_score", "general_retention_percent", "general_score", "significant_regression"):
+        assert twin[key] == complete[key], key
     # re-running continues the study: nothing left to train, same trials
     capsys.readouterr()
     assert main(["sweep", str(recipe), "--space", str(space), "--quiet"]) == 0
-    assert len(_rows(sweep / "trials.csv")) == 4
+    assert _rows(sweep / "trials.csv") == rows
     assert "Pareto front" in capsys.readouterr().out
-    # a study re-created beside its trials' folders (or a re-queued trial whose folder an interrupted run
-    # left): each trial continues its own folder instead of refusing it ("run folder ... exists")
-    trained = {r["run_dir"]: r for r in rows}
+    # a study re-created beside its trials' folders: each trial continues its own folder instead of refusing
+    # it ("run folder ... exists"); the finished one is read again, not trained again
     (sweep / "study.db").unlink()
     assert main(["sweep", str(recipe), "--space", str(space), "--quiet"]) == 0
     again = _rows(sweep / "trials.csv")
-    assert len(again) == 4 and {r["run_dir"] for r in again} == set(trained)
-    for row in again:
-        if trained[row["run_dir"]]["state"] == "COMPLETE":  # finished: read again, not trained again
-            assert (
-                row["state"] == "COMPLETE" and row["domain_score"] == trained[row["run_dir"]]["domain_score"]
-            )
+    assert {r["run_dir"] for r in again} == {r["run_dir"] for r in rows}
+    finished = [r for r in again if r["run_dir"] == complete["run_dir"] and r["state"] == "COMPLETE"]
+    assert finished and finished[0]["domain_score"] == complete["domain_score"]
     # the same folders with other settings are refused in one line, before any training
     (sweep / "study.db").unlink()
     capsys.readouterr()

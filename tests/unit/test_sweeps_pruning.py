@@ -8,10 +8,15 @@ from tunesmith.monitoring import MonitorSettings
 from tunesmith.sweeps.pruning import SuccessiveHalving, promotable, rung_steps, scalar
 
 
-def test_rungs_are_geometric_fractions_of_the_steps() -> None:
-    assert rung_steps(400) == [45, 134]  # ceil(400/9), ceil(400/3)
+def test_rungs_are_geometric_from_a_fraction_of_the_steps_or_the_end_of_warmup() -> None:
+    assert rung_steps(400) == [45, 135]  # ceil(400/9), x3
     assert rung_steps(81, eta=3, min_fraction=1 / 27) == [3, 9, 27]
     assert rung_steps(2) == [1]
+    # no rung inside the warmup (the stability gap): the first rung moves to its end, the rest follow x eta
+    assert rung_steps(180, warmup_steps=25) == [25, 75]
+    assert rung_steps(400, warmup_steps=60) == [60, 180]
+    assert rung_steps(400, warmup_steps=10) == [45, 135]  # a short warmup changes nothing
+    assert rung_steps(100, warmup_steps=100) == []  # all warmup: nothing to compare, every trial runs in full
 
 
 def test_the_scalar_ranks_forgetting_below_any_feasible_trial() -> None:
@@ -90,27 +95,45 @@ class _Args:
     eval_strategy = "steps"
 
 
-def test_a_rung_step_validates_and_probes_there_when_pruning() -> None:
+def test_a_rung_step_validates_probes_and_saves_there() -> None:
     store: dict = {}
     probed: list = []
     callback = _callback(store, [], {0: 0.9})
     callback.watcher.probe_at = lambda step, model, control: probed.append(step)
     assert callback.rungs == [10, 30]
     for step, expected in ((9, False), (10, True), (11, False), (30, True)):
-        control = SimpleNamespace(should_evaluate=False)
+        control = SimpleNamespace(should_evaluate=False, should_save=False)
         callback.on_step_end(_Args(), SimpleNamespace(global_step=step), control, model=None)
-        assert control.should_evaluate is expected, step
+        assert control.should_evaluate is expected and control.should_save is expected, step
     assert probed == [10, 30]
     # a decided rung (a resumed trial) is not validated again
     callback.decided = {0}
     control = SimpleNamespace(should_evaluate=False)
     callback.on_step_end(_Args(), SimpleNamespace(global_step=10), control, model=None)
     assert not control.should_evaluate
-    # the grid (pruning off) and stages without validation keep their own schedule
-    for prune, strategy in ((False, "steps"), (True, "no")):
-        callback.prune, callback.decided = prune, set()
-        control = SimpleNamespace(should_evaluate=False)
-        callback.on_step_end(
-            SimpleNamespace(eval_strategy=strategy), SimpleNamespace(global_step=30), control
-        )
-        assert not control.should_evaluate
+    # the grid (pruning off) runs the same schedule, so a trial and its grid twin end alike
+    callback.prune, callback.decided = False, set()
+    control = SimpleNamespace(should_evaluate=False, should_save=False)
+    callback.on_step_end(_Args(), SimpleNamespace(global_step=30), control, model=None)
+    assert control.should_evaluate and control.should_save and probed == [10, 30, 30]
+    # a stage without validation keeps its own schedule
+    control = SimpleNamespace(should_evaluate=False)
+    callback.on_step_end(SimpleNamespace(eval_strategy="no"), SimpleNamespace(global_step=30), control)
+    assert not control.should_evaluate
+
+
+def test_the_synchronous_schedule_records_and_pauses_at_its_rung_whatever_the_others() -> None:
+    store: dict = {"sft/1": [[0, 0.99]] * 5}  # five better trials at rung 2: pruning would stop this one
+    paused: list = []
+    callback = _callback(store, paused, {0: 0.9, 10: 0.9, 30: 0.9})
+    callback.prune, callback.pause_at = False, 1
+    control = _Control()
+    callback.on_evaluate(
+        None, SimpleNamespace(global_step=10), control, metrics={"eval_mean_token_accuracy": 0.5}
+    )
+    assert not control.should_training_stop and store["sft/0"] == [[0, 0.5]]  # rung 1 recorded, passed
+    callback.on_evaluate(
+        None, SimpleNamespace(global_step=30), control, metrics={"eval_mean_token_accuracy": 0.6}
+    )
+    assert control.should_training_stop and control.should_save and store["sft/1"][-1] == [0, 0.6]
+    assert paused[0].step == 30 and "paused at rung 2 (step 30)" in paused[0].reason

@@ -26,6 +26,7 @@ from tunesmith.sweeps.storage import (
     open_study,
     optuna_module,
 )
+from tunesmith.sweeps.synchronous import slot_counts
 from tunesmith.sweeps.trial import SweepSetup, execute
 from tunesmith.sweeps.workers import enqueue_missing, run_worker
 
@@ -82,8 +83,13 @@ def sweep_command(args: argparse.Namespace, *, finished: Callable[[Path], None] 
     )
     sampler = optuna.samplers.TPESampler(seed=base.recipe.seed, constraints_func=_constraint)
     study = open_study(storage, name, create=not args.worker, sampler=sampler)
+    counts = None
+    if configs is not None and setup.prune:  # a grid: synchronous successive halving (`sweeps.synchronous`)
+        setup.levels = setup.schedule_levels()
+        counts = slot_counts(len(configs), len(setup.levels) + 1, setup.eta)
+        total = sum(counts)  # trials: every configuration to the first rung, then the promotions
     if configs is not None and not args.worker:
-        added = enqueue_missing(study, configs)
+        added = enqueue_missing(study, configs, slot_counts=counts)
         if added and not args.quiet:
             print(f"sweep {name}: {len(configs)} configurations ({added} queued now) in {space.source}")
     elif not args.quiet:

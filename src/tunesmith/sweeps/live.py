@@ -12,7 +12,7 @@ from typing import Any
 
 from tunesmith.runs import atomic_write_text
 from tunesmith.sweeps.space import config_label
-from tunesmith.sweeps.workers import CONFIG_ATTR
+from tunesmith.sweeps.synchronous import CONFIG_ATTR, RANK_ATTR
 
 CSV_COLUMNS = (
     "trial", "state", "config", "domain_gain_points", "domain_score", "general_retention_percent",
@@ -51,6 +51,9 @@ def trial_line(trial: Any, trials: list[Any], total: int | None) -> str:
     config = config_label(trial.user_attrs.get(CONFIG_ATTR, {}))
     done = sum(1 for t in trials if t.state.name in ("COMPLETE", "PRUNED"))
     head = f"trial {trial.number} ({done}/{total if total is not None else '?'}) {config}: "
+    promoted = trial.user_attrs.get(RANK_ATTR)
+    if promoted:
+        head += f"promoted (rank {promoted['rank']} of {promoted['of']} at the rung before), "
     if trial.state.name == "COMPLETE":
         o = trial.user_attrs["objectives"]
         flag = (
@@ -69,7 +72,8 @@ def trial_line(trial: Any, trials: list[Any], total: int | None) -> str:
     compute = ""
     if c:
         tokens = f", {c['tokens'] / 1e6:.2f}M tokens" if c.get("tokens") else ""
-        compute = f" | {c['steps']}/{c['planned_steps']} steps{tokens}, {c['train_seconds']:.0f} s + eval {c['eval_seconds']:.0f} s"
+        steps = f"{c['steps_before']}->{c['steps']}" if c.get("steps_before") else f"{c['steps']}"
+        compute = f" | {steps}/{c['planned_steps']} steps{tokens}, {c['train_seconds']:.0f} s + eval {c['eval_seconds']:.0f} s"
     eta = eta_seconds(trials, total)
     return head + body + compute + (f" | ETA {_clock(eta)}" if eta is not None else "")
 

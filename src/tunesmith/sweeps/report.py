@@ -13,7 +13,7 @@ from tunesmith.errors import UserError
 from tunesmith.runs import atomic_write_json, atomic_write_text
 from tunesmith.sweeps.objectives import RULE, Objectives, pareto_front, recommend
 from tunesmith.sweeps.space import config_label, override
-from tunesmith.sweeps.workers import CONFIG_ATTR
+from tunesmith.sweeps.synchronous import CONFIG_ATTR
 
 
 def summarize(trials: list[Any]) -> dict[str, Any]:
@@ -43,7 +43,7 @@ def summarize(trials: list[Any]) -> dict[str, Any]:
             else None
         ),
         "compute": {
-            "steps": sum(c.get("steps", 0) for c in computes),
+            "steps": sum(c.get("steps", 0) - c.get("steps_before", 0) for c in computes),
             "tokens": sum(c.get("tokens", 0) for c in computes),
             "train_seconds": round(sum(c.get("train_seconds", 0.0) for c in computes), 2),
             "eval_seconds": round(sum(c.get("eval_seconds", 0.0) for c in computes), 2),

@@ -23,12 +23,30 @@ from tunesmith.errors import UserError
 from tunesmith.recipe.plan import plan
 from tunesmith.recipe.resolve import ResolvedRecipe
 from tunesmith.sweeps.objectives import objectives_from_evaluation
-from tunesmith.sweeps.pruning import ETA, MIN_FRACTION, SWEEP_POLICIES, PruneDecision, SuccessiveHalving
+from tunesmith.sweeps.pruning import (
+    ETA,
+    MIN_FRACTION,
+    SWEEP_POLICIES,
+    PruneDecision,
+    SuccessiveHalving,
+    rung_steps,
+)
 from tunesmith.sweeps.space import Space, override, sample, suggest, value_at
 from tunesmith.sweeps.storage import optuna_module
-from tunesmith.sweeps.workers import CONFIG_ATTR
+from tunesmith.sweeps.synchronous import (
+    CONFIG_ATTR,
+    RANK_ATTR,
+    SLOT_ATTR,
+    level_of,
+    slot_configuration,
+)
 
 RUNG_PREFIX = "rung:"
+
+
+def warmup_of(stage: Any) -> int:
+    """The stage's warmup steps (0 for a technique without them): no rung falls before their end."""
+    return int(getattr(getattr(stage, "hyperparameters", None), "warmup_steps", 0) or 0)
 
 
 def run_dir_name(config: dict[str, Any]) -> str:
@@ -50,12 +68,28 @@ class SweepSetup:
     eta: int = ETA
     min_fraction: float = MIN_FRACTION
     quiet: bool = True
+    levels: list[tuple[str, int]] | None = None  # the synchronous schedule's rungs (stage, index), in order
+
+    def schedule_levels(self) -> list[tuple[str, int]]:
+        """Every stage's rungs in training order: the synchronous schedule's levels (+ the last: the end)."""
+        return [
+            (stage.name, index)
+            for stage, planned in zip(self.base.recipe.stages, self.base.stages, strict=True)
+            for index, _ in enumerate(
+                rung_steps(planned.numbers["total_steps"], self.eta, self.min_fraction, warmup_of(stage))
+            )
+        ]
 
     def base_value(self, key: str) -> Any:
         return value_at(self.base.recipe.model_dump(mode="json"), key)
 
     def policy_overrides(self) -> list[str]:
+        """The sweep's detector policies (`pruning.SWEEP_POLICIES`) and, unless the recipe sets its own, a
+        forgetting probe of the evaluation's general items: the rungs compare trials on the yardstick the
+        final rule uses (8 items per category leave one item = 2.5 points of noise between two trials)."""
         out = []
+        evaluation = self.base.recipe.evaluation
+        items = getattr(evaluation, "general_items_per_category", None)
         for index, stage in enumerate(self.base.recipe.stages):
             given = (stage.monitoring.policies if stage.monitoring else {}) or {}
             out += [
@@ -63,6 +97,8 @@ class SweepSetup:
                 for name, policy in SWEEP_POLICIES.items()
                 if name not in given
             ]
+            if items and not (stage.monitoring and stage.monitoring.probe_items_per_category):
+                out.append(f"stages[{index}].monitoring.probe_items_per_category={items}")
         return out
 
     def trial_overrides(self, config: dict[str, Any]) -> list[str]:
@@ -139,6 +175,31 @@ def _continued(run_dir: Path, resolved: ResolvedRecipe) -> Path | None:
     return run_dir
 
 
+def _take_slot(setup: SweepSetup, trial: Any) -> Any:
+    """A promotion slot: take the configuration its rank names at the level before (a retry keeps the one
+    its killed trial took) and fix the trial's parameters to it; raises `optuna.TrialPruned` when the level
+    before ranked too few configurations."""
+    optuna = optuna_module()
+    slot = trial.user_attrs[SLOT_ATTR]
+    if CONFIG_ATTR not in trial.user_attrs:
+        stage, index = setup.levels[int(slot[0]) - 1]
+        trials = trial.study.get_trials(deepcopy=False)
+        chosen = slot_configuration(trials, slot, f"{RUNG_PREFIX}{stage}/{index}")
+        if chosen is None:
+            trial.set_user_attr(
+                "pruned", {"by": "nothing to promote: the level before ranked fewer configurations"}
+            )
+            raise optuna.TrialPruned("nothing to promote")
+        config, source = chosen
+        source["trial_id"] = next(t._trial_id for t in trials if t.number == source["from_trial"])
+        trial.set_user_attr(CONFIG_ATTR, dict(config))
+        trial.set_user_attr(RANK_ATTR, source)
+    config = trial.user_attrs[CONFIG_ATTR]
+    storage = trial.study._storage
+    storage.set_trial_system_attr(trial._trial_id, "fixed_params", dict(config))
+    return optuna.trial.Trial(trial.study, trial._trial_id)  # re-read: its parameters are now fixed
+
+
 def execute(setup: SweepSetup, trial: Any) -> tuple[float, ...]:
     """Train and evaluate one configuration; returns (domain gain, general retention) or raises
     `optuna.TrialPruned` (successive halving, or a monitor stop)."""
@@ -146,16 +207,21 @@ def execute(setup: SweepSetup, trial: Any) -> tuple[float, ...]:
     from tunesmith.training.pipeline import model_ref, train
 
     optuna = optuna_module()
+    level = level_of(trial) if setup.levels is not None else None
+    if level is not None and SLOT_ATTR in trial.user_attrs:
+        trial = _take_slot(setup, trial)
     config = sample(setup.space, lambda p: suggest(trial, p), setup.base_value)
     trial.set_user_attr(CONFIG_ATTR, config)
-    # --no-prune trains exactly as `tunesmith train` would (the exhaustive grid): no sweep policies either
-    policies = setup.policy_overrides() if setup.prune else []
+    # the exhaustive grid (--no-prune) trains as the sweep's trials do: the same detector policies, and the
+    # same validations, probes and checkpoints at the rungs, so a trial and its grid twin end alike
+    policies = setup.policy_overrides()
     resolved = plan(setup.recipe_path, [*setup.trial_overrides(config), *policies])
     run_dir = setup.trials_dir / resolved.recipe.name
     trial.set_user_attr("run_dir", str(run_dir))
     totals = {
         s.name: p.numbers["total_steps"] for s, p in zip(resolved.recipe.stages, resolved.stages, strict=True)
     }
+    warmups = {s.name: warmup_of(s) for s in resolved.recipe.stages}
     decisions: list[PruneDecision] = []
 
     def pruner(watcher: Any, selection: Any) -> SuccessiveHalving:
@@ -163,9 +229,15 @@ def execute(setup: SweepSetup, trial: Any) -> tuple[float, ...]:
         retries) already passed are not decided again."""
         stage = watcher.stage_dir.name
         done = {k.removeprefix(RUNG_PREFIX) for k in trial.user_attrs if k.startswith(RUNG_PREFIX)}
+        pause_at = None
+        if level is not None and setup.levels:
+            done |= {f"{s}/{i}" for s, i in setup.levels[:level]}  # passed before this promotion
+            if level < len(setup.levels) and setup.levels[level][0] == stage:
+                pause_at = setup.levels[level][1]
         callback = SuccessiveHalving(
             stage=stage,
             total_steps=totals[stage],
+            warmup_steps=warmups[stage],
             watcher=watcher,
             selection=selection,
             record=lambda key, value: trial.set_user_attr(RUNG_PREFIX + key, value),
@@ -174,7 +246,8 @@ def execute(setup: SweepSetup, trial: Any) -> tuple[float, ...]:
             min_fraction=setup.min_fraction,
             on_prune=decisions.append,
             report=lambda history: trial.set_user_attr(f"validation:{stage}", history),
-            prune=setup.prune,
+            prune=setup.prune and setup.levels is None,  # the synchronous schedule decides between trials
+            pause_at=pause_at,
         )
         callback.decided = {i for i in range(len(callback.rungs)) if f"{stage}/{i}" in done}
         return callback
@@ -197,6 +270,10 @@ def execute(setup: SweepSetup, trial: Any) -> tuple[float, ...]:
         "eval_seconds": 0.0,
     }
     compute["tokens"], compute["tokens_measure"] = _tokens(result, resolved)
+    source = trial.user_attrs.get(RANK_ATTR)
+    if source is not None:  # a promotion continued the run of an earlier trial: count only its own steps
+        before = trial.study._storage.get_trial_user_attrs(source["trial_id"]).get("compute") or {}
+        compute["steps_before"] = int(before.get("steps", 0))
     trial.set_user_attr("compute", compute)
     if not result.completed:
         stopped = result.stages[-1].summary

@@ -22,8 +22,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from tunesmith.sweeps.storage import optuna_module
-
-CONFIG_ATTR = "config"
+from tunesmith.sweeps.synchronous import CONFIG_ATTR, LEVEL_ATTR, SLOT_ATTR, claimable, missing_slots
 
 
 class Heartbeat:
@@ -53,32 +52,42 @@ def _key(config: Mapping[str, Any]) -> tuple:
     return tuple(sorted((k, repr(v)) for k, v in config.items()))
 
 
-def enqueue_missing(study: Any, configs: Iterable[Mapping[str, Any]]) -> int:
-    """Queue each configuration that has no completed, pruned, running or queued trial; returns how many."""
+ALIVE = ("COMPLETE", "PRUNED", "RUNNING", "WAITING")
+
+
+def enqueue_missing(
+    study: Any, configs: Iterable[Mapping[str, Any]], *, slot_counts: list[int] | None = None
+) -> int:
+    """Queue each configuration that has no completed, pruned, running or queued trial; returns how many.
+    With `slot_counts` (the synchronous schedule, `sweeps.synchronous`), configurations are queued to level
+    0 and each missing promotion slot is queued too."""
     trials = study.get_trials(deepcopy=False)
-    optuna = optuna_module()
-    alive = (
-        optuna.trial.TrialState.COMPLETE,
-        optuna.trial.TrialState.PRUNED,
-        optuna.trial.TrialState.RUNNING,
-        optuna.trial.TrialState.WAITING,
-    )
-    covered = {_key(t.user_attrs.get(CONFIG_ATTR, {})) for t in trials if t.state in alive}
+    covered = {
+        _key(t.user_attrs.get(CONFIG_ATTR, {}))
+        for t in trials
+        if t.state.name in ALIVE and SLOT_ATTR not in t.user_attrs
+    }
+    extra = {LEVEL_ATTR: 0} if slot_counts is not None else {}
     added = 0
     for config in configs:
         if _key(config) not in covered:
             study.enqueue_trial(
-                params=dict(config), user_attrs={CONFIG_ATTR: dict(config)}, skip_if_exists=False
+                params=dict(config), user_attrs={CONFIG_ATTR: dict(config), **extra}, skip_if_exists=False
             )
             covered.add(_key(config))
             added += 1
+    for slot in missing_slots(trials, slot_counts or [], ALIVE):
+        study.enqueue_trial(params={}, user_attrs={SLOT_ATTR: slot}, skip_if_exists=False)
     return added
 
 
 def _claim_waiting(study: Any) -> Any | None:
+    """Claim the first queued trial that may start (a promotion slot waits for the level before it)."""
     optuna = optuna_module()
-    waiting = optuna.trial.TrialState.WAITING
-    for frozen in study.get_trials(deepcopy=False, states=(waiting,)):
+    trials = study.get_trials(deepcopy=False)
+    for frozen in trials:
+        if frozen.state.name != "WAITING" or not claimable(frozen, trials):
+            continue
         if study._storage.set_trial_state_values(frozen._trial_id, optuna.trial.TrialState.RUNNING):
             return optuna.trial.Trial(study, frozen._trial_id)
     return None
@@ -117,9 +126,11 @@ def run_worker(
                 ):  # "heartbeat is supposed to be used with optimize": ours beats
                     warnings.filterwarnings("ignore", message="Heartbeat of storage")
                     trial = study.ask()
-            elif counts["RUNNING"] or counts["WAITING"]:
+            elif counts["RUNNING"]:
                 time.sleep(poll)  # another worker's trial: wait for it, or for it to go stale
                 continue
+            elif counts["WAITING"]:  # only promotions whose level before never settles: cannot happen
+                raise RuntimeError(f"sweep: {counts['WAITING']} queued trials that no worker may start")
             else:
                 return ran
         _run_one(study, trial, objective, heartbeat_seconds)

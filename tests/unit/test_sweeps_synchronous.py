@@ -1,0 +1,83 @@
+"""Synchronous successive halving: levels, slots, when a slot may start, which configuration it continues."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from tunesmith.sweeps.synchronous import (
+    CONFIG_ATTR,
+    LEVEL_ATTR,
+    SLOT_ATTR,
+    claimable,
+    missing_slots,
+    ranking,
+    settled,
+    slot_configuration,
+    slot_counts,
+)
+
+RUNG = "rung:sft/0"
+
+
+def _trial(number: int, state: str, **attrs) -> SimpleNamespace:
+    return SimpleNamespace(number=number, state=SimpleNamespace(name=state), user_attrs=attrs)
+
+
+def _level0(
+    number: int, lr: float, value: list[float] | None, state: str = "PRUNED", **more
+) -> SimpleNamespace:
+    attrs = {CONFIG_ATTR: {"lr": lr}, LEVEL_ATTR: 0, **more}
+    if value is not None:
+        attrs[RUNG] = value
+    return _trial(number, state, **attrs)
+
+
+def test_each_level_keeps_the_top_third_and_at_least_one() -> None:
+    assert slot_counts(12, 3) == [12, 4, 1]  # 12 x 1/9 + 4 x 2/9 + 1 x 6/9 of the steps: 24% of the grid
+    assert slot_counts(27, 4) == [27, 9, 3, 1]
+    assert slot_counts(4, 3) == [4, 1, 1]
+    assert slot_counts(12, 2, eta=2) == [12, 6]
+    assert slot_counts(5, 1) == [5]  # no rung: every configuration trains in full
+
+
+def test_missing_slots_are_those_no_alive_trial_holds() -> None:
+    trials = [
+        _trial(0, "WAITING", **{SLOT_ATTR: [1, 0]}),
+        _trial(1, "FAIL", **{SLOT_ATTR: [1, 1]}),  # failed for good: queued again
+        _trial(2, "PRUNED", **{SLOT_ATTR: [2, 0]}),
+    ]
+    alive = ("COMPLETE", "PRUNED", "RUNNING", "WAITING")
+    assert missing_slots(trials, [12, 4, 1], alive) == [[1, 1], [1, 2], [1, 3]]
+    assert missing_slots([], [4], alive) == []
+
+
+def test_a_slot_waits_until_the_level_before_is_settled() -> None:
+    slot = _trial(9, "WAITING", **{SLOT_ATTR: [1, 0]})
+    later = _trial(10, "WAITING", **{SLOT_ATTR: [2, 0]})
+    running = [_level0(0, 0.1, [0, 0.5]), _level0(1, 0.2, None, state="RUNNING"), slot, later]
+    assert claimable(running[0], running)  # outside the slots: always
+    assert not settled(running, 0) and not claimable(slot, running)
+    done = [_level0(0, 0.1, [0, 0.5]), _level0(1, 0.2, [0, 0.6]), slot, later]
+    assert settled(done, 0) and claimable(slot, done)
+    assert not claimable(later, done)  # level 1 (the slot) is still waiting
+    retry_waiting = [*done, _level0(3, 0.3, None, state="WAITING")]  # a killed trial's retry, queued
+    assert not claimable(slot, retry_waiting)
+
+
+def test_slots_take_the_ranking_of_the_level_before_in_order() -> None:
+    trials = [
+        _level0(0, 0.1, [0, 0.50]),
+        _level0(1, 0.2, [-0.3, 0.99]),  # best validation, but beyond the forgetting limit: ranked last
+        _level0(2, 0.3, [0, 0.70]),
+        _level0(3, 0.4, [0, 0.70]),  # tie: the lower trial number first
+        _level0(4, 0.5, [0, 0.90], pruned={"by": "monitor: divergence"}),  # stopped by a detector: out
+        _level0(5, 0.6, None),  # never reached the rung (no validation, or failed): out
+        _level0(
+            6, 0.1, [0, 0.10]
+        ),  # the same configuration twice (a re-created study): its first trial counts
+    ]
+    assert [t.number for t in ranking(trials, 0, RUNG)] == [2, 3, 0, 1]
+    config, source = slot_configuration(trials, [1, 0], RUNG)
+    assert config == {"lr": 0.3} and source == {"from_trial": 2, "rank": 1, "of": 4}
+    assert slot_configuration(trials, [1, 3], RUNG)[0] == {"lr": 0.2}
+    assert slot_configuration(trials, [1, 4], RUNG) is None  # fewer ranked than slots: nothing to promote
