@@ -344,6 +344,10 @@ def test_the_forgetting_probe_forces_the_direct_answer_and_pads_with_eos(stand_i
     assert pads.numel() > 0 and set(pads.tolist()) == {tokenizer.pad_token_id or tokenizer.eos_token_id}
     result = probe.measure(load_model(stand_ins[kind], dtype=torch.float32))
     assert 0.0 <= result["general_accuracy"] <= 1.0 and result["kl"] == 0.0
+    # per category and per item, so two probes can be compared item by item
+    assert len(result["items"]) == len(probe.rows) and set(result["items"]) <= {"0", "1"}
+    assert result["general_accuracy"] == pytest.approx(result["items"].count("1") / len(probe.rows), abs=1e-4)
+    assert set(result["categories"]) == set(probe.categories)
 
 
 def test_a_reasoning_evaluation_gets_the_whole_token_cap(stand_ins) -> None:

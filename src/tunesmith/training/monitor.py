@@ -5,7 +5,8 @@ Files in the stage folder:
 
     events.jsonl     one line per event (append-only: a rollback's history stays; a resume after a crash
                      drops the current attempt's events past the resumed step, which will be seen again)
-    probes.jsonl     the forgetting probe at each probe step: general accuracy (0-1), KL to the start model
+    probes.jsonl     the forgetting probe at each probe step: general accuracy (0-1), KL to the start model,
+                     accuracy per category and each item (1 = right)
     probe_reference.pt   the start model's answers and top-k log-probs on the probe prompts (for the KL)
     monitor.json     attempts, rollbacks done, the LR scale segments (read on resume)
 
@@ -125,11 +126,13 @@ class ForgettingProbe:
         from tunesmith.data import general
 
         self.tokenizer = tokenizer
-        self.rows = [
-            row
+        drawn = [
+            (category, row)
             for category in general.CATEGORIES
             for row in general.sample(category, "eval", items_per_category, seed=0, split="eval")
         ]
+        self.categories = [category for category, _ in drawn]
+        self.rows = [row for _, row in drawn]
         self.messages = [[{"role": "user", "content": r["query"]}] for r in self.rows]
         self.reference_path = stage_dir / REFERENCE_FILE
         self.reference: dict[str, Any] | None = None
@@ -149,7 +152,11 @@ class ForgettingProbe:
         positions = scored[:, 1:].bool()  # position t predicts token t+1
         targets = input_ids[:, 1:]
         hits = (log_probs[:, :-1].argmax(-1) == targets) | ~positions
-        accuracy = hits.all(dim=1).float().mean().item()
+        correct = hits.all(dim=1).tolist()
+        accuracy = sum(correct) / len(correct)
+        by_category: dict[str, list[bool]] = {}
+        for category, right in zip(self.categories, correct, strict=True):
+            by_category.setdefault(category, []).append(right)
         picked = log_probs[:, :-1][positions]
         if self.reference is None:
             k = min(KL_TOP_K, picked.shape[-1])
@@ -166,6 +173,9 @@ class ForgettingProbe:
             "general_accuracy": round(accuracy, 4),
             "kl": round(kl, 5),
             "seconds": round(time.perf_counter() - started, 3),
+            # which categories move, and each item (1 = right), for paired comparisons between probes
+            "categories": {c: round(sum(v) / len(v), 4) for c, v in by_category.items()},
+            "items": "".join("1" if right else "0" for right in correct),
         }
 
     def _batch(self, answers: list[str]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
