@@ -3,7 +3,10 @@
 Same model, data, hyperparameters (full rank, lr 3e-4, batch, steps, max_length) and training examples:
 
 - A: `python -m tunesmith.cli train RECIPE --quiet --no-eval --force`: one SFT stage, monitoring on (the
-  forgetting probe and checkpoints every `val_check_interval`), `hyperparameters.packing` false and true.
+  forgetting probe and checkpoints every `val_check_interval`), `hyperparameters.packing` false and true,
+  everything else at tunesmith's defaults (so "packing off" on the mixed data groups the examples of every
+  16 steps by length, `hyperparameters.length_grouping: auto`; on the Brindle file padding is too small
+  for either).
 - B: this file with `--child-trl`: `SFTTrainer` with TRL's defaults (gradient checkpointing, no packing,
   logging every 10 steps, its own thread count) plus the same loss mask (assistant-only where the chat
   template marks assistant turns, else prompt -> completion), the same precision as A (fp32 weights; bf16
@@ -26,7 +29,8 @@ Brindle pairs per example, up to 2048 tokens). There B packs whole rows of 2048 
 step hold more examples than A's 32), which is TRL's packing as users switch it on.
 
     .venv/bin/python benchmarks/throughput.py            # the full run: appends to benchmarks/RESULTS.md
-                                                         # (estimate: about an hour on an idle 2-core machine)
+                                                         # (hours on a 2-core machine at 100 steps: the
+                                                         # 30M model takes ~3-7 s a step; --steps shrinks it)
     .venv/bin/python benchmarks/throughput.py --quick    # smoke run (few steps, 1 pair, nothing recorded)
 
 The machine must be otherwise quiet for the figures to mean anything (the busy part makes its own load).

@@ -20,6 +20,7 @@ from tunesmith.data.packing import (
     decide_packing,
     expected_padding_share,
     first_fit_rows,
+    length_grouped_steps,
     length_sorted_steps,
 )
 
@@ -55,8 +56,15 @@ def _jsonl(path: Path, rows: list[dict]) -> str:
     return str(path)
 
 
-def _train(tmp_path: Path, model_dir: Path, technique: str, packing: bool, micro_batch_size: int = 8) -> Path:
-    folder = tmp_path / f"{technique}-{packing}-{micro_batch_size}"
+def _train(
+    tmp_path: Path,
+    model_dir: Path,
+    technique: str,
+    packing: bool,
+    micro_batch_size: int = 8,
+    grouping: bool = False,  # off: these tests compare the same steps packed and unpacked
+) -> Path:
+    folder = tmp_path / f"{technique}-{packing}-{micro_batch_size}-{grouping}"
     folder.mkdir()
     recipe = {
         "name": "packing",
@@ -81,6 +89,7 @@ def _train(tmp_path: Path, model_dir: Path, technique: str, packing: bool, micro
                     "lr": 1e-3,
                     "max_length": 96,
                     "packing": packing,
+                    "length_grouping": grouping,
                 },
             }
         ],
@@ -125,6 +134,39 @@ def test_length_grouped_micro_batches_change_no_step(tmp_path: Path, micro_model
     for a, b in zip([r for r in whole if "loss" in r], [r for r in grouped if "loss" in r], strict=True):
         assert b["loss"] == pytest.approx(a["loss"], abs=1e-4)
         assert b["tokens"] == a["tokens"]
+
+
+def test_length_grouped_steps_regroup_each_window_into_steps_of_similar_lengths() -> None:
+    import random
+
+    rng = random.Random(0)
+    lengths = [rng.choice([rng.randint(20, 60), rng.randint(150, 250)]) for _ in range(100)]
+    order = length_grouped_steps(lengths, 8, window_steps=4, seed=1)
+    assert sorted(order) == list(range(100))  # every example once
+    for start in range(0, 96, 32):  # examples stay in their window of 4 steps (32 examples)
+        assert set(order[start : start + 32]) == set(range(start, start + 32))
+    assert sorted(order[96:]) == [96, 97, 98, 99]  # the short last step, last
+    steps = [order[i : i + 8] for i in range(0, 96, 8)]
+
+    def padded(steps: list[list[int]]) -> int:
+        return sum(len(step) * max(lengths[i] for i in step) for step in steps)
+
+    assert padded(steps) < 0.8 * padded([list(range(i, i + 8)) for i in range(0, 96, 8)])
+    assert all(lengths[s[0]] == max(lengths[i] for i in s) for s in steps)  # each step longest first
+    assert order == length_grouped_steps(lengths, 8, window_steps=4, seed=1)  # seeded
+    assert order != length_grouped_steps(lengths, 8, window_steps=4, seed=2)  # step order within windows
+
+
+def test_length_grouped_training_trains_every_example_once(tmp_path: Path, micro_model_dir: Path) -> None:
+    plain = _train(tmp_path, micro_model_dir, "sft", packing=False)
+    grouped = _train(tmp_path, micro_model_dir, "sft", packing=False, grouping=True)
+    result = json.loads((grouped / "result.json").read_text())["packing"]
+    assert result["length_grouped"] is True and "steps grouped by length" in result["reason"]
+    assert json.loads((plain / "result.json").read_text())["packing"]["length_grouped"] is False
+    steps_plain = [r for r in _metrics(plain) if "loss" in r]
+    steps_grouped = [r for r in _metrics(grouped) if "loss" in r]
+    assert [r["step"] for r in steps_grouped] == [1, 2, 3]
+    assert steps_grouped[-1]["tokens"] == steps_plain[-1]["tokens"]  # the same examples, other steps
 
 
 def test_length_sorted_steps_keeps_each_steps_examples() -> None:
@@ -196,6 +238,15 @@ def test_packing_rule() -> None:
     assert decide_packing(uniform, 64, True).pack and decide_packing(uniform, 64, True).forced
     assert not decide_packing(mixed, 64, False).pack
     assert "hyperparameters.packing" in decide_packing(mixed, 64, False).describe()
+    # unpacked where packing would pay: steps grouped by length (auto), unless the recipe says no
+    assert (
+        decide_packing(mixed, 64, False, None).group
+        and "grouped by length" in decide_packing(mixed, 64, False, None).describe()
+    )
+    assert not decide_packing(mixed, 64, False, False).group
+    assert not decide_packing(uniform, 64, False, None).group  # little padding: nothing to group
+    assert decide_packing(uniform, 64, False, True).group  # asked for
+    assert not decide_packing(mixed, 64, None, None).group  # packed: no padding left to group away
 
 
 def test_packed_logits_match_through_the_model(micro_model) -> None:

@@ -176,7 +176,8 @@ def add_packing_estimates(resolved: ResolvedRecipe, stage_data: dict[int, StageD
             state = "decided at training" if setting is None else ("on" if setting else "off")
             stage_plan.set("packing", state, f"tokenized lengths unknown here ({why})")
             continue
-        decision = decide_packing(data.lengths.lengths, hp.micro_batch_size, setting)
+        grouping = None if hp.length_grouping == "auto" else hp.length_grouping
+        decision = decide_packing(data.lengths.lengths, hp.micro_batch_size, setting, grouping)
         where = "" if decision.forced else "; training decides on the whole tokenized mix"
         stage_plan.set("packing", "on" if decision.pack else "off", f"{decision.describe()}{where}")
 

@@ -428,6 +428,13 @@ DEFAULTS: tuple[Default, ...] = (
         "([trl-docs] packing, padding-free)",
     ),
     Default(
+        H + "length_grouping",
+        "auto",
+        "without packing, group the examples of every 16 consecutive steps into steps of similar lengths when "
+        "padding would fill >= 20% of token slots (tunesmith.data.packing.decide_packing), as transformers' "
+        "group_by_length does over its mega-batches ([transformers-docs] `group_by_length`)",
+    ),
+    Default(
         H + "save_top_k",
         5,
         "'save_top_k: 5 (Keep top K best checkpoints)' (Nova SFT/RFT recipes, [nova-recipes])",

@@ -434,6 +434,7 @@ def _fill_step_free_values(scope: _StageScope, recipe_seed: int) -> None:
         "adam_beta2",
         "save_top_k",
         "packing",
+        "length_grouping",
     ):
         scope.fill_hp(attr)
     scope.fill_hp("micro_batch_size", derive=lambda: hp.global_batch_size)

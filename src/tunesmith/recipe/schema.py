@@ -195,6 +195,11 @@ class Hyperparameters(Strict):
         description="CPT/SFT: lay each micro-batch's examples into shared rows instead of padding them "
         "(true / false; auto: when the tokenized lengths make padding fill >= 20% of token slots)",
     )
+    length_grouping: bool | Literal["auto"] | None = Field(
+        None,
+        description="CPT/SFT without packing: regroup the examples of every 16 consecutive steps into steps "
+        "of similar lengths (true / false; auto: when padding would fill >= 20% of token slots)",
+    )
     weight_decay: Annotated[float, Field(ge=0, le=1)] | None = None
     grad_clip: Annotated[float, Field(ge=0)] | None = Field(None, description="max gradient norm; 0 disables")
     adam_beta1: Annotated[float, Field(ge=0, lt=1)] | None = None
@@ -465,6 +470,7 @@ class ResolvedHyperparameters(Resolved):
     max_steps: int | None = None
     max_epochs: float | None = None
     packing: bool | Literal["auto"]
+    length_grouping: bool | Literal["auto"] = "auto"
     weight_decay: float
     grad_clip: float
     adam_beta1: float

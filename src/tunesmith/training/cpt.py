@@ -19,6 +19,7 @@ from tunesmith.data.packing import (
     PackingDecision,
     dataset_lengths,
     decide_packing,
+    length_grouped_steps,
     length_sorted_steps,
 )
 from tunesmith.errors import UserError
@@ -151,8 +152,11 @@ class CPT:
         if self.packing is None:
             lengths = dataset_lengths(trainer.train_dataset)
             setting = None if hp.packing == "auto" else hp.packing
-            self.packing = decide_packing(lengths, hp.micro_batch_size, setting)
-            if hp.micro_batch_size < hp.global_batch_size:  # several micro-batches per step: group them
+            grouping = None if hp.length_grouping == "auto" else hp.length_grouping
+            self.packing = decide_packing(lengths, hp.micro_batch_size, setting, grouping)
+            if self.packing.group:  # unpacked and padding would pay: steps of similar lengths
+                self._order = length_grouped_steps(lengths, hp.global_batch_size, seed=hp.seed)
+            elif hp.micro_batch_size < hp.global_batch_size:  # several micro-batches per step: group them
                 self._order = length_sorted_steps(lengths, hp.global_batch_size)
             if not run.quiet and is_main_process():
                 print(f"{run.stage.name}: {self.packing.describe()}", flush=True)
@@ -168,7 +172,11 @@ class CPT:
     def summarize(self, run: StageRun) -> dict[str, Any]:
         summary: dict[str, Any] = {"threads": configure_threads(announce=False).describe()}
         if self.packing is not None:
-            summary["packing"] = {"on": self.packing.pack, "reason": self.packing.describe()}
+            summary["packing"] = {
+                "on": self.packing.pack,
+                "length_grouped": self.packing.group,
+                "reason": self.packing.describe(),
+            }
         return summary
 
 
