@@ -113,7 +113,12 @@ def test_grid_sweep_halves_synchronously_matches_its_grid_twin_then_continues(
         assert "paused at rung 1 (step 1)" in row["pruned_by"]
     study = optuna.load_study(study_name="micro-sweep-sweep", storage=f"sqlite:///{sweep / 'study.db'}")
     trials = study.get_trials()
-    first = sorted(trials[:4], key=lambda t: ([-x for x in t.user_attrs["rung:sft/0"]], t.number))[0]
+    from tunesmith.sweeps.synchronous import ranking
+
+    for trial in trials[:4]:  # each recorded its general probe items and its domain probe at the rung
+        probe = trial.user_attrs["rung-probe:sft/0"]
+        assert probe["step"] == 1 and len(probe["items"]) == 2 * 5 and 0 <= probe["domain"] <= 1
+    first = ranking(trials, 0, "sft/0")[0]
     assert trials[4].user_attrs["promoted"]["from_trial"] == first.number  # the best at rung 1 continued
     assert rows[4]["config"] == rows[5]["config"] == rows[first.number]["config"]
     assert (

@@ -16,7 +16,8 @@ from tunesmith.sweeps.synchronous import (
     slot_counts,
 )
 
-RUNG = "rung:sft/0"
+KEY = "sft/0"
+RUNG = "rung:" + KEY
 
 
 def _trial(number: int, state: str, **attrs) -> SimpleNamespace:
@@ -76,8 +77,36 @@ def test_slots_take_the_ranking_of_the_level_before_in_order() -> None:
             6, 0.1, [0, 0.10]
         ),  # the same configuration twice (a re-created study): its first trial counts
     ]
-    assert [t.number for t in ranking(trials, 0, RUNG)] == [2, 3, 0, 1]
-    config, source = slot_configuration(trials, [1, 0], RUNG)
+    assert [t.number for t in ranking(trials, 0, KEY)] == [2, 3, 0, 1]
+    config, source = slot_configuration(trials, [1, 0], KEY)
     assert config == {"lr": 0.3} and source == {"from_trial": 2, "rank": 1, "of": 4}
-    assert slot_configuration(trials, [1, 3], RUNG)[0] == {"lr": 0.2}
-    assert slot_configuration(trials, [1, 4], RUNG) is None  # fewer ranked than slots: nothing to promote
+    assert slot_configuration(trials, [1, 3], KEY)[0] == {"lr": 0.2}
+    assert slot_configuration(trials, [1, 4], KEY) is None  # fewer ranked than slots: nothing to promote
+
+
+def _probed(number: int, lr: float, items: str, domain: float) -> SimpleNamespace:
+    general = items.count("1") / len(items)
+    probe = {
+        "general": general,
+        "items": items,
+        "strata": [["math", len(items) // 2], ["knowledge", len(items) // 2]],
+        "domain": domain,
+    }
+    return _level0(number, lr, [0, 0.5], **{"rung-probe:" + KEY: probe})
+
+
+def test_with_probes_a_rung_ranks_by_the_final_rule_against_the_best_trial_there() -> None:
+    best = "1" * 90 + "0" * 10  # 90% right
+    tied = "1" * 88 + "0" * 12  # 2 items fewer: within noise of the best
+    below = "1" * 75 + "0" * 25  # 15 points below: significant
+    far = "1" * 60 + "0" * 40
+    trials = [
+        _probed(0, 0.1, best, domain=0.30),  # forgets least, learns the domain slowly
+        _probed(1, 0.2, tied, domain=0.60),  # as good on general, better on the domain: first
+        _probed(2, 0.3, below, domain=0.90),  # best domain, but significantly below the best on general
+        _probed(3, 0.4, far, domain=0.95),
+    ]
+    assert [t.number for t in ranking(trials, 0, KEY)] == [1, 0, 2, 3]
+    # without the probes (an older study, a recipe without a domain file): the scalar, as before
+    plain = [_level0(i, 0.1 * i, [0, v]) for i, v in enumerate((0.2, 0.9, 0.5))]
+    assert [t.number for t in ranking(plain, 0, KEY)] == [1, 2, 0]

@@ -108,6 +108,8 @@ class SuccessiveHalving(TrainerCallback):
         report: Callable[[list[list[float | None]]], None] = lambda history: None,
         prune: bool = True,
         pause_at: int | None = None,
+        domain_probe: Any = None,
+        record_probe: Callable[[str, dict[str, Any]], None] = lambda key, value: None,
     ) -> None:
         self.stage = stage
         self.rungs = rung_steps(total_steps, eta, min_fraction, warmup_steps)
@@ -119,9 +121,12 @@ class SuccessiveHalving(TrainerCallback):
         self.on_prune = on_prune
         self.report = report
         self.prune = prune
-        self.pause_at = (
-            pause_at  # synchronous schedule: the rung (index) to record and stop at, promoted or not
+        self.pause_at = pause_at  # synchronous: the rung (index) to record and stop at, promoted or not
+        self.domain_probe = (
+            domain_probe  # `ForgettingProbe` on the evaluation's domain items, run at the rungs
         )
+        self.record_probe = record_probe
+        self.domain_at: dict[int, dict[str, float]] = {}
         self.decided: set[int] = set()
         self.history: list[list[float | None]] = []  # [step, validation metric, probe general accuracy]
 
@@ -138,6 +143,26 @@ class SuccessiveHalving(TrainerCallback):
             return None
         return settings.make("forgetting").max_drop
 
+    def _probe_record(self, step: int) -> dict[str, Any]:
+        """What the synchronous ranking compares at a rung (`synchronous.final_rule_order`): the general
+        probe's items (1 = right) with their categories, and the domain probe's token accuracy."""
+        probe = getattr(self.watcher, "probe", None)
+        strata: list[list[Any]] = []
+        for category in getattr(probe, "categories", []):
+            if strata and strata[-1][0] == category:
+                strata[-1][1] += 1
+            else:
+                strata.append([category, 1])
+        return {
+            "step": step,
+            "general": self.watcher.general_accuracy.get(step),
+            "items": getattr(self.watcher, "general_items", {}).get(step),
+            "strata": strata,
+            # the domain answers' token accuracy (exact match is near 0 for every trial early on)
+            "domain": self.domain_at.get(step, {}).get("token_accuracy"),
+            "domain_exact_match": self.domain_at.get(step, {}).get("general_accuracy"),
+        }
+
     def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
         """At an undecided rung's own step, validate now, run the monitor's probe there and save a checkpoint,
         instead of waiting for the next scheduled validation (up to `val_check_interval` steps later). The
@@ -153,6 +178,8 @@ class SuccessiveHalving(TrainerCallback):
             probe_at = getattr(self.watcher, "probe_at", None)
             if probe_at is not None:
                 probe_at(step, kw.get("model"), control)
+            if self.domain_probe is not None and kw.get("model") is not None:
+                self.domain_at[step] = self.domain_probe.measure(kw["model"])
 
     def on_evaluate(
         self, args: Any, state: Any, control: Any, metrics: dict[str, float] | None = None, **kw: Any
@@ -177,6 +204,7 @@ class SuccessiveHalving(TrainerCallback):
             key = f"{self.stage}/{index}"
             others = self.competitors(key) if self.prune else []
             self.record(key, value)  # the grid records its rungs too: what a sweep would have compared
+            self.record_probe(key, self._probe_record(step))
             if index == self.pause_at:
                 self.on_prune(
                     PruneDecision(

@@ -36,12 +36,12 @@ from tunesmith.sweeps.storage import optuna_module
 from tunesmith.sweeps.synchronous import (
     CONFIG_ATTR,
     RANK_ATTR,
+    RUNG_PREFIX,
+    RUNG_PROBE_PREFIX,
     SLOT_ATTR,
     level_of,
     slot_configuration,
 )
-
-RUNG_PREFIX = "rung:"
 
 
 def warmup_of(stage: Any) -> int:
@@ -175,6 +175,24 @@ def _continued(run_dir: Path, resolved: ResolvedRecipe) -> Path | None:
     return run_dir
 
 
+def domain_probe(setup: SweepSetup, watcher: Any) -> Any:
+    """The rungs' domain measure: the forgetting probe's teacher-forced exact match on the evaluation's
+    domain items (the items the final rule's domain score comes from), or None without a general probe or
+    a domain file. The stage's own validation metric is no yardstick across trials: its data are mixed
+    at each trial's general share."""
+    from tunesmith.evaluation.suites import domain_items, resolve_data
+    from tunesmith.training.monitor import ForgettingProbe
+
+    probe = getattr(watcher, "probe", None)
+    evaluation = setup.base.recipe.evaluation
+    ref = getattr(evaluation, "domain", None)
+    if probe is None or not ref:
+        return None
+    base_dir = Path(setup.base.source).parent if setup.base.source else None
+    items = [(row["category"], row) for row in domain_items(resolve_data(ref, base_dir))]
+    return ForgettingProbe(probe.tokenizer, 0, None, items=items) if items else None
+
+
 def _take_slot(setup: SweepSetup, trial: Any) -> Any:
     """A promotion slot: take the configuration its rank names at the level before (a retry keeps the one
     its killed trial took) and fix the trial's parameters to it; raises `optuna.TrialPruned` when the level
@@ -184,7 +202,7 @@ def _take_slot(setup: SweepSetup, trial: Any) -> Any:
     if CONFIG_ATTR not in trial.user_attrs:
         stage, index = setup.levels[int(slot[0]) - 1]
         trials = trial.study.get_trials(deepcopy=False)
-        chosen = slot_configuration(trials, slot, f"{RUNG_PREFIX}{stage}/{index}")
+        chosen = slot_configuration(trials, slot, f"{stage}/{index}")
         if chosen is None:
             trial.set_user_attr(
                 "pruned", {"by": "nothing to promote: the level before ranked fewer configurations"}
@@ -248,6 +266,8 @@ def execute(setup: SweepSetup, trial: Any) -> tuple[float, ...]:
             report=lambda history: trial.set_user_attr(f"validation:{stage}", history),
             prune=setup.prune and setup.levels is None,  # the synchronous schedule decides between trials
             pause_at=pause_at,
+            domain_probe=domain_probe(setup, watcher) if setup.levels is not None else None,
+            record_probe=lambda key, value: trial.set_user_attr(RUNG_PROBE_PREFIX + key, value),
         )
         callback.decided = {i for i in range(len(callback.rungs)) if f"{stage}/{i}" in done}
         return callback

@@ -122,22 +122,35 @@ def lr_scale_at(step: int, segments: list[list[float]]) -> float:
 class ForgettingProbe:
     """General held-out accuracy and KL to the start model on a fixed prompt set."""
 
-    def __init__(self, tokenizer: Any, items_per_category: int, stage_dir: Path):
+    def __init__(
+        self,
+        tokenizer: Any,
+        items_per_category: int,
+        stage_dir: Path | None,
+        *,
+        items: list[tuple[str, dict[str, Any]]] | None = None,
+    ):
+        """`items` ((category, {query, response} or {messages, reference}) pairs) instead of the general
+        held-out items: the same
+        teacher-forced exact match on other answers (a sweep's domain probe); with `stage_dir` None no KL
+        reference is kept (KL reported as 0)."""
         from tunesmith.data import general
 
         self.tokenizer = tokenizer
-        drawn = [
-            (category, row)
-            for category in general.CATEGORIES
-            for row in general.sample(category, "eval", items_per_category, seed=0, split="eval")
-        ]
+        drawn = items
+        if drawn is None:
+            drawn = [
+                (category, row)
+                for category in general.CATEGORIES
+                for row in general.sample(category, "eval", items_per_category, seed=0, split="eval")
+            ]
         self.categories = [category for category, _ in drawn]
         self.rows = [row for _, row in drawn]
-        self.messages = [[{"role": "user", "content": r["query"]}] for r in self.rows]
-        self.reference_path = stage_dir / REFERENCE_FILE
+        self.messages = [r.get("messages") or [{"role": "user", "content": r["query"]}] for r in self.rows]
+        self.reference_path = stage_dir / REFERENCE_FILE if stage_dir is not None else None
         self.reference: dict[str, Any] | None = None
         self._inputs: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
-        if self.reference_path.exists():
+        if self.reference_path is not None and self.reference_path.exists():
             self.reference = torch.load(self.reference_path, weights_only=True)
 
     @torch.no_grad()
@@ -146,19 +159,24 @@ class ForgettingProbe:
         start model's top-k log-probs as the KL reference."""
         started = time.perf_counter()
         if self._inputs is None:
-            self._inputs = self._batch([r["response"] for r in self.rows])
+            self._inputs = self._batch(
+                [r["response"] if "response" in r else r["reference"] for r in self.rows]
+            )
         input_ids, attention, scored = self._inputs
         log_probs = self._log_probs(model, input_ids, attention)
         positions = scored[:, 1:].bool()  # position t predicts token t+1
         targets = input_ids[:, 1:]
         hits = (log_probs[:, :-1].argmax(-1) == targets) | ~positions
         correct = hits.all(dim=1).tolist()
+        token_accuracy = (hits & positions).sum().item() / max(1, positions.sum().item())
         accuracy = sum(correct) / len(correct)
         by_category: dict[str, list[bool]] = {}
         for category, right in zip(self.categories, correct, strict=True):
             by_category.setdefault(category, []).append(right)
         picked = log_probs[:, :-1][positions]
-        if self.reference is None:
+        if self.reference_path is None:
+            kl = 0.0
+        elif self.reference is None:
             k = min(KL_TOP_K, picked.shape[-1])
             top_logp, top_ids = picked.topk(k, dim=-1)
             self.reference = {"top_ids": top_ids, "top_logp": top_logp}
@@ -171,6 +189,9 @@ class ForgettingProbe:
             kl = max(kl, 0.0) if math.isfinite(kl) else float("inf")
         return {
             "general_accuracy": round(accuracy, 4),
+            "token_accuracy": round(
+                token_accuracy, 4
+            ),  # share of answer tokens right: moves before exact match
             "kl": round(kl, 5),
             "seconds": round(time.perf_counter() - started, 3),
             # which categories move, and each item (1 = right), for paired comparisons between probes
@@ -268,12 +289,15 @@ class MonitorCallback(TrainerCallback):
         monitor.replay(metrics, probes)
         self._probed_steps = {p["step"] for p in probes}
         self.general_accuracy: dict[int, float] = {}
+        self.general_items: dict[int, str] = {}  # each probe's items (1 = right), for paired comparisons
         for row in probes:
-            self._keep_accuracy(row["step"], row.get("general_accuracy"))
+            self._keep_accuracy(row["step"], row.get("general_accuracy"), row.get("items"))
 
-    def _keep_accuracy(self, step: int, accuracy: Any) -> None:
+    def _keep_accuracy(self, step: int, accuracy: Any, items: str | None = None) -> None:
         if is_finite(accuracy):
             self.general_accuracy[step] = accuracy
+        if items:
+            self.general_items[step] = items
 
     # -- streams ------------------------------------------------------------------------------------------
     def on_train_begin(
@@ -318,7 +342,7 @@ class MonitorCallback(TrainerCallback):
         self.probe_seconds += time.perf_counter() - started
         if self.main_process:
             append_line(self.probes_path, {"step": step, "attempt": self.monitor.attempt, **result})
-        self._keep_accuracy(step, result["general_accuracy"])
+        self._keep_accuracy(step, result["general_accuracy"], result.get("items"))
         self._handle(self.monitor.observe_probe(step, result["general_accuracy"], result["kl"]), control)
 
     # -- policy -------------------------------------------------------------------------------------------
