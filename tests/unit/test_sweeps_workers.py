@@ -58,6 +58,43 @@ with open(log, "a") as f:
 """
 
 
+SYNC_WORKER = f"""
+import json, os, sys, time
+from types import SimpleNamespace
+import optuna
+from tunesmith.sweeps.space import parse_space, sample, suggest
+from tunesmith.sweeps.storage import make_storage, open_study
+from tunesmith.sweeps.synchronous import CONFIG_ATTR, SLOT_ATTR, level_of
+from tunesmith.sweeps.trial import take_slot
+from tunesmith.sweeps.workers import run_worker
+
+url, name, seconds, log = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4]
+space = parse_space(json.loads(sys.argv[5]))
+storage = make_storage(url, heartbeat_seconds={HEARTBEAT}, grace_seconds={GRACE})
+study = open_study(storage, name, create=False, sampler=None)
+setup = SimpleNamespace(levels=[("sft", 0), ("sft", 1)])  # two rungs: levels 0 and 1 pause, level 2 ends
+
+def objective(trial):
+    if SLOT_ATTR in trial.user_attrs:
+        trial = take_slot(setup, trial)  # the real promotion: the configuration its rank names
+    config = sample(space, lambda p: suggest(trial, p), lambda key: None)
+    trial.set_user_attr(CONFIG_ATTR, config)
+    level = level_of(trial)
+    with open(log, "a") as f:
+        f.write(f"{{os.getpid()}} started {{trial.number}} level {{level}}\\n")
+    time.sleep(seconds)
+    lr, share = config["stages[0].hyperparameters.lr"], config["stages[0].data_mixing.customer_percent"]
+    if level < 2:  # a rung: record the scalar (larger lr and share rank higher) and pause
+        trial.set_user_attr(f"rung:sft/{{level}}", [0, lr * 1000 + share / 100])
+        raise optuna.TrialPruned("paused")
+    return (lr * 1000, float(share))
+
+ran = run_worker(study, objective, budget=None, heartbeat_seconds={HEARTBEAT}, poll_seconds=0.2)
+with open(log, "a") as f:
+    f.write(f"{{os.getpid()}} done {{ran}}\\n")
+"""
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -268,3 +305,60 @@ def test_an_interrupted_grid_continues_on_a_rerun_with_the_failed_configuration_
     trials = _check_complete(study, configs)
     assert [t.state.name for t in trials].count("FAIL") == 1
     assert calls[3:] and calls[2] in calls[3:]  # the interrupted configuration ran again
+
+
+def test_two_workers_halve_a_grid_synchronously_without_double_promotions(postgres_url, tmp_path) -> None:
+    """The synchronous schedule's slots on a shared study: every configuration reaches the first rung
+    before any slot starts, each slot takes a distinct configuration (the ranking every worker computes
+    alike), and the last level trains the best one, once."""
+    import json
+
+    from tunesmith.sweeps.space import grid, parse_space
+    from tunesmith.sweeps.storage import make_storage, open_study
+    from tunesmith.sweeps.synchronous import CONFIG_ATTR, SLOT_ATTR, level_of, slot_counts
+    from tunesmith.sweeps.workers import enqueue_missing
+
+    storage = make_storage(postgres_url, heartbeat_seconds=HEARTBEAT, grace_seconds=GRACE)
+    study = open_study(storage, "synchronous", create=True, sampler=None)
+    configs = grid(parse_space(SPACE), lambda key: None)
+    counts = slot_counts(len(configs), 3)
+    assert counts == [6, 2, 1]
+    assert enqueue_missing(study, configs, slot_counts=counts) == 6
+    assert enqueue_missing(study, configs, slot_counts=counts) == 0 and len(study.get_trials()) == 9
+    script = tmp_path / "sync_worker.py"
+    script.write_text(SYNC_WORKER)
+    log = tmp_path / "log"
+    workers = [
+        subprocess.Popen(
+            [sys.executable, str(script), postgres_url, "synchronous", "0.3", str(log), json.dumps(SPACE)],
+            env={**os.environ, "OMP_NUM_THREADS": "1"},
+            stderr=subprocess.PIPE,
+        )
+        for _ in range(2)
+    ]
+    for worker in workers:
+        _, err = worker.communicate(timeout=120)
+        assert worker.returncode == 0, err.decode()[-2000:]
+    trials = study.get_trials(deepcopy=False)
+    assert Counter(t.state.name for t in trials) == Counter({"PRUNED": 8, "COMPLETE": 1})
+
+    def score(t) -> float:
+        c = t.user_attrs[CONFIG_ATTR]
+        return c["stages[0].hyperparameters.lr"] * 1000 + c["stages[0].data_mixing.customer_percent"] / 100
+
+    level0 = sorted((t for t in trials if level_of(t) == 0), key=score, reverse=True)
+    level1 = [t for t in trials if level_of(t) == 1]
+    final = [t for t in trials if level_of(t) == 2]
+    assert len(level0) == 6 and {_config_key(t.user_attrs[CONFIG_ATTR]) for t in level0} == {
+        _config_key(c) for c in configs
+    }
+    # the top 2 of level 0, one each, in rank order; then the best of those, once
+    assert sorted(tuple(t.user_attrs[SLOT_ATTR]) for t in level1) == [(1, 0), (1, 1)]
+    assert {_config_key(t.user_attrs[CONFIG_ATTR]) for t in level1} == {
+        _config_key(t.user_attrs[CONFIG_ATTR]) for t in level0[:2]
+    }
+    assert len(final) == 1 and final[0].user_attrs[CONFIG_ATTR] == level0[0].user_attrs[CONFIG_ATTR]
+    # no slot started before the level before it had finished
+    order = [line.split() for line in log.read_text().splitlines() if " started " in line]
+    levels_in_order = [int(words[4]) for words in order]
+    assert levels_in_order == sorted(levels_in_order), levels_in_order

@@ -193,7 +193,7 @@ def domain_probe(setup: SweepSetup, watcher: Any) -> Any:
     return ForgettingProbe(probe.tokenizer, 0, None, items=items) if items else None
 
 
-def _take_slot(setup: SweepSetup, trial: Any) -> Any:
+def take_slot(setup: SweepSetup, trial: Any) -> Any:
     """A promotion slot: take the configuration its rank names at the level before (a retry keeps the one
     its killed trial took) and fix the trial's parameters to it; raises `optuna.TrialPruned` when the level
     before ranked too few configurations."""
@@ -227,7 +227,7 @@ def execute(setup: SweepSetup, trial: Any) -> tuple[float, ...]:
     optuna = optuna_module()
     level = level_of(trial) if setup.levels is not None else None
     if level is not None and SLOT_ATTR in trial.user_attrs:
-        trial = _take_slot(setup, trial)
+        trial = take_slot(setup, trial)
     config = sample(setup.space, lambda p: suggest(trial, p), setup.base_value)
     trial.set_user_attr(CONFIG_ATTR, config)
     # the exhaustive grid (--no-prune) trains as the sweep's trials do: the same detector policies, and the
