@@ -122,9 +122,8 @@ class SuccessiveHalving(TrainerCallback):
         self.report = report
         self.prune = prune
         self.pause_at = pause_at  # synchronous: the rung (index) to record and stop at, promoted or not
-        self.domain_probe = (
-            domain_probe  # `ForgettingProbe` on the evaluation's domain items, run at the rungs
-        )
+        # `ForgettingProbe` on the evaluation's domain items, run at the rungs
+        self.domain_probe = domain_probe
         self.record_probe = record_probe
         self.domain_at: dict[int, dict[str, float]] = {}
         self.decided: set[int] = set()

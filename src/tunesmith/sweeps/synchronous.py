@@ -6,11 +6,12 @@ continue whatever they are worth: on the tiny family's 12-configuration benchmar
 full, 43-58% of the grid's steps (benchmarks/RESULTS.md). A grid sweep knows its configurations up front, so
 it can afford the synchronous schedule of the original algorithm ([jamieson-2016]; [asha-2018] section 3):
 
-- *level 0*: every configuration trains to the first rung, records its scalar there (`pruning.scalar`) and
-  pauses (its trial ends PRUNED, with a checkpoint at the rung);
+- *level 0*: every configuration trains to the first rung, records its probes there and pauses (its trial
+  ends PRUNED, with a checkpoint at the rung);
 - *level k*: once level k-1 is settled (none of its trials waiting or running), the top 1/eta of its
-  configurations by the scalar (at least one) continue from their checkpoints to the next rung, then pause
-  again; the last level trains to the end and is evaluated.
+  configurations (at least one) by `final_rule_order` (by `pruning.scalar` when the probes are missing)
+  continue from their checkpoints to the next rung, then pause again; the last level trains to the end and
+  is evaluated.
 
 With 12 configurations, eta 3 and rungs at 1/9 and 1/3: 12 x 1/9 + 4 x 2/9 + 1 x 2/3 = 24% of the grid's steps
 (rungs after a longer warmup cost more: 28% at rungs 25 and 75 of 180 steps).

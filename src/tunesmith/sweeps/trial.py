@@ -176,9 +176,9 @@ def _continued(run_dir: Path, resolved: ResolvedRecipe) -> Path | None:
 
 
 def domain_probe(setup: SweepSetup, watcher: Any) -> Any:
-    """The rungs' domain measure: the forgetting probe's teacher-forced exact match on the evaluation's
-    domain items (the items the final rule's domain score comes from), or None without a general probe or
-    a domain file. The stage's own validation metric is no yardstick across trials: its data are mixed
+    """The rungs' domain measure: the forgetting probe's teacher-forced scoring (token accuracy) of the
+    evaluation's domain items (the items the final rule's domain score comes from), or None without a
+    general probe or a domain file. The stage's own validation metric is no yardstick across trials: its data are mixed
     at each trial's general share."""
     from tunesmith.evaluation.suites import domain_items, resolve_data
     from tunesmith.training.monitor import ForgettingProbe

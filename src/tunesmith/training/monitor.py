@@ -131,9 +131,8 @@ class ForgettingProbe:
         items: list[tuple[str, dict[str, Any]]] | None = None,
     ):
         """`items` ((category, {query, response} or {messages, reference}) pairs) instead of the general
-        held-out items: the same
-        teacher-forced exact match on other answers (a sweep's domain probe); with `stage_dir` None no KL
-        reference is kept (KL reported as 0)."""
+        held-out items: the same teacher-forced scoring of other answers (a sweep's domain probe); with
+        `stage_dir` None no KL reference is kept (KL reported as 0)."""
         from tunesmith.data import general
 
         self.tokenizer = tokenizer
@@ -189,9 +188,8 @@ class ForgettingProbe:
             kl = max(kl, 0.0) if math.isfinite(kl) else float("inf")
         return {
             "general_accuracy": round(accuracy, 4),
-            "token_accuracy": round(
-                token_accuracy, 4
-            ),  # share of answer tokens right: moves before exact match
+            # the share of answer tokens right: it moves long before exact match does
+            "token_accuracy": round(token_accuracy, 4),
             "kl": round(kl, 5),
             "seconds": round(time.perf_counter() - started, 3),
             # which categories move, and each item (1 = right), for paired comparisons between probes
