@@ -17,11 +17,13 @@ from tunesmith.data.packing import (
     MIN_PADDING_SHARE,
     TOKENS_KEY,
     InBatchPacking,
+    attention_cost,
     decide_packing,
     expected_padding_share,
     first_fit_rows,
     length_grouped_steps,
     length_sorted_steps,
+    row_capacity,
 )
 
 
@@ -63,8 +65,9 @@ def _train(
     packing: bool,
     micro_batch_size: int = 8,
     grouping: bool = False,  # off: these tests compare the same steps packed and unpacked
+    checkpointing: bool | str = "auto",
 ) -> Path:
-    folder = tmp_path / f"{technique}-{packing}-{micro_batch_size}-{grouping}"
+    folder = tmp_path / f"{technique}-{packing}-{micro_batch_size}-{grouping}-{checkpointing}"
     folder.mkdir()
     recipe = {
         "name": "packing",
@@ -90,6 +93,7 @@ def _train(
                     "max_length": 96,
                     "packing": packing,
                     "length_grouping": grouping,
+                    "gradient_checkpointing": checkpointing,
                 },
             }
         ],
@@ -134,6 +138,63 @@ def test_length_grouped_micro_batches_change_no_step(tmp_path: Path, micro_model
     for a, b in zip([r for r in whole if "loss" in r], [r for r in grouped if "loss" in r], strict=True):
         assert b["loss"] == pytest.approx(a["loss"], abs=1e-4)
         assert b["tokens"] == a["tokens"]
+
+
+@pytest.mark.parametrize("packing", [False, True])
+def test_chunked_micro_batches_match_gradient_checkpointing(
+    tmp_path: Path, micro_model_dir: Path, packing: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without checkpointing, micro-batches run as chunks of rows: the same losses, gradient norms and
+    tokens as one pass with checkpointing. A tiny chunk budget makes every row a chunk of its own."""
+    from tunesmith.training import checkpointing, cpt
+
+    calls: list[int] = []
+    split = checkpointing.split_rows
+
+    def counting(inputs: dict, per_chunk: int) -> list[dict]:
+        chunks = split(inputs, per_chunk)
+        calls.append(len(chunks))
+        return chunks
+
+    recomputed = _metrics(_train(tmp_path, micro_model_dir, "sft", packing=packing, checkpointing=True))
+    monkeypatch.setattr(checkpointing, "CHUNK_BYTES", 1)
+    monkeypatch.setattr(cpt, "split_rows", counting)
+    chunked_stage = _train(tmp_path, micro_model_dir, "sft", packing=packing, checkpointing=False)
+    assert calls and min(calls) > 1  # every micro-batch ran in several passes
+    result = json.loads((chunked_stage / "result.json").read_text())["gradient_checkpointing"]
+    assert result["on"] is False and "hyperparameters.gradient_checkpointing" in result["reason"]
+    steps_recomputed = [r for r in recomputed if "loss" in r]
+    steps_chunked = [r for r in _metrics(chunked_stage) if "loss" in r]
+    assert [r["step"] for r in steps_chunked] == [1, 2, 3]
+    for a, b in zip(steps_recomputed, steps_chunked, strict=True):
+        assert b["loss"] == pytest.approx(a["loss"], abs=1e-4)
+        assert b["grad_norm"] == pytest.approx(a["grad_norm"], rel=1e-3)
+        assert b["tokens"] == a["tokens"]
+
+
+def test_checkpointing_rule_and_chunk_sizes() -> None:
+    from transformers import LlamaConfig
+
+    from tunesmith.training.checkpointing import activation_bytes_per_token, decide, rows_per_chunk
+
+    assert not decide("auto", cuda=False, processes=1).checkpointing
+    assert decide("auto", cuda=True, processes=1).checkpointing
+    assert decide("auto", cuda=False, processes=2).checkpointing
+    assert decide(True, cuda=False, processes=1).checkpointing
+    assert not decide(False, cuda=True, processes=4).checkpointing
+    assert "gradient checkpointing off" in decide("auto", cuda=False, processes=1).describe()
+    # the 30M stand-in's shape: a packed micro-batch of 4 rows of 500 runs a row or two at a time
+    stand_in = activation_bytes_per_token(
+        LlamaConfig(hidden_size=512, num_hidden_layers=8, intermediate_size=1376, vocab_size=1821)
+    )
+    assert stand_in is not None and 1 <= rows_per_chunk(4, 500, stand_in) < 4
+    # the tiny family's shape: 20 rows of 256 in a few passes, not one per row
+    tiny = activation_bytes_per_token(
+        LlamaConfig(hidden_size=128, num_hidden_layers=4, intermediate_size=512)
+    )
+    assert tiny is not None and 3 <= rows_per_chunk(20, 256, tiny) < 20
+    assert rows_per_chunk(20, 256, None) == 20  # unknown sizes: one pass
+    assert activation_bytes_per_token(object()) is None
 
 
 def test_length_grouped_steps_regroup_each_window_into_steps_of_similar_lengths() -> None:
@@ -293,3 +354,55 @@ def test_plan_shows_the_packing_decision(
     same = [{"messages": [{"role": "user", "content": "zq 1?"}, {"role": "assistant", "content": "4"}]}] * 50
     assert "= off" in plan_line(same, "auto") and "< 20%" in plan_line(same, "auto")
     assert "= on" in plan_line(same, True) and "hyperparameters.packing" in plan_line(same, True)
+
+
+def test_row_capacity_trades_padding_against_attention() -> None:
+    # rows of the longest example's length waste a third of their slots here
+    lengths = [40] + [25] * 15  # rows of 40 hold one 25 each: 16 rows, 640 slots for 415 tokens
+    assert row_capacity(lengths, None, 0.001) == 40  # no room above the longest example
+    assert row_capacity(lengths, 512, None) == 40  # unknown model: rows as long as the longest example
+    cheap = row_capacity(lengths, 512, 0.001)
+    assert 40 < cheap <= 512
+    slots = len(first_fit_rows(lengths, cheap)) * cheap
+    assert slots < len(first_fit_rows(lengths, 40)) * 40  # fewer padded slots than rows of 40
+    # free attention: one row holds everything; attention that costs a lot per context token keeps rows
+    # short (here rows of 50: two 25s each)
+    assert row_capacity(lengths, 512, 0.0) == sum(lengths)
+    assert row_capacity(lengths, 512, 10.0) == cheap == 50
+    # never longer than max_length or than every example together
+    assert row_capacity(lengths, 64, 0.0) <= 64
+    assert row_capacity([5, 5, 5], 512, 0.0) <= 15
+
+
+def test_collator_rows_up_to_max_length_keep_every_example_whole() -> None:
+    rng = random.Random(3)
+    for _ in range(20):
+        examples = [{"input_ids": [rng.randint(1, 50) for _ in range(rng.randint(1, 30))]} for _ in range(12)]
+        batch = InBatchPacking(pad_token_id=0, max_length=64, attention_cost=0.002)(examples)
+        width = batch["input_ids"].shape[1]
+        assert max(len(e["input_ids"]) for e in examples) <= width <= 64
+        positions = batch["position_ids"].tolist()
+        tokens = batch["input_ids"].tolist()
+        found = []  # each example back from its row: a run of positions 0, 1, 2, ...
+        for row, pos in zip(tokens, positions, strict=True):
+            start = 0
+            for i in range(1, len(pos) + 1):
+                if i == len(pos) or pos[i] == 0:
+                    found.append(row[start:i])
+                    start = i
+        for example in examples:
+            assert example["input_ids"] in found
+        assert int(batch[TOKENS_KEY]) == sum(len(e["input_ids"]) for e in examples)
+
+
+def test_attention_cost_from_the_model_config(micro_model) -> None:
+    from transformers import LlamaConfig
+
+    config = LlamaConfig(hidden_size=512, num_hidden_layers=8, intermediate_size=1376, vocab_size=1821)
+    cost = attention_cost(config)
+    # a row of 512 tokens spends about a sixth of its compute on attention at width 512
+    assert 0.1 < 512 * cost < 0.3
+    wider = attention_cost(LlamaConfig(hidden_size=4096, num_hidden_layers=8, intermediate_size=11008))
+    assert wider < cost / 4  # attention's share falls with the width
+    assert attention_cost(object()) is None
+    assert attention_cost(micro_model.model.config) is not None

@@ -137,3 +137,22 @@ def test_a_short_sft_run_does_not_validate_every_step(stand_ins: dict[str, Path]
     assert interval > 1 and "ceil(4 x one validation's cost" in str(
         resolved.provenance["stages[0].hyperparameters.val_check_interval"]
     )
+
+
+def test_the_forgetting_probe_counts_in_the_validation_cadence(stand_ins: dict[str, Path]) -> None:
+    """No validation file, batch 16: the probe's 40 general items (8 per category) still cost 40 / 48 of a
+    step each time, so a 20-step stage probes every 4 steps, not every 2 (total_steps // 10)."""
+
+    def interval(monitoring: dict | None) -> int:
+        stage = {**SFT, "data": {"train": "builtin:brindle/sft"}}
+        stage["hyperparameters"] = {"max_steps": 20, "global_batch_size": 16}
+        if monitoring is not None:
+            stage["monitoring"] = monitoring
+        recipe = {"name": "t", "model": {"path": str(stand_ins["qwen3"])}, "stages": [stage]}
+        return resolve(validate_recipe(recipe)).recipe.stages[0].hyperparameters.val_check_interval
+
+    assert interval(None) == 4  # ceil(4 x 40 / 48)
+    assert interval({"probe_items_per_category": 24}) == 10  # 120 items: ceil(4 x 120 / 48)
+    assert interval({"enabled": False}) == 2  # no probe: about ten validations
+    assert interval({"policies": {"forgetting": "off", "kl_drift": "off"}}) == 2  # nothing reads the probe
+    assert interval({"probe_interval": 5}) == 2  # the probe keeps its own cadence

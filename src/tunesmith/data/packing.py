@@ -179,16 +179,80 @@ def first_fit_rows(lengths: Sequence[int], capacity: int) -> list[list[int]]:
     return [sorted(row) for row in rows]
 
 
+def attention_cost(config: Any) -> float | None:
+    """A context token's share of a token's training cost, so that a row of C tokens costs C (1 + a C) per
+    layer stack: per token the weight matrices cost about 2 (q, o + k, v at their head share + 3 MLP
+    matrices) x hidden x width FLOPs a layer plus the LM head, and attention 4 x C x hidden a layer (scores
+    and their weighted sum; a masked kernel computes the whole C x C square). [kaplan-2020] counts the same
+    terms. None when the config lacks the sizes (then rows are as long as the batch's longest example)."""
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    try:
+        hidden, layers = int(text.hidden_size), int(text.num_hidden_layers)
+        inner = int(getattr(text, "intermediate_size", None) or 4 * hidden)
+        vocab = int(getattr(text, "vocab_size", 0) or 0)
+        heads = int(getattr(text, "num_attention_heads", 1) or 1)
+        kv_heads = int(getattr(text, "num_key_value_heads", None) or heads)
+    except (AttributeError, TypeError, ValueError):
+        return None
+    if hidden <= 0 or layers <= 0:
+        return None
+    projections = (2 + 2 * kv_heads / heads) * hidden * hidden + 3 * hidden * inner
+    per_token = layers * 2 * projections + 2 * hidden * vocab
+    return layers * 4 * hidden / per_token
+
+
+CAPACITY_STEP = 1.06
+"""Row capacities `row_capacity` tries, from the batch's longest example up: each 6% above the last."""
+
+
+def row_capacity(lengths: Sequence[int], max_length: int | None, cost: float | None) -> int:
+    """The row length that makes a packed micro-batch cheapest: rows(C) x C x (1 + cost x C) over
+    capacities C from the longest example up to `max_length` (rows by first-fit decreasing). Longer rows
+    hold more examples and leave less padding; their attention costs more per token. `cost` None or no
+    room above the longest example: the longest example's length."""
+    longest = max(lengths)
+    if cost is None or max_length is None or max_length <= longest:
+        return longest
+    top = min(max_length, sum(lengths))
+    candidates, capacity = [longest, top], float(longest)
+    while capacity * CAPACITY_STEP < top:
+        capacity *= CAPACITY_STEP
+        candidates.append(int(capacity))
+    ordered = sorted(lengths, reverse=True)
+
+    def price(capacity: int) -> float:
+        return _row_count(ordered, capacity) * capacity * (1 + cost * capacity)
+
+    return min(candidates, key=lambda c: (price(c), c))
+
+
+def _row_count(descending: Sequence[int], capacity: int) -> int:
+    """Rows first-fit decreasing needs (lengths sorted longest first), without building them."""
+    room: list[int] = []
+    for length in descending:
+        for row, free in enumerate(room):
+            if length <= free:
+                room[row] = free - length
+                break
+        else:
+            room.append(capacity - length)
+    return len(room)
+
+
 @dataclass
 class InBatchPacking:
-    """A collator: one micro-batch of tokenized examples (`input_ids`, optional `labels` or loss mask) -> rows of the
-    batch's longest length, each holding whole examples (first-fit decreasing), with `position_ids` that
-    restart at every example and no `attention_mask` (transformers then masks block-causally). Each
-    example's first label is -100 (it would be predicted from the previous example); padding has labels
-    -100 and position 0 (every pad token is a sequence of its own). `TOKENS_KEY` holds the real token
-    count (the trainer counts it as tokens seen and drops it before the forward pass)."""
+    """A collator: one micro-batch of tokenized examples (`input_ids`, optional `labels` or loss mask) -> rows
+    holding whole examples (first-fit decreasing), with `position_ids` that restart at every example and
+    no `attention_mask` (transformers then masks block-causally). Rows are as long as `row_capacity`
+    finds cheapest between the batch's longest example and `max_length`, given the model's
+    `attention_cost` (None: the longest example's length). Each example's first label is -100 (it would
+    be predicted from the previous example); padding has labels -100 and position 0 (every pad token is a
+    sequence of its own). `TOKENS_KEY` holds the real token count (the trainer counts it as tokens seen
+    and drops it before the forward pass)."""
 
     pad_token_id: int
+    max_length: int | None = None
+    attention_cost: float | None = None
 
     def __call__(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
         import torch
@@ -196,7 +260,7 @@ class InBatchPacking:
         ids = [list(example["input_ids"]) for example in examples]
         labels = [_labels(example) for example in examples]
         lengths = [len(x) for x in ids]
-        capacity = max(lengths)
+        capacity = row_capacity(lengths, self.max_length, self.attention_cost)
         rows = first_fit_rows(lengths, capacity)
         input_ids = torch.full((len(rows), capacity), self.pad_token_id, dtype=torch.long)
         row_labels = torch.full((len(rows), capacity), -100, dtype=torch.long)

@@ -165,6 +165,16 @@ class MonitorSettings:
                 kwargs[name] = value
         return cls(policies, thresholds, **kwargs)
 
+    @property
+    def probes(self) -> bool:
+        """Whether the stage runs the forgetting probe: monitoring on and a detector that reads it."""
+        return self.enabled and any(self.policies.get(name) != "off" for name in ("forgetting", "kl_drift"))
+
+    def probe_items(self) -> int:
+        """Items one probe scores (a forward pass each): `probe_items_per_category` per general category;
+        0 when the stage does not probe."""
+        return self.probe_items_per_category * len(vocabulary.CATEGORIES) if self.probes else 0
+
     def make(self, detector: str) -> Any:
         """A fresh detector with this stage's threshold overrides."""
         values = dict(self.thresholds.get(detector, {}))

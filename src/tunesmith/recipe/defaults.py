@@ -413,8 +413,8 @@ DEFAULTS: tuple[Default, ...] = (
         H + "val_check_interval",
         Derived(
             "max(total_steps // 10, ceil(4 x one validation's cost in training steps)), between 1 and "
-            "total_steps; the cost is validation_examples / (3 x global_batch_size) (RFT: validation_prompts / "
-            "global_batch_size)"
+            "total_steps; the cost is (validation_examples + the forgetting probe's items) / (3 x global_batch_size) "
+            "(RFT: validation_prompts / global_batch_size)"
         ),
         "about ten validations per stage so save_top_k has candidates to choose from (Nova's 2500 assumes long "
         "runs, [nova-recipes]), each taking at most a quarter of the training between two: scoring is a "
@@ -433,6 +433,13 @@ DEFAULTS: tuple[Default, ...] = (
         "without packing, group the examples of every 16 consecutive steps into steps of similar lengths when "
         "padding would fill >= 20% of token slots (tunesmith.data.packing.decide_packing), as transformers' "
         "group_by_length does over its mega-batches ([transformers-docs] `group_by_length`)",
+    ),
+    Default(
+        H + "gradient_checkpointing",
+        "auto",
+        "off in one CPU process, where each micro-batch runs in chunks of rows instead (same gradients, no "
+        "recomputation: a third of a forward pass less per step); on with a GPU or several processes, as TRL's "
+        "default (tunesmith.training.checkpointing.decide; [chen-2016])",
     ),
     Default(
         H + "save_top_k",

@@ -19,6 +19,7 @@ from pydantic import BaseModel
 from tunesmith.errors import RecipeError
 from tunesmith.models import parameters
 from tunesmith.models.catalog import FAMILIES
+from tunesmith.monitoring.policies import MonitorSettings
 from tunesmith.recipe import defaults as table
 from tunesmith.recipe.schema import (
     DataMixing,
@@ -435,6 +436,7 @@ def _fill_step_free_values(scope: _StageScope, recipe_seed: int) -> None:
         "save_top_k",
         "packing",
         "length_grouping",
+        "gradient_checkpointing",
     ):
         scope.fill_hp(attr)
     scope.fill_hp("micro_batch_size", derive=lambda: hp.global_batch_size)
@@ -608,12 +610,16 @@ VALIDATION_SHARE = 0.25
 
 def validation_cost(scope: _StageScope) -> float:
     """One validation's cost in training steps: SFT/CPT score `validation_examples` with a forward pass,
-    about a third of a training step's forward and backward per token ([kaplan-2020]: 2N vs 6N FLOPs);
-    RFT generates for `validation_prompts` as a training step does for `global_batch_size` prompts."""
+    about a third of a training step's forward and backward per token ([kaplan-2020]: 2N vs 6N FLOPs), and
+    the forgetting probe, which runs with it unless `monitoring.probe_interval` spaces it apart, scores its
+    general items the same way; RFT generates for `validation_prompts` as a training step does for
+    `global_batch_size` prompts."""
     numbers, batch = scope.plan.numbers, scope.hp.global_batch_size
     if scope.stage.technique == "rft":
         return numbers.get("validation_prompts", 0) / batch
-    return numbers.get("validation_examples", 0) / (3 * batch)
+    monitoring = MonitorSettings.from_spec(scope.stage.monitoring)
+    probe = monitoring.probe_items() if monitoring.probe_interval is None else 0
+    return (numbers.get("validation_examples", 0) + probe) / (3 * batch)
 
 
 def validation_interval(total_steps: int, cost_steps: float) -> int:

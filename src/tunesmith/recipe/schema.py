@@ -200,6 +200,11 @@ class Hyperparameters(Strict):
         description="CPT/SFT without packing: regroup the examples of every 16 consecutive steps into steps "
         "of similar lengths (true / false; auto: when padding would fill >= 20% of token slots)",
     )
+    gradient_checkpointing: bool | Literal["auto"] | None = Field(
+        None,
+        description="recompute activations in the backward pass instead of keeping them (true / false; auto: "
+        "off in one CPU process, where micro-batches run in chunks instead; on with a GPU or several processes)",
+    )
     weight_decay: Annotated[float, Field(ge=0, le=1)] | None = None
     grad_clip: Annotated[float, Field(ge=0)] | None = Field(None, description="max gradient norm; 0 disables")
     adam_beta1: Annotated[float, Field(ge=0, lt=1)] | None = None
@@ -471,6 +476,7 @@ class ResolvedHyperparameters(Resolved):
     max_epochs: float | None = None
     packing: bool | Literal["auto"]
     length_grouping: bool | Literal["auto"] = "auto"
+    gradient_checkpointing: bool | Literal["auto"] = "auto"
     weight_decay: float
     grad_clip: float
     adam_beta1: float

@@ -17,6 +17,7 @@ from tunesmith.data.packing import (
     TOKENS_KEY,
     InBatchPacking,
     PackingDecision,
+    attention_cost,
     dataset_lengths,
     decide_packing,
     length_grouped_steps,
@@ -25,12 +26,19 @@ from tunesmith.data.packing import (
 from tunesmith.errors import UserError
 from tunesmith.threads import configure_threads
 from tunesmith.training.callbacks import Selection
+from tunesmith.training.checkpointing import (
+    CheckpointingDecision,
+    activation_bytes_per_token,
+    rows_per_chunk,
+    split_rows,
+)
 from tunesmith.training.schedule import PlaybookSchedule
 from tunesmith.training.stage import (
     Datasets,
     StageResult,
     StageRun,
     TrainerInputs,
+    checkpointing_decision,
     is_main_process,
     run_stage,
 )
@@ -63,6 +71,9 @@ class LMTrainer(PlaybookSchedule, SFTTrainer):
     example order to train in (`length_sorted_steps`), instead of the dataset's."""
 
     train_order: list[int] | None = None
+    activation_bytes: tuple[float, float] | None = None
+    """Set without gradient checkpointing: `checkpointing.activation_bytes_per_token` of the model, which
+    sizes the chunks each micro-batch runs in (`training_step`)."""
 
     def _get_train_sampler(self, train_dataset: Any = None) -> Any:
         dataset = self.train_dataset if train_dataset is None else train_dataset  # columns removed: a copy
@@ -76,6 +87,22 @@ class LMTrainer(PlaybookSchedule, SFTTrainer):
             return super()._track_num_input_tokens(inputs)
         tokens = torch.as_tensor(inputs[TOKENS_KEY], device=self.args.device, dtype=torch.int64)
         self.state.num_input_tokens_seen += self.accelerator.gather(tokens).sum().item()
+
+    def training_step(self, model: Any, inputs: dict[str, Any], num_items_in_batch: Any = None) -> Any:
+        """One micro-batch; without gradient checkpointing, in chunks of rows (`checkpointing.rows_per_chunk`).
+        Each chunk's loss is its summed token losses over the step's `num_items_in_batch` (TRL's
+        `compute_loss`), so the chunks' gradients and losses add up to the micro-batch's. Without that count
+        a loss would be a per-chunk mean: no chunking then."""
+        ids = inputs.get("input_ids")
+        if self.activation_bytes is None or num_items_in_batch is None or getattr(ids, "ndim", 0) != 2:
+            return super().training_step(model, inputs, num_items_in_batch)
+        per_chunk = rows_per_chunk(int(ids.shape[0]), int(ids.shape[1]), self.activation_bytes)
+        if per_chunk >= ids.shape[0]:
+            return super().training_step(model, inputs, num_items_in_batch)
+        losses = []  # a loop, not a comprehension: zero-argument super() needs the method's own frame
+        for chunk in split_rows(inputs, per_chunk):
+            losses.append(super().training_step(model, chunk, num_items_in_batch))
+        return torch.stack(losses).sum()
 
     def compute_loss(self, model: Any, inputs: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
         inputs.pop(TOKENS_KEY, None)  # a count, not a model input (`_prepare_inputs` gave us a copy)
@@ -94,6 +121,8 @@ class CPT:
     def __init__(self) -> None:
         self.packing: PackingDecision | None = None  # decided once, on the first attempt's tokenized data
         self._order: list[int] | None = None  # length-grouped micro-batches within each step (`_pack`)
+        self.checkpointing: CheckpointingDecision | None = None
+        self._announce_checkpointing = True  # once per stage, not per rollback attempt
 
     def build_datasets(self, run: StageRun, tokenizer: Any) -> Datasets:
         """The mixed train.jsonl (in training order) and validation.jsonl, as Hugging Face datasets."""
@@ -141,6 +170,13 @@ class CPT:
             **inputs.trainer_kwargs,
         )
         self._pack(run, trainer)
+        decision = checkpointing_decision(run)
+        if not decision.checkpointing:
+            trainer.activation_bytes = activation_bytes_per_token(trainer.model.config, 2 if args.bf16 else 4)
+        if not run.quiet and is_main_process() and self._announce_checkpointing:
+            print(f"{run.stage.name}: {decision.describe()}", flush=True)
+            self._announce_checkpointing = False
+        self.checkpointing = decision
         return trainer
 
     def _pack(self, run: StageRun, trainer: LMTrainer) -> None:
@@ -164,7 +200,10 @@ class CPT:
         if self.packing.pack:
             tokenizer = trainer.processing_class
             pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-            trainer.data_collator = InBatchPacking(pad_token_id=pad)
+            cost = attention_cost(trainer.model.config)
+            trainer.data_collator = InBatchPacking(
+                pad_token_id=pad, max_length=hp.max_length, attention_cost=cost
+            )
 
     def close(self) -> None:
         pass
@@ -176,6 +215,11 @@ class CPT:
                 "on": self.packing.pack,
                 "length_grouped": self.packing.group,
                 "reason": self.packing.describe(),
+            }
+        if self.checkpointing is not None:
+            summary["gradient_checkpointing"] = {
+                "on": self.checkpointing.checkpointing,
+                "reason": self.checkpointing.describe(),
             }
         return summary
 

@@ -48,6 +48,8 @@ PROBES_FILE = "probes.jsonl"
 STATE_FILE = "monitor.json"
 REFERENCE_FILE = "probe_reference.pt"
 KL_TOP_K = 256
+PROBE_CHUNK = 8
+"""Probe items per forward pass (sorted by length): bounds the probe's logits memory at real vocabularies."""
 
 
 def append_line(path: Path, row: dict[str, Any]) -> None:
@@ -162,17 +164,14 @@ class ForgettingProbe:
                 [r["response"] if "response" in r else r["reference"] for r in self.rows]
             )
         input_ids, attention, scored = self._inputs
-        log_probs = self._log_probs(model, input_ids, attention)
-        positions = scored[:, 1:].bool()  # position t predicts token t+1
-        targets = input_ids[:, 1:]
-        hits = (log_probs[:, :-1].argmax(-1) == targets) | ~positions
-        correct = hits.all(dim=1).tolist()
-        token_accuracy = (hits & positions).sum().item() / max(1, positions.sum().item())
+        correct, hit_count, picked_rows = self._score(model, input_ids, attention, scored)
+        positions = int(scored[:, 1:].sum())
+        token_accuracy = hit_count / max(1, positions)
         accuracy = sum(correct) / len(correct)
         by_category: dict[str, list[bool]] = {}
         for category, right in zip(self.categories, correct, strict=True):
             by_category.setdefault(category, []).append(right)
-        picked = log_probs[:, :-1][positions]
+        picked = torch.cat(picked_rows)
         if self.reference_path is None:
             kl = 0.0
         elif self.reference is None:
@@ -217,15 +216,41 @@ class ForgettingProbe:
         scored = torch.tensor([m + [0] * (width - len(m)) for m in masks])
         return input_ids, attention, scored
 
-    def _log_probs(self, model: Any, input_ids: torch.Tensor, attention: torch.Tensor) -> torch.Tensor:
+    def _score(
+        self, model: Any, input_ids: torch.Tensor, attention: torch.Tensor, scored: torch.Tensor
+    ) -> tuple[list[bool], int, list[torch.Tensor]]:
+        """Per item: all its answer tokens right (argmax), and the log-probs at its answer positions; plus
+        the answer tokens right in all. Items run `PROBE_CHUNK` at a time, sorted by length, and only the
+        answer positions get a log-softmax: logits for a whole probe at a 150k-token vocabulary would take
+        gigabytes."""
+        lengths = attention.sum(dim=1).tolist()
+        order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+        correct: list[bool] = [False] * len(lengths)
+        picked: list[torch.Tensor] = [torch.empty(0)] * len(lengths)
+        hit_count = 0
         was_training = model.training
         model.eval()
         try:
             device = next(model.parameters()).device
-            logits = model(input_ids=input_ids.to(device), attention_mask=attention.to(device)).logits
+            for start in range(0, len(order), PROBE_CHUNK):
+                chunk = order[start : start + PROBE_CHUNK]
+                width = max(lengths[i] for i in chunk)
+                ids = input_ids[chunk, :width]
+                logits = model(
+                    input_ids=ids.to(device), attention_mask=attention[chunk, :width].to(device)
+                ).logits
+                for row, item in enumerate(chunk):
+                    positions = scored[item, 1:width].bool()  # position t predicts token t+1
+                    item_logits = logits[row, : width - 1][positions.to(device)].float()
+                    targets = ids[row, 1:width][positions].to(device)
+                    hits = int((item_logits.argmax(-1) == targets).sum())
+                    hit_count += hits
+                    correct[item] = hits == int(positions.sum())
+                    picked[item] = torch.log_softmax(item_logits, dim=-1).cpu()
+                del logits
         finally:
             model.train(was_training)
-        return torch.log_softmax(logits.float(), dim=-1).cpu()
+        return correct, hit_count, picked
 
 
 def _to_bytes(obj: Any) -> bytes:

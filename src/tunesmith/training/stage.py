@@ -67,6 +67,7 @@ from tunesmith.training.callbacks import (
     complete_checkpoints,
     remove_incomplete_checkpoints,
 )
+from tunesmith.training.checkpointing import CheckpointingDecision, decide
 from tunesmith.training.data import StageDataFiles
 from tunesmith.training.monitor import (
     EVENTS_FILE,
@@ -206,6 +207,11 @@ def gradient_accumulation(run: StageRun, batch_counts: str = "examples") -> int:
     return hp.global_batch_size // per_step
 
 
+def checkpointing_decision(run: StageRun) -> CheckpointingDecision:
+    """Whether the stage recomputes activations (`checkpointing.decide`, on this process's device)."""
+    return decide(run.stage.hyperparameters.gradient_checkpointing, torch.cuda.is_available(), world_size())
+
+
 def base_args(run: StageRun, technique: Technique, has_validation: bool, resuming: bool) -> dict[str, Any]:
     """Trainer arguments shared by every technique (optimizer, logging, validation, saving, devices)."""
     hp = run.stage.hyperparameters
@@ -237,6 +243,7 @@ def base_args(run: StageRun, technique: Technique, has_validation: bool, resumin
         bf16=bf16,
         ddp_backend=("nccl" if cuda else "gloo") if world_size() > 1 else None,
         dataloader_num_workers=0,
+        gradient_checkpointing=checkpointing_decision(run).checkpointing,
         save_only_model=False,
         gradient_accumulation_steps=gradient_accumulation(run, technique.batch_counts),
     )
@@ -675,11 +682,8 @@ def _monitor_callback(
     )
     probe = None
     interval = settings.probe_interval or run.stage.hyperparameters.val_check_interval
-    wants_probe = settings.enabled and any(
-        settings.policies.get(name) != "off" for name in ("forgetting", "kl_drift")
-    )
     # multi-process: every rank must reach the same decisions, and the probe runs on one rank only
-    if wants_probe and world_size() == 1:
+    if settings.probes and world_size() == 1:
         probe = ForgettingProbe(tokenizer, settings.probe_items_per_category, run.stage_dir)
     return MonitorCallback(
         monitor,
