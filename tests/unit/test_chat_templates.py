@@ -350,6 +350,24 @@ def test_the_forgetting_probe_forces_the_direct_answer_and_pads_with_eos(stand_i
     assert set(result["categories"]) == set(probe.categories)
 
 
+def test_the_probe_scores_the_same_in_chunks(stand_ins, tmp_path, monkeypatch) -> None:
+    """The probe runs its items a few at a time (bounded logits memory at real vocabularies): the same
+    items right, the same token accuracy, and no KL to its own start, whatever the chunk size."""
+    from tunesmith.models.loading import load_model
+    from tunesmith.training import monitor
+
+    tokenizer = AutoTokenizer.from_pretrained(stand_ins["qwen3"])
+    model = load_model(stand_ins["qwen3"], dtype=torch.float32)
+    probe = monitor.ForgettingProbe(tokenizer, 2, tmp_path)
+    monkeypatch.setattr(monitor, "PROBE_CHUNK", 1000)
+    whole = probe.measure(model)  # one pass; stores the KL reference
+    monkeypatch.setattr(monitor, "PROBE_CHUNK", 3)
+    chunked = probe.measure(model)
+    assert chunked["items"] == whole["items"] and chunked["categories"] == whole["categories"]
+    assert chunked["token_accuracy"] == pytest.approx(whole["token_accuracy"], abs=1e-4)
+    assert chunked["kl"] == pytest.approx(0.0, abs=1e-4)
+
+
 def test_a_reasoning_evaluation_gets_the_whole_token_cap(stand_ins) -> None:
     """Answers without reasoning get a budget sized to the references; reasoning comes first, so it gets
     the cap (a 4-token budget would end every think block before the answer)."""

@@ -66,8 +66,9 @@ def _train(
     micro_batch_size: int = 8,
     grouping: bool = False,  # off: these tests compare the same steps packed and unpacked
     checkpointing: bool | str = "auto",
+    mode: str = "full",
 ) -> Path:
-    folder = tmp_path / f"{technique}-{packing}-{micro_batch_size}-{grouping}-{checkpointing}"
+    folder = tmp_path / f"{technique}-{packing}-{micro_batch_size}-{grouping}-{checkpointing}-{mode}"
     folder.mkdir()
     recipe = {
         "name": "packing",
@@ -77,7 +78,7 @@ def _train(
         "stages": [
             {
                 "technique": technique,
-                "mode": "full",
+                "mode": mode,
                 "data": {
                     "train": _jsonl(folder / "train.jsonl", _rows(technique, 48, seed=1)),
                     "validation": _jsonl(folder / "val.jsonl", _rows(technique, 16, seed=2)),
@@ -140,9 +141,9 @@ def test_length_grouped_micro_batches_change_no_step(tmp_path: Path, micro_model
         assert b["tokens"] == a["tokens"]
 
 
-@pytest.mark.parametrize("packing", [False, True])
+@pytest.mark.parametrize(("packing", "mode"), [(False, "full"), (True, "full"), (True, "lora")])
 def test_chunked_micro_batches_match_gradient_checkpointing(
-    tmp_path: Path, micro_model_dir: Path, packing: bool, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, micro_model_dir: Path, packing: bool, mode: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Without checkpointing, micro-batches run as chunks of rows: the same losses, gradient norms and
     tokens as one pass with checkpointing. A tiny chunk budget makes every row a chunk of its own."""
@@ -156,10 +157,12 @@ def test_chunked_micro_batches_match_gradient_checkpointing(
         calls.append(len(chunks))
         return chunks
 
-    recomputed = _metrics(_train(tmp_path, micro_model_dir, "sft", packing=packing, checkpointing=True))
+    recomputed = _metrics(
+        _train(tmp_path, micro_model_dir, "sft", packing=packing, checkpointing=True, mode=mode)
+    )
     monkeypatch.setattr(checkpointing, "CHUNK_BYTES", 1)
     monkeypatch.setattr(cpt, "split_rows", counting)
-    chunked_stage = _train(tmp_path, micro_model_dir, "sft", packing=packing, checkpointing=False)
+    chunked_stage = _train(tmp_path, micro_model_dir, "sft", packing=packing, checkpointing=False, mode=mode)
     assert calls and min(calls) > 1  # every micro-batch ran in several passes
     result = json.loads((chunked_stage / "result.json").read_text())["gradient_checkpointing"]
     assert result["on"] is False and "hyperparameters.gradient_checkpointing" in result["reason"]

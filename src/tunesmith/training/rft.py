@@ -48,7 +48,14 @@ from tunesmith.training.callbacks import Selection, StopOnSignal, ValidationInte
 from tunesmith.training.data import GENERAL_MARKER
 from tunesmith.training.monitor import MonitorCallback, read_rows
 from tunesmith.training.schedule import PlaybookSchedule
-from tunesmith.training.stage import Datasets, StageResult, StageRun, TrainerInputs, run_stage
+from tunesmith.training.stage import (
+    Datasets,
+    StageResult,
+    StageRun,
+    TrainerInputs,
+    checkpointing_decision,
+    run_stage,
+)
 
 GENERAL_REWARD = "exact_match"
 """The verifier of general prompts mixed into an RFT stage: their references are the general data's exact
@@ -348,8 +355,10 @@ class RFT:
     def summarize(self, run: StageRun) -> dict[str, Any]:
         """Training and validation rewards (metrics.jsonl) and the reward client's counters."""
         stats = getattr(self.reward, "stats", None)
+        checkpointing = checkpointing_decision(run)
         return {
             **reward_summary(run.stage_dir / "metrics.jsonl"),
+            "gradient_checkpointing": {"on": checkpointing.checkpointing, "reason": checkpointing.describe()},
             "reward": {
                 "name": getattr(self.reward, "name", "reward"),
                 **(stats.to_dict() if stats is not None else {}),
