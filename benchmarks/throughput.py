@@ -5,8 +5,9 @@ Same model, data, hyperparameters (full rank, lr 3e-4, batch, steps, max_length)
 - A: `python -m tunesmith.cli train RECIPE --quiet --no-eval --force`: one SFT stage, monitoring on (the
   forgetting probe and checkpoints every `val_check_interval`), `hyperparameters.packing` false and true,
   everything else at tunesmith's defaults (so "packing off" on the mixed data groups the examples of every
-  16 steps by length, `hyperparameters.length_grouping: auto`; on the Brindle file padding is too small
-  for either).
+  16 steps by length, `hyperparameters.length_grouping: auto`; and on CPU, one process, gradient
+  checkpointing is off with each micro-batch run in chunks of rows, `hyperparameters.gradient_checkpointing:
+  auto`).
 - B: this file with `--child-trl`: `SFTTrainer` with TRL's defaults (gradient checkpointing, no packing,
   logging every 10 steps, its own thread count) plus the same loss mask (assistant-only where the chat
   template marks assistant turns, else prompt -> completion), the same precision as A (fp32 weights; bf16
