@@ -438,7 +438,7 @@ DEFAULTS: tuple[Default, ...] = (
         H + "gradient_checkpointing",
         "auto",
         "off in one CPU process, where each micro-batch runs in chunks of rows instead (same gradients, no "
-        "recomputation: a third of a forward pass less per step); on with a GPU or several processes, as TRL's "
+        "recomputation: one forward pass less per step); on with a GPU or several processes, as TRL's "
         "default (tunesmith.training.checkpointing.decide; [chen-2016])",
     ),
     Default(
