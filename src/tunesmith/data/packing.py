@@ -179,12 +179,20 @@ def first_fit_rows(lengths: Sequence[int], capacity: int) -> list[list[int]]:
     return [sorted(row) for row in rows]
 
 
-def attention_cost(config: Any) -> float | None:
-    """A context token's share of a token's training cost, so that a row of C tokens costs C (1 + a C) per
-    layer stack: per token the weight matrices cost about 2 (q, o + k, v at their head share + 3 MLP
-    matrices) x hidden x width FLOPs a layer plus the LM head, and attention 4 x C x hidden a layer (scores
-    and their weighted sum; a masked kernel computes the whole C x C square). [kaplan-2020] counts the same
-    terms. None when the config lacks the sizes (then rows are as long as the batch's longest example)."""
+@dataclass(frozen=True)
+class ModelSizes:
+    """The sizes of a decoder's text stack that its per-token costs follow (`model_sizes`)."""
+
+    hidden: int
+    layers: int
+    inner: int  # MLP width (4 x hidden when the config does not say)
+    vocab: int
+    heads: int
+    kv_heads: int
+
+
+def model_sizes(config: Any) -> ModelSizes | None:
+    """A transformers config's text sizes (a multimodal config's text config); None when it lacks them."""
     text = config.get_text_config() if hasattr(config, "get_text_config") else config
     try:
         hidden, layers = int(text.hidden_size), int(text.num_hidden_layers)
@@ -196,9 +204,22 @@ def attention_cost(config: Any) -> float | None:
         return None
     if hidden <= 0 or layers <= 0:
         return None
-    projections = (2 + 2 * kv_heads / heads) * hidden * hidden + 3 * hidden * inner
-    per_token = layers * 2 * projections + 2 * hidden * vocab
-    return layers * 4 * hidden / per_token
+    return ModelSizes(hidden, layers, inner, vocab, heads, kv_heads)
+
+
+def attention_cost(config: Any) -> float | None:
+    """A context token's share of a token's training cost, so that a row of C tokens costs C (1 + a C) per
+    layer stack: per token the weight matrices cost about 2 (q, o + k, v at their head share + 3 MLP
+    matrices) x hidden x width FLOPs a layer plus the LM head, and attention 4 x C x hidden a layer (scores
+    and their weighted sum; a masked kernel computes the whole C x C square). [kaplan-2020] counts the same
+    terms. None when the config lacks the sizes (then rows are as long as the batch's longest example)."""
+    sizes = model_sizes(config)
+    if sizes is None:
+        return None
+    hidden = sizes.hidden
+    projections = (2 + 2 * sizes.kv_heads / sizes.heads) * hidden * hidden + 3 * hidden * sizes.inner
+    per_token = sizes.layers * 2 * projections + 2 * hidden * sizes.vocab
+    return sizes.layers * 4 * hidden / per_token
 
 
 CAPACITY_STEP = 1.06

@@ -30,6 +30,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from tunesmith.data.packing import model_sizes
+
 CHUNK_BYTES = 64 * 2**20
 """Activations one chunk may hold (bytes) when checkpointing would hold less: on the tiny family a whole
 packed micro-batch of 64 (~5k token slots) is ~4 chunks; below ~1k token slots per pass the per-pass
@@ -73,16 +75,11 @@ def activation_bytes_per_token(config: Any, bytes_per_value: int = 4) -> tuple[f
     attention output, residuals) and 4 x intermediate (gate, up, activation, product); checkpointing keeps
     the layer's input (hidden values) for every layer, and one layer's full activations while it is
     recomputed. None when the config lacks the sizes."""
-    text = config.get_text_config() if hasattr(config, "get_text_config") else config
-    try:
-        hidden, layers = int(text.hidden_size), int(text.num_hidden_layers)
-        inner = int(getattr(text, "intermediate_size", None) or 4 * hidden)
-    except (AttributeError, TypeError, ValueError):
+    sizes = model_sizes(config)
+    if sizes is None:
         return None
-    if hidden <= 0 or layers <= 0:
-        return None
-    layer = (10 * hidden + 4 * inner) * bytes_per_value
-    return layers * layer, layers * hidden * bytes_per_value + layer
+    layer = (10 * sizes.hidden + 4 * sizes.inner) * bytes_per_value
+    return sizes.layers * layer, sizes.layers * sizes.hidden * bytes_per_value + layer
 
 
 def rows_per_chunk(rows: int, width: int, per_token: tuple[float, float] | None) -> int:
