@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from types import SimpleNamespace
 
 from tunesmith.sweeps.synchronous import (
@@ -110,3 +111,47 @@ def test_with_probes_a_rung_ranks_by_the_final_rule_against_the_best_trial_there
     # without the probes (an older study, a recipe without a domain file): the scalar, as before
     plain = [_level0(i, 0.1 * i, [0, v]) for i, v in enumerate((0.2, 0.9, 0.5))]
     assert [t.number for t in ranking(plain, 0, KEY)] == [1, 2, 0]
+
+
+def test_a_worker_takes_a_slot_whose_level_a_peer_settles_between_its_reads(tmp_path) -> None:
+    """The worker decides from one read of the study: a peer finishing the last trial of level 0 just after
+    this worker found the slot not yet claimable must not make it stop with 'queued trials that no worker
+    may start' (seen in CI with two workers on PostgreSQL); it waits a poll and takes the slot."""
+    import pytest
+
+    optuna = pytest.importorskip("optuna")
+    pytest.importorskip("sqlalchemy")
+    from tunesmith.sweeps.storage import make_storage
+    from tunesmith.sweeps.workers import run_worker
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = make_storage(f"sqlite:///{tmp_path / 'study.db'}", heartbeat_seconds=60, grace_seconds=120)
+    study = optuna.create_study(storage=storage, directions=["maximize"])
+    study.enqueue_trial(params={}, user_attrs={CONFIG_ATTR: {"lr": 0.1}, LEVEL_ATTR: 0})
+    with warnings.catch_warnings():  # "heartbeat is supposed to be used with optimize": the worker beats
+        warnings.simplefilter("ignore")
+        peer = study.ask()  # the peer's level-0 trial, running
+    study.enqueue_trial(params={}, user_attrs={SLOT_ATTR: [1, 0]})
+    read = study.get_trials
+    reads = []
+
+    def get_trials(*args, **kwargs):
+        snapshot = read(*args, **kwargs)
+        reads.append(len(reads))
+        if len(reads) == 1:  # right after this worker's first read, the peer pauses at its rung
+            study.tell(peer, state=optuna.trial.TrialState.PRUNED)
+        return snapshot
+
+    study.get_trials = get_trials
+    ran = []
+    assert (
+        run_worker(
+            study,
+            lambda t: ran.append(t.number) or (1.0,),
+            budget=None,
+            heartbeat_seconds=60,
+            poll_seconds=0.01,
+        )
+        == 1
+    )
+    assert ran == [1]

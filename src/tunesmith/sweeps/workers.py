@@ -81,20 +81,16 @@ def enqueue_missing(
     return added
 
 
-def _claim_waiting(study: Any) -> Any | None:
-    """Claim the first queued trial that may start (a promotion slot waits for the level before it)."""
+def _claim_waiting(study: Any, trials: list[Any]) -> Any | None:
+    """Claim the first queued trial of `trials` (a snapshot of the study) that may start (a promotion slot
+    waits for the level before it)."""
     optuna = optuna_module()
-    trials = study.get_trials(deepcopy=False)
     for frozen in trials:
         if frozen.state.name != "WAITING" or not claimable(frozen, trials):
             continue
         if study._storage.set_trial_state_values(frozen._trial_id, optuna.trial.TrialState.RUNNING):
             return optuna.trial.Trial(study, frozen._trial_id)
     return None
-
-
-def _counts(study: Any) -> Counter:
-    return Counter(t.state.name for t in study.get_trials(deepcopy=False))
 
 
 def run_worker(
@@ -116,9 +112,13 @@ def run_worker(
     ran = 0
     while True:
         fail_stale_trials(study)
-        trial = _claim_waiting(study)
+        trials = study.get_trials(deepcopy=False)
+        trial = _claim_waiting(study, trials)
         if trial is None:
-            counts = _counts(study)
+            # one snapshot for the claim and the counts: with a fresh read here, a peer finishing the last
+            # trial of a level in between showed a slot as waiting with nothing running, and this worker
+            # stopped with an error although the slot had just become claimable
+            counts = Counter(t.state.name for t in trials)
             planned = counts["COMPLETE"] + counts["PRUNED"] + counts["RUNNING"] + counts["WAITING"]
             if budget is not None and planned < budget:
                 with (
