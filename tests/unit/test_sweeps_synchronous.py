@@ -155,3 +155,35 @@ def test_a_worker_takes_a_slot_whose_level_a_peer_settles_between_its_reads(tmp_
         == 1
     )
     assert ran == [1]
+
+
+def test_a_worker_that_loses_a_claim_reads_again(tmp_path) -> None:
+    """A peer claims (and finishes) the queued trial between this worker's read and its claim: the worker
+    reads again and stops with nothing left, not with an error about a queued trial."""
+    import pytest
+
+    optuna = pytest.importorskip("optuna")
+    pytest.importorskip("sqlalchemy")
+    from tunesmith.sweeps.storage import make_storage
+    from tunesmith.sweeps.workers import run_worker
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = make_storage(f"sqlite:///{tmp_path / 'study.db'}", heartbeat_seconds=60, grace_seconds=120)
+    study = optuna.create_study(storage=storage, directions=["maximize"])
+    study.enqueue_trial(params={}, user_attrs={CONFIG_ATTR: {"lr": 0.1}, LEVEL_ATTR: 0})
+    read = study.get_trials
+    reads = []
+
+    def get_trials(*args, **kwargs):
+        snapshot = read(*args, **kwargs)
+        reads.append(len(reads))
+        if len(reads) == 1:  # the peer wins the claim and pauses its trial at the rung
+            trial_id = snapshot[0]._trial_id
+            assert storage.set_trial_state_values(trial_id, optuna.trial.TrialState.RUNNING)
+            storage.set_trial_state_values(trial_id, optuna.trial.TrialState.PRUNED)
+        return snapshot
+
+    study.get_trials = get_trials
+    ran = []
+    assert run_worker(study, lambda t: ran.append(t.number) or (1.0,), budget=None, heartbeat_seconds=60) == 0
+    assert ran == [] and len(reads) >= 2

@@ -88,7 +88,11 @@ def _claim_waiting(study: Any, trials: list[Any]) -> Any | None:
     for frozen in trials:
         if frozen.state.name != "WAITING" or not claimable(frozen, trials):
             continue
-        if study._storage.set_trial_state_values(frozen._trial_id, optuna.trial.TrialState.RUNNING):
+        try:  # False: a peer claimed it first; UpdateFinishedTrialError: a peer already finished it
+            claimed = study._storage.set_trial_state_values(frozen._trial_id, optuna.trial.TrialState.RUNNING)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue
+        if claimed:
             return optuna.trial.Trial(study, frozen._trial_id)
     return None
 
@@ -129,6 +133,8 @@ def run_worker(
             elif counts["RUNNING"]:
                 time.sleep(poll)  # another worker's trial: wait for it, or for it to go stale
                 continue
+            elif any(t.state.name == "WAITING" and claimable(t, trials) for t in trials):
+                continue  # a peer claimed it first: read again
             elif counts["WAITING"]:  # only promotions whose level before never settles: cannot happen
                 raise RuntimeError(f"sweep: {counts['WAITING']} queued trials that no worker may start")
             else:
