@@ -112,8 +112,9 @@ def test_a_plateau_at_ln_vocab_is_not_blamed_on_a_fitted_model() -> None:
     ("total_steps", "cost_steps", "interval"),
     [
         (400, 0.5, 40),  # a long run: about ten validations
-        (20, 64 / (3 * 8), 11),  # short run, 64 validation examples at batch 8: not every step
-        (8, 8 / (3 * 8), 2),
+        (100, 64 / (3 * 8), 27),  # 64 validation examples at batch 8: a tenth of the time, not every 10 steps
+        (20, 64 / (3 * 8), 20),  # the same in a short run: only at the end
+        (8, 8 / (3 * 8), 4),
         (10, 0.0, 1),
         (6, 100.0, 6),  # validating costs more than the stage: only at the end
     ],
@@ -132,16 +133,16 @@ def test_a_short_sft_run_does_not_validate_every_step(stand_ins: dict[str, Path]
     validation = resolved.stages[0].numbers["validation_examples"]
     interval = resolved.recipe.stages[0].hyperparameters.val_check_interval
     # 200 brindle validation examples cost 200 / 24 = 8.3 steps each: validating only at the end (and the
-    # start) keeps it under a quarter of the training time
-    assert validation == 200 and interval == min(20, max(2, -(-4 * validation // (3 * 8)))) == 20
-    assert interval > 1 and "ceil(4 x one validation's cost" in str(
+    # start) keeps it under a tenth of the training time
+    assert validation == 200 and interval == min(20, max(2, -(-10 * validation // (3 * 8)))) == 20
+    assert interval > 1 and "ceil(10 x one validation's cost" in str(
         resolved.provenance["stages[0].hyperparameters.val_check_interval"]
     )
 
 
 def test_the_forgetting_probe_counts_in_the_validation_cadence(stand_ins: dict[str, Path]) -> None:
     """No validation file, batch 16: the probe's 40 general items (8 per category) still cost 40 / 48 of a
-    step each time, so a 20-step stage probes every 4 steps, not every 2 (total_steps // 10)."""
+    step each time, so a 20-step stage probes every 9 steps (a tenth of the time), not every 2 (total_steps // 10)."""
 
     def interval(monitoring: dict | None) -> int:
         stage = {**SFT, "data": {"train": "builtin:brindle/sft"}}
@@ -151,8 +152,8 @@ def test_the_forgetting_probe_counts_in_the_validation_cadence(stand_ins: dict[s
         recipe = {"name": "t", "model": {"path": str(stand_ins["qwen3"])}, "stages": [stage]}
         return resolve(validate_recipe(recipe)).recipe.stages[0].hyperparameters.val_check_interval
 
-    assert interval(None) == 4  # ceil(4 x 40 / 48)
-    assert interval({"probe_items_per_category": 24}) == 10  # 120 items: ceil(4 x 120 / 48)
+    assert interval(None) == 9  # ceil(10 x 40 / 48)
+    assert interval({"probe_items_per_category": 24}) == 20  # 120 items: ceil(10 x 120 / 48) = 25, the stage
     assert interval({"enabled": False}) == 2  # no probe: about ten validations
     assert interval({"policies": {"forgetting": "off", "kl_drift": "off"}}) == 2  # nothing reads the probe
     assert interval({"probe_interval": 5}) == 2  # the probe keeps its own cadence

@@ -412,13 +412,13 @@ DEFAULTS: tuple[Default, ...] = (
     Default(
         H + "val_check_interval",
         Derived(
-            "max(total_steps // 10, ceil(4 x one validation's cost in training steps)), between 1 and "
+            "max(total_steps // 10, ceil(10 x one validation's cost in training steps)), between 1 and "
             "total_steps; the cost is (validation_examples + the forgetting probe's items) / (3 x global_batch_size) "
             "(RFT: validation_prompts / global_batch_size)"
         ),
         "about ten validations per stage so save_top_k has candidates to choose from (Nova's 2500 assumes long "
-        "runs, [nova-recipes]), each taking at most a quarter of the training between two: scoring is a "
-        "forward pass, about a third of a training step per token ([kaplan-2020]: 2N vs 6N FLOPs)",
+        "runs, [nova-recipes]), each taking at most a tenth of the training between two (a quarter made a short run "
+        "measurably slower than bare TRL: benchmarks/RESULTS.md); scoring is a forward pass, about a third of a training step per token ([kaplan-2020]: 2N vs 6N FLOPs)",
     ),
     Default(
         H + "packing",
