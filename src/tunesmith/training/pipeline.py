@@ -33,12 +33,18 @@ from tunesmith.runs import (
     run_exists_message,
     set_active_run,
 )
-from tunesmith.training import cpt, rft, sft
 from tunesmith.training.callbacks import complete_checkpoints
 from tunesmith.training.data import prepare_stage_data
 from tunesmith.training.stage import StageResult, StageRun, barrier, is_main_process
 
-ENTRIES = {"cpt": cpt.run, "sft": sft.run, "rft": rft.run}
+ENTRIES = {"cpt": "tunesmith.training.cpt", "sft": "tunesmith.training.sft", "rft": "tunesmith.training.rft"}
+"""technique -> the module whose `run(StageRun)` trains it, imported when a stage needs it (TRL's GRPO trainer
+alone takes ~1.5 s to import: an SFT run does not pay for it)."""
+
+
+def stage_entry(technique: str) -> Any:
+    return importlib.import_module(ENTRIES[technique]).run
+
 
 TRACKER_PACKAGES = {
     "wandb": ("wandb",),
@@ -184,7 +190,7 @@ def _train_stages(
                 quiet=quiet,
                 reasoning=recipe.reasoning(stage),
             )
-        result = ENTRIES[stage.technique](
+        result = stage_entry(stage.technique)(
             StageRun(
                 recipe=recipe,
                 stage=stage,
