@@ -186,6 +186,11 @@ def test_checkpointing_rule_and_chunk_sizes() -> None:
     assert decide(True, cuda=False, processes=1).checkpointing
     assert not decide(False, cuda=True, processes=4).checkpointing
     assert "gradient checkpointing off" in decide("auto", cuda=False, processes=1).describe()
+    assert "chunks" in decide("auto", cuda=False, processes=1).reason
+    # RFT's trainer does not split micro-batches: the reason must not claim it does
+    for setting in ("auto", False):
+        reason = decide(setting, cuda=False, processes=1, chunked=False).reason
+        assert "chunks" not in reason and "kept whole" in reason
     # the 30M stand-in's shape: a packed micro-batch of 4 rows of 500 runs a row or two at a time
     stand_in = activation_bytes_per_token(
         LlamaConfig(hidden_size=512, num_hidden_layers=8, intermediate_size=1376, vocab_size=1821)

@@ -94,6 +94,8 @@ def test_rft_stage_trains_selects_by_reward_prints_it_and_exports(tmp_path, micr
     result = json.loads((stage / "result.json").read_text())
     assert result["steps"] == 4 and result["technique"] == "rft"
     assert result["reward"]["samples"] > 0 and result["reward"]["failed"] == 0
+    checkpointing = result["gradient_checkpointing"]
+    assert checkpointing["on"] is False and "chunks" not in checkpointing["reason"]
     metrics = _rows(stage / "metrics.jsonl")
     train_rows = [r for r in metrics if "reward" in r]
     assert len(train_rows) == 4 and all(0.0 <= r["reward"] <= 1.0 for r in train_rows)

@@ -50,16 +50,25 @@ class CheckpointingDecision:
         return f"gradient checkpointing {state} ({self.reason})"
 
 
-def decide(setting: bool | str | None, cuda: bool, processes: int) -> CheckpointingDecision:
-    """The rule: the recipe's `hyperparameters.gradient_checkpointing`, else (auto) off in one CPU process."""
+def decide(
+    setting: bool | str | None, cuda: bool, processes: int, chunked: bool = True
+) -> CheckpointingDecision:
+    """The rule: the recipe's `hyperparameters.gradient_checkpointing`, else (auto) off in one CPU process.
+    `chunked`: whether the technique runs its micro-batches in chunks without checkpointing (CPT and SFT do;
+    RFT's trainer does not split its micro-batches of completions, so it keeps their activations whole)."""
+    kept = "micro-batches run in chunks" if chunked else "every micro-batch's activations kept whole"
     if isinstance(setting, bool):
-        how = "micro-batches run in chunks" if not setting else "activations recomputed in the backward pass"
+        how = kept if not setting else "activations recomputed in the backward pass"
         return CheckpointingDecision(setting, f"hyperparameters.gradient_checkpointing; {how}")
     if cuda:
         return CheckpointingDecision(True, "auto: on a GPU memory is what runs out")
     if processes > 1:
         return CheckpointingDecision(
             True, f"auto: {processes} processes synchronize gradients per backward pass"
+        )
+    if not chunked:
+        return CheckpointingDecision(
+            False, f"auto: one CPU process, where recomputing costs compute and memory is host RAM; {kept}"
         )
     return CheckpointingDecision(
         False,

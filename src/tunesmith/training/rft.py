@@ -54,6 +54,7 @@ from tunesmith.training.stage import (
     StageRun,
     TrainerInputs,
     checkpointing_decision,
+    is_main_process,
     run_stage,
 )
 
@@ -292,6 +293,7 @@ class RFT:
         self.reward: Any = None
         self.bridge: RewardBridge | None = None
         self.stage_name = "rft"
+        self._announced = False  # the checkpointing decision, printed once per stage
 
     def build_datasets(self, run: StageRun, tokenizer: Any) -> Datasets:
         """The prompt datasets (validation: a fixed subset), the reward and the bridge to it."""
@@ -345,6 +347,9 @@ class RFT:
             **inputs.trainer_kwargs,
         )
         trainer.add_callback(_TrackStep(self))
+        if not run.quiet and is_main_process() and not self._announced:
+            print(f"{run.stage.name}: {checkpointing_decision(run).describe()}", flush=True)
+            self._announced = True  # once per stage, not per rollback attempt
         return trainer
 
     def close(self) -> None:

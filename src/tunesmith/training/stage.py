@@ -209,7 +209,12 @@ def gradient_accumulation(run: StageRun, batch_counts: str = "examples") -> int:
 
 def checkpointing_decision(run: StageRun) -> CheckpointingDecision:
     """Whether the stage recomputes activations (`checkpointing.decide`, on this process's device)."""
-    return decide(run.stage.hyperparameters.gradient_checkpointing, torch.cuda.is_available(), world_size())
+    return decide(
+        run.stage.hyperparameters.gradient_checkpointing,
+        torch.cuda.is_available(),
+        world_size(),
+        chunked=run.stage.technique != "rft",  # `cpt.LMTrainer.training_step` splits; GRPO's does not
+    )
 
 
 def base_args(run: StageRun, technique: Technique, has_validation: bool, resuming: bool) -> dict[str, Any]:
