@@ -113,77 +113,67 @@ def test_with_probes_a_rung_ranks_by_the_final_rule_against_the_best_trial_there
     assert [t.number for t in ranking(plain, 0, KEY)] == [1, 2, 0]
 
 
-def test_a_worker_takes_a_slot_whose_level_a_peer_settles_between_its_reads(tmp_path) -> None:
-    """The worker decides from one read of the study: a peer finishing the last trial of level 0 just after
-    this worker found the slot not yet claimable must not make it stop with 'queued trials that no worker
-    may start' (seen in CI with two workers on PostgreSQL); it waits a poll and takes the slot."""
+def _study_with_a_peer(tmp_path, peer_acts):
+    """A SQLite study holding one queued level-0 configuration, whose `get_trials` lets a peer act right
+    after this worker's first read (`peer_acts(study, storage, snapshot)`); (optuna, study, reads)."""
     import pytest
 
     optuna = pytest.importorskip("optuna")
     pytest.importorskip("sqlalchemy")
     from tunesmith.sweeps.storage import make_storage
-    from tunesmith.sweeps.workers import run_worker
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = make_storage(f"sqlite:///{tmp_path / 'study.db'}", heartbeat_seconds=60, grace_seconds=120)
     study = optuna.create_study(storage=storage, directions=["maximize"])
     study.enqueue_trial(params={}, user_attrs={CONFIG_ATTR: {"lr": 0.1}, LEVEL_ATTR: 0})
-    with warnings.catch_warnings():  # "heartbeat is supposed to be used with optimize": the worker beats
-        warnings.simplefilter("ignore")
-        peer = study.ask()  # the peer's level-0 trial, running
-    study.enqueue_trial(params={}, user_attrs={SLOT_ATTR: [1, 0]})
     read = study.get_trials
-    reads = []
+    reads: list[int] = []
 
     def get_trials(*args, **kwargs):
         snapshot = read(*args, **kwargs)
         reads.append(len(reads))
-        if len(reads) == 1:  # right after this worker's first read, the peer pauses at its rung
-            study.tell(peer, state=optuna.trial.TrialState.PRUNED)
+        if len(reads) == 1:
+            peer_acts(study, storage, snapshot)
         return snapshot
 
     study.get_trials = get_trials
+    return optuna, study, reads
+
+
+def test_a_worker_takes_a_slot_whose_level_a_peer_settles_between_its_reads(tmp_path) -> None:
+    """The worker decides from one read of the study: a peer finishing the last trial of level 0 just after
+    this worker found the slot not yet claimable must not make it stop with 'queued trials that no worker
+    may start' (seen in CI with two workers on PostgreSQL); it waits a poll and takes the slot."""
+    from tunesmith.sweeps.workers import run_worker
+
+    peer: list = []
+
+    def pause_at_the_rung(study, storage, snapshot):  # the peer's level-0 trial ends at its rung
+        study.tell(peer[0], state=optuna.trial.TrialState.PRUNED)
+
+    optuna, study, reads = _study_with_a_peer(tmp_path, pause_at_the_rung)
+    with warnings.catch_warnings():  # "heartbeat is supposed to be used with optimize": the worker beats
+        warnings.simplefilter("ignore")
+        peer.append(study.ask())  # the peer's level-0 trial, running
+    study.enqueue_trial(params={}, user_attrs={SLOT_ATTR: [1, 0]})
     ran = []
-    assert (
-        run_worker(
-            study,
-            lambda t: ran.append(t.number) or (1.0,),
-            budget=None,
-            heartbeat_seconds=60,
-            poll_seconds=0.01,
-        )
-        == 1
+    worked = run_worker(
+        study, lambda t: ran.append(t.number) or (1.0,), budget=None, heartbeat_seconds=60, poll_seconds=0.01
     )
-    assert ran == [1]
+    assert worked == 1 and ran == [1] and len(reads) >= 3
 
 
 def test_a_worker_that_loses_a_claim_reads_again(tmp_path) -> None:
     """A peer claims (and finishes) the queued trial between this worker's read and its claim: the worker
     reads again and stops with nothing left, not with an error about a queued trial."""
-    import pytest
-
-    optuna = pytest.importorskip("optuna")
-    pytest.importorskip("sqlalchemy")
-    from tunesmith.sweeps.storage import make_storage
     from tunesmith.sweeps.workers import run_worker
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    storage = make_storage(f"sqlite:///{tmp_path / 'study.db'}", heartbeat_seconds=60, grace_seconds=120)
-    study = optuna.create_study(storage=storage, directions=["maximize"])
-    study.enqueue_trial(params={}, user_attrs={CONFIG_ATTR: {"lr": 0.1}, LEVEL_ATTR: 0})
-    read = study.get_trials
-    reads = []
+    def claim_and_pause(study, storage, snapshot):
+        trial_id = snapshot[0]._trial_id
+        assert storage.set_trial_state_values(trial_id, optuna.trial.TrialState.RUNNING)
+        storage.set_trial_state_values(trial_id, optuna.trial.TrialState.PRUNED)
 
-    def get_trials(*args, **kwargs):
-        snapshot = read(*args, **kwargs)
-        reads.append(len(reads))
-        if len(reads) == 1:  # the peer wins the claim and pauses its trial at the rung
-            trial_id = snapshot[0]._trial_id
-            assert storage.set_trial_state_values(trial_id, optuna.trial.TrialState.RUNNING)
-            storage.set_trial_state_values(trial_id, optuna.trial.TrialState.PRUNED)
-        return snapshot
-
-    study.get_trials = get_trials
+    optuna, study, reads = _study_with_a_peer(tmp_path, claim_and_pause)
     ran = []
     assert run_worker(study, lambda t: ran.append(t.number) or (1.0,), budget=None, heartbeat_seconds=60) == 0
     assert ran == [] and len(reads) >= 2
