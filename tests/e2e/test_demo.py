@@ -74,3 +74,24 @@ def test_summary_tells_the_story_with_numbers() -> None:
     )
     assert "52% of 512 samples" in text
     assert "domain-only: sft: forgetting x3" in text and "mixed-rft: none" in text
+
+
+def test_the_eta_ignores_the_start_up_before_the_first_step() -> None:
+    """The bar's rate is measured from the first step, not from the demo's start: 22 s of model loading
+    before a 0.3 s step must not read as hours to go (a fresh clone's demo showed 8:19:46 at first)."""
+    import io
+
+    from tunesmith.experiments.demo import _Progress
+
+    now = [0.0]
+    progress = _Progress(1400, io.StringIO(), quiet=False)
+    progress.bar._time = lambda: now[0]
+    progress.bar.start_t = progress.bar.last_print_t = 0.0
+    now[0] = 21.7  # imports, planning, the model load
+    progress.training_begins()
+    now[0] = 22.0
+    progress.advance(1)
+    remaining = (1400 - 1) / progress.bar.format_dict["rate"]
+    assert 0.2 * 1399 < remaining < 0.4 * 1399  # ~7 min, not 8 h
+    assert progress.bar.format_dict["elapsed"] == 22.0  # the elapsed time still counts the start-up
+    progress.close()
