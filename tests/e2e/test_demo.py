@@ -76,9 +76,10 @@ def test_summary_tells_the_story_with_numbers() -> None:
     assert "domain-only: sft: forgetting x3" in text and "mixed-rft: none" in text
 
 
-def test_the_eta_ignores_the_start_up_before_the_first_step() -> None:
-    """The bar's rate is measured from the first step, not from the demo's start: 22 s of model loading
-    before a 0.3 s step must not read as hours to go (a fresh clone's demo showed 8:19:46 at first)."""
+def test_the_eta_ignores_the_start_up_and_the_first_step() -> None:
+    """The bar's rate is measured from the end of a stage's first step, not from the demo's start: 22 s of
+    model loading and a slow first step must not read as hours to go (a fresh clone's demo showed 8:19:46
+    first), and the first step still counts in the progress."""
     import io
 
     from tunesmith.experiments.demo import _Progress
@@ -87,11 +88,14 @@ def test_the_eta_ignores_the_start_up_before_the_first_step() -> None:
     progress = _Progress(1400, io.StringIO(), quiet=False)
     progress.bar._time = lambda: now[0]
     progress.bar.start_t = progress.bar.last_print_t = 0.0
-    now[0] = 21.7  # imports, planning, the model load
+    now[0] = 21.0  # imports, planning, the model load
     progress.training_begins()
-    now[0] = 22.0
+    now[0] = 23.0  # the first step, slow
     progress.advance(1)
-    remaining = (1400 - 1) / progress.bar.format_dict["rate"]
-    assert 0.2 * 1399 < remaining < 0.4 * 1399  # ~7 min, not 8 h
-    assert progress.bar.format_dict["elapsed"] == 22.0  # the elapsed time still counts the start-up
+    assert progress.bar.n == 1 and progress.bar.format_dict["rate"] is None  # counted, not timed
+    now[0] = 23.3
+    progress.advance(1)
+    remaining = (1400 - 2) / progress.bar.format_dict["rate"]
+    assert 0.2 * 1398 < remaining < 0.4 * 1398  # ~7 min, not 8 h
+    assert progress.bar.format_dict["elapsed"] == 23.3  # the elapsed time still counts the start-up
     progress.close()
