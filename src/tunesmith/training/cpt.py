@@ -27,7 +27,6 @@ from tunesmith.errors import UserError
 from tunesmith.threads import configure_threads
 from tunesmith.training.callbacks import Selection
 from tunesmith.training.checkpointing import (
-    CheckpointingDecision,
     activation_bytes_per_token,
     rows_per_chunk,
     split_rows,
@@ -117,12 +116,11 @@ class CPT:
     selection = Selection(metric="eval_loss", higher_is_better=False)
     watch: Literal["loss", "reward"] = "loss"
     batch_counts = "examples"
+    chunks_micro_batches = True  # `LMTrainer.training_step`
 
     def __init__(self) -> None:
         self.packing: PackingDecision | None = None  # decided once, on the first attempt's tokenized data
         self._order: list[int] | None = None  # length-grouped micro-batches within each step (`_pack`)
-        self.checkpointing: CheckpointingDecision | None = None
-        self._announce_checkpointing = True  # once per stage, not per rollback attempt
 
     def build_datasets(self, run: StageRun, tokenizer: Any) -> Datasets:
         """The mixed train.jsonl (in training order) and validation.jsonl, as Hugging Face datasets."""
@@ -170,13 +168,8 @@ class CPT:
             **inputs.trainer_kwargs,
         )
         self._pack(run, trainer)
-        decision = checkpointing_decision(run)
-        if not decision.checkpointing:
+        if not checkpointing_decision(run, self).checkpointing:
             trainer.activation_bytes = activation_bytes_per_token(trainer.model.config, 2 if args.bf16 else 4)
-        if not run.quiet and is_main_process() and self._announce_checkpointing:
-            print(f"{run.stage.name}: {decision.describe()}", flush=True)
-            self._announce_checkpointing = False
-        self.checkpointing = decision
         return trainer
 
     def _pack(self, run: StageRun, trainer: LMTrainer) -> None:
@@ -215,11 +208,6 @@ class CPT:
                 "on": self.packing.pack,
                 "length_grouped": self.packing.group,
                 "reason": self.packing.describe(),
-            }
-        if self.checkpointing is not None:
-            summary["gradient_checkpointing"] = {
-                "on": self.checkpointing.checkpointing,
-                "reason": self.checkpointing.describe(),
             }
         return summary
 

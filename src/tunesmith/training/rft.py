@@ -53,8 +53,6 @@ from tunesmith.training.stage import (
     StageResult,
     StageRun,
     TrainerInputs,
-    checkpointing_decision,
-    is_main_process,
     run_stage,
 )
 
@@ -284,6 +282,7 @@ class RFT:
     selection = Selection(metric="eval_reward", higher_is_better=True)
     watch: Literal["loss", "reward"] = "reward"
     batch_counts = "prompts"
+    chunks_micro_batches = False  # GRPO's training step keeps a micro-batch of completions whole
 
     def __init__(self, validation_prompts: int = RFT_MAX_VALIDATION_PROMPTS) -> None:
         self.max_validation_prompts = validation_prompts
@@ -293,7 +292,6 @@ class RFT:
         self.reward: Any = None
         self.bridge: RewardBridge | None = None
         self.stage_name = "rft"
-        self._announced = False  # the checkpointing decision, printed once per stage
 
     def build_datasets(self, run: StageRun, tokenizer: Any) -> Datasets:
         """The prompt datasets (validation: a fixed subset), the reward and the bridge to it."""
@@ -347,9 +345,6 @@ class RFT:
             **inputs.trainer_kwargs,
         )
         trainer.add_callback(_TrackStep(self))
-        if not run.quiet and is_main_process() and not self._announced:
-            print(f"{run.stage.name}: {checkpointing_decision(run).describe()}", flush=True)
-            self._announced = True  # once per stage, not per rollback attempt
         return trainer
 
     def close(self) -> None:
@@ -360,10 +355,8 @@ class RFT:
     def summarize(self, run: StageRun) -> dict[str, Any]:
         """Training and validation rewards (metrics.jsonl) and the reward client's counters."""
         stats = getattr(self.reward, "stats", None)
-        checkpointing = checkpointing_decision(run)
         return {
             **reward_summary(run.stage_dir / "metrics.jsonl"),
-            "gradient_checkpointing": {"on": checkpointing.checkpointing, "reason": checkpointing.describe()},
             "reward": {
                 "name": getattr(self.reward, "name", "reward"),
                 **(stats.to_dict() if stats is not None else {}),

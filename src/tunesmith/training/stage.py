@@ -145,6 +145,7 @@ class Technique(Protocol):
     selection: Selection  # how the best checkpoint is chosen
     watch: Literal["loss", "reward"]  # the curve the monitor's detectors read (`Monitor.watch`)
     batch_counts: str  # what `global_batch_size` counts: "examples" (CPT, SFT) or "prompts" (RFT)
+    chunks_micro_batches: bool  # without checkpointing, its trainer runs a micro-batch in chunks of rows
 
     def build_datasets(self, run: StageRun, tokenizer: Any) -> Datasets: ...
 
@@ -207,13 +208,13 @@ def gradient_accumulation(run: StageRun, batch_counts: str = "examples") -> int:
     return hp.global_batch_size // per_step
 
 
-def checkpointing_decision(run: StageRun) -> CheckpointingDecision:
+def checkpointing_decision(run: StageRun, technique: Technique) -> CheckpointingDecision:
     """Whether the stage recomputes activations (`checkpointing.decide`, on this process's device)."""
     return decide(
         run.stage.hyperparameters.gradient_checkpointing,
         torch.cuda.is_available(),
         world_size(),
-        chunked=run.stage.technique != "rft",  # `cpt.LMTrainer.training_step` splits; GRPO's does not
+        chunked=technique.chunks_micro_batches,
     )
 
 
@@ -248,7 +249,7 @@ def base_args(run: StageRun, technique: Technique, has_validation: bool, resumin
         bf16=bf16,
         ddp_backend=("nccl" if cuda else "gloo") if world_size() > 1 else None,
         dataloader_num_workers=0,
-        gradient_checkpointing=checkpointing_decision(run).checkpointing,
+        gradient_checkpointing=checkpointing_decision(run, technique).checkpointing,
         save_only_model=False,
         gradient_accumulation_steps=gradient_accumulation(run, technique.batch_counts),
     )
@@ -404,6 +405,8 @@ def run_stage(run: StageRun, technique: Technique) -> StageResult:
     if run.quiet:
         _quiet_libraries()
     configure_threads(announce=not run.quiet)
+    if not run.quiet and is_main_process():
+        print(f"{run.stage.name}: {checkpointing_decision(run, technique).describe()}", flush=True)
     settings = _monitor_settings(run.stage)
     state = _recover(run, technique.selection)
     tokenizer = load_tokenizer(run.input_ref)
@@ -639,6 +642,11 @@ def _summary(
         # an infrastructure stop (the reward endpoint failed) is not a verdict on the run: the stage is left
         # unfinished (no result.json), so `train --resume` continues it once the endpoint is back
         "resumable": stopped is not None and stopped.detector in RESUMABLE_STOPS,
+    }
+    checkpointing = checkpointing_decision(run, technique)
+    summary["gradient_checkpointing"] = {
+        "on": checkpointing.checkpointing,
+        "reason": checkpointing.describe(),
     }
     summary.update(technique.summarize(run))
     return summary
