@@ -16,4 +16,19 @@ if [ ! -x /usr/bin/chromium ]; then
         echo "scripts/test.sh: /usr/bin/chromium is missing — install it with: sudo apt-get install -y chromium" >&2
     fi
 fi
-.venv/bin/python -m pytest "$@"
+# the distributed-sweep tests start a real PostgreSQL server on loopback (tests/unit/test_sweeps_workers.py):
+# install Debian's server where initdb is missing, and put its binaries on PATH (Debian keeps them out of it)
+if ! command -v initdb >/dev/null 2>&1; then
+    pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+    if [ -z "$pg_bin" ]; then
+        if [ "$(id -u)" = 0 ]; then
+            apt-get update -qq && apt-get install -y -qq postgresql >/dev/null
+            pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+        else
+            echo "scripts/test.sh: PostgreSQL is missing — install it with: sudo apt-get install -y postgresql" >&2
+        fi
+    fi
+    [ -n "$pg_bin" ] && export PATH="$PATH:$pg_bin"
+fi
+# --durations: the 25 slowest tests, printed at the end of every run
+.venv/bin/python -m pytest --durations=25 "$@"
