@@ -122,9 +122,14 @@ def test_stage_writes_outputs_follows_schedule_and_keeps_top_k(tmp_path, micro_m
     assert set(kept) == {f"checkpoint-{s}" for s in set(top2) | {8}}
     assert all((stage / "checkpoints" / k / "COMPLETE").exists() for k in kept)
     # the best model loads and is the selected checkpoint
+    import torch
     from transformers import AutoModelForCausalLM
 
-    assert AutoModelForCausalLM.from_pretrained(stage / "best") is not None
+    best_model = AutoModelForCausalLM.from_pretrained(stage / "best")
+    start_model = AutoModelForCausalLM.from_pretrained(micro_model_dir)
+    trained, start = best_model.state_dict(), start_model.state_dict()
+    assert trained.keys() == start.keys()  # a plain model of the start's architecture (LoRA merged)
+    assert any(not torch.equal(trained[k], v) for k, v in start.items())  # and not the start: it learned
     assert (
         json.loads((stage / "best" / "tunesmith_best.json").read_text())["checkpoint"] == best["checkpoint"]
     )
