@@ -408,6 +408,34 @@ DEFAULTS: tuple[Default, ...] = (
         "all-linear",
         "LoRA on all linear layers ([biderman-2024]; [lora-without-regret])",
     ),
+    Default(
+        H + "lora.plus_lr_ratio",
+        1.0,
+        "plain LoRA (one LR for both matrices): no service recipe sets LoRA+ for this technique (its CPT "
+        "recipes train at full rank, [nova-recipes])",
+    ),
+    Default(
+        H + "lora.plus_lr_ratio",
+        64.0,
+        "Nova 2.0 LoRA SFT recipes: lora_plus_lr_ratio 64 (allowed 1-70) ([nova-recipes]); B matrices at a "
+        "multiple of A's LR ([hayou-2024])",
+        size_class="billion",
+        technique="sft",
+    ),
+    Default(
+        H + "lora.plus_lr_ratio",
+        64.0,
+        "Nova 2.0 LoRA RFT recipes (HyperPod and SMTJ): lora_plus_lr_ratio 64 ([nova-recipes], "
+        "[nova-rft-docs]; the multi-turn RFT recipe uses 32); B matrices at a multiple of A's LR ([hayou-2024])",
+        size_class="billion",
+        technique="rft",
+    ),
+    Default(
+        H + "lora.plus_lr_ratio",
+        1.0,
+        "tiny family: plain LoRA; LoRA+ is not measured to help there ([tiny-results]: benchmarks/RESULTS.md, LoRA+)",
+        size_class="tiny",
+    ),
     # ---- validation and checkpoints ----------------------------------------------------------------------
     Default(
         H + "val_check_interval",

@@ -460,7 +460,7 @@ def _fill_lora_and_rft(scope: _StageScope) -> None:
     if stage.mode == "lora":
         if hp.lora is None:
             hp.lora = LoraSpec()
-        for attr in ("rank", "alpha", "dropout", "target_modules"):
+        for attr in ("rank", "alpha", "dropout", "target_modules", "plus_lr_ratio"):
             scope.fill(hp.lora, attr, f"hyperparameters.lora.{attr}", f"hyperparameters.lora.{attr}")
     if stage.technique == "rft":
         for attr in (

@@ -166,6 +166,11 @@ class LoraSpec(Strict):
     target_modules: list[str] | Literal["all-linear"] | None = Field(
         None, description="module names to adapt, or 'all-linear'"
     )
+    plus_lr_ratio: Annotated[float, Field(ge=1, le=100)] | None = Field(
+        None,
+        description="LoRA+: the B matrices learn at this multiple of the A matrices' LR (1 = plain LoRA; "
+        "the service's lora_plus_lr_ratio, 1-70)",
+    )
 
 
 class Hyperparameters(Strict):
@@ -456,6 +461,7 @@ class ResolvedLora(Resolved):
     alpha: float
     dropout: float
     target_modules: list[str] | Literal["all-linear"]
+    plus_lr_ratio: float = Field(1.0, description="1.0 in a run resolved before LoRA+ existed (plain LoRA)")
 
 
 class ResolvedHyperparameters(Resolved):

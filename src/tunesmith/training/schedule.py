@@ -102,14 +102,39 @@ class LRFactor:
 
 
 class PlaybookSchedule:
-    """Trainer mixin: the playbook's warmup -> constant -> ramp-down schedule (scaled after rollbacks)."""
+    """Trainer mixin: the playbook's warmup -> constant -> ramp-down schedule (scaled after rollbacks), and
+    with `lora_plus_ratio` > 1 the LoRA+ optimizer (`training/loraplus.py`): B matrices in their own
+    parameter groups at that multiple of the LR; the schedule's multiplier applies to every group's base LR."""
 
     def __init__(
-        self, *args: Any, schedule: Schedule, lr_factor: LRFactor | None = None, **kwargs: Any
+        self,
+        *args: Any,
+        schedule: Schedule,
+        lr_factor: LRFactor | None = None,
+        lora_plus_ratio: float = 1.0,
+        **kwargs: Any,
     ) -> None:
         self._tunesmith_schedule = schedule
         self._tunesmith_factor = lr_factor or LRFactor(schedule)
+        self._tunesmith_lora_plus = lora_plus_ratio
         super().__init__(*args, **kwargs)
+
+    def create_optimizer(self, model: Any = None) -> Optimizer:
+        if self.optimizer is not None or self._tunesmith_lora_plus == 1.0:
+            return super().create_optimizer(model)
+        from tunesmith.training.loraplus import param_groups
+
+        opt_model = self.model if model is None else model
+        optimizer_cls, kwargs = self.get_optimizer_cls_and_kwargs(self.args, opt_model)
+        groups = param_groups(
+            opt_model.named_parameters(),
+            self.args.learning_rate,
+            self._tunesmith_lora_plus,
+            self.args.weight_decay,
+            set(self.get_decay_parameter_names(opt_model)),
+        )
+        self.optimizer = optimizer_cls(groups, **kwargs)  # each group's own lr overrides kwargs' lr
+        return self.optimizer
 
     def create_scheduler(self, num_training_steps: int, optimizer: Optimizer | None = None):
         if self.lr_scheduler is None:

@@ -531,6 +531,7 @@ def _train_attempt(
             callbacks=[c for c in callbacks if c is not None],
             schedule=schedule,
             lr_factor=factor,
+            lora_plus_ratio=stage.hyperparameters.lora.plus_lr_ratio if stage.mode == "lora" else 1.0,
         ),
         monitor=watcher,
     )
