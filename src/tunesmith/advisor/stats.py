@@ -70,9 +70,18 @@ def tokenizer_for(family: str | None, checkpoint: str | None, path: str | None) 
         from tunesmith.models.catalog import FAMILIES
 
         stage = FAMILIES[family].checkpoint(checkpoint or "post-trained")
-        if stage is None or stage.hf_id is None:
+        if stage is None:
             return None, f"{family} publishes no {checkpoint} checkpoint to take a tokenizer from"
-        ref, revision = stage.hf_id, stage.revision
+        if FAMILIES[family].kind == "registry":  # the pulled folder, when there is one (never pulled here)
+            from tunesmith.errors import ModelError
+            from tunesmith.models.loading import catalog_checkpoint_path
+
+            try:
+                ref = str(catalog_checkpoint_path(family, checkpoint or "post-trained", fetch=False))
+            except ModelError as err:
+                return None, str(err)
+        else:
+            ref, revision = stage.hf_id, stage.revision
     if ref is None:
         return None, "the recipe names no model"
     return _local_tokenizer(str(ref), revision)

