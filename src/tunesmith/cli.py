@@ -164,6 +164,22 @@ def _cmd_lint(args: argparse.Namespace) -> int:
     )
 
 
+def _cmd_import(args: argparse.Namespace) -> int:
+    from tunesmith.recipe.importing import import_command
+    from tunesmith.runs import check_new_file
+
+    if args.out is not None:
+        check_new_file(args.out, force=args.force)
+    return import_command(
+        args.service_recipe,
+        model=args.model,
+        data=args.data,
+        validation=args.validation,
+        reward=args.reward,
+        out=args.out,
+    )
+
+
 def _cmd_advise(args: argparse.Namespace) -> int:
     from tunesmith.advisor.workflow import Inventory, advise_command
     from tunesmith.runs import check_new_file
@@ -312,6 +328,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--probe-positive-rate", type=FRACTION, metavar="X", help="RFT probe result, 0-1")
     p.add_argument("--format", choices=["text", "json"], default="text")
     p.set_defaults(func=_cmd_lint)
+
+    p = sub.add_parser(
+        "import", help="turn a managed-service recipe (run: / training_config:) into a tunesmith recipe"
+    )
+    p.add_argument("service_recipe", metavar="SERVICE_RECIPE.yaml")
+    p.add_argument("--model", required=True, help="catalog family or local model folder / Hugging Face id")
+    p.add_argument("--data", required=True, metavar="TRAIN.jsonl", help="local training data (replaces S3)")
+    p.add_argument("--validation", metavar="FILE", help="local validation data (replaces S3)")
+    p.add_argument("--reward", metavar="SPEC", help="RFT: a local reward instead of the recipe's Lambda")
+    p.add_argument("--out", metavar="RECIPE.yaml", help="write the recipe here (a new file; default stdout)")
+    p.add_argument("--force", action="store_true", help="let --out replace an existing file")
+    p.set_defaults(func=_cmd_import)
 
     p = sub.add_parser("advise", help="recommend the stage sequence for your data and write the recipe")
     p.add_argument("--family", default="tiny", help="model family (see `tunesmith models list`)")

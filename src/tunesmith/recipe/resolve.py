@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Provenance:
-    origin: str  # "user" | "default" | "derived"
+    origin: str  # "user" | "imported" | "default" | "derived"
     detail: str = ""
 
     def __str__(self) -> str:
@@ -118,6 +118,11 @@ def resolve(recipe: Recipe, *, recipe_path: str | Path | None = None) -> Resolve
     fields are required wherever a value always exists after resolution."""
     provenance: dict[str, Provenance] = {}
     _mark_user(recipe, provenance)
+    for path in [p for p in provenance if p.startswith("imported_from")]:
+        del provenance[path]  # the record itself, not a value of the run
+    for path, service_field in recipe.imported_from.items():  # `tunesmith import` wrote these values
+        if path in provenance:
+            provenance[path] = Provenance("imported", service_field)
     recipe = recipe.model_copy(deep=True)
     base_dir = Path(recipe_path).parent if recipe_path else None
 

@@ -408,6 +408,11 @@ class Recipe(Strict):
         default_factory=list,
         description="experiment trackers passed through to transformers (when installed)",
     )
+    imported_from: dict[str, str] = Field(
+        default_factory=dict,
+        description="recipe key path -> the managed-service recipe field it was imported from (written by "
+        "`tunesmith import`; `plan` shows it as the value's origin)",
+    )
 
     @field_validator("name")
     @classmethod
