@@ -50,7 +50,14 @@ class Folder:
     """An (empty) directory where a file is expected."""
 
 
-FileContent = str | bytes | Fifo | Symlink | Folder | Callable[[], bytes]
+@dataclass(frozen=True)
+class Made:
+    """A path made by `make(path, micro_model_dir)` (a damaged copy of the micro model, ...)."""
+
+    make: Callable[[Path, Path], None]
+
+
+FileContent = str | bytes | Fifo | Symlink | Folder | Made | Callable[[], bytes]
 
 
 @dataclass(frozen=True)
@@ -1412,6 +1419,8 @@ def materialize(folder: Path, files: dict[str, FileContent], model_dir: Path) ->
             path.symlink_to(content.target)
         elif isinstance(content, Folder):
             path.mkdir(exist_ok=True)
+        elif isinstance(content, Made):
+            content.make(path, model_dir)
         elif isinstance(content, str):
             path.write_bytes(substitute(content, folder, model_dir).encode("utf-8", "surrogatepass"))
         elif isinstance(content, bytes):

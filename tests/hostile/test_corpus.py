@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from cases import CASES, Case, materialize, substitute
+from cases_two import ROUND_TWO
 from harness import TRACEBACK, Runner, copy_finished_run, record
 
 
@@ -56,7 +57,10 @@ def judge(case: Case, result: dict) -> tuple[bool, str]:
     return True, f"rc=2 {line[:160]}"
 
 
-@pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
+ALL_CASES = [*CASES, *ROUND_TWO]
+
+
+@pytest.mark.parametrize("case", ALL_CASES, ids=[case.name for case in ALL_CASES])
 def test_hostile_case(
     case: Case, runner: Runner, micro_model_dir: Path, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
@@ -95,4 +99,4 @@ def test_corpus_size_and_classes() -> None:
 
     assert len(CASES) + len(HTTP_CASES) >= 110
     assert {case.klass for case in CASES} | {6} == set(range(1, 9))
-    assert len({case.name for case in CASES}) == len(CASES)
+    assert len({case.name for case in ALL_CASES}) == len(ALL_CASES)

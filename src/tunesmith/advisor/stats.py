@@ -92,7 +92,9 @@ def _local_tokenizer(ref: str, revision: str | None) -> tuple[Any, str | None]:
     try:
         from transformers import AutoTokenizer
 
-        return AutoTokenizer.from_pretrained(ref, revision=revision, local_files_only=True), None
+        return AutoTokenizer.from_pretrained(
+            ref, revision=revision, local_files_only=True, trust_remote_code=False
+        ), None
     except Exception as err:  # noqa: BLE001 - any failure means "not available here"
         return None, f"no local tokenizer for {ref} ({type(err).__name__}); download the model to measure"
 

@@ -35,7 +35,7 @@ def length_tokenizer(name: str) -> Any:
     from transformers import AutoTokenizer
 
     try:
-        return AutoTokenizer.from_pretrained(name)
+        return AutoTokenizer.from_pretrained(name, trust_remote_code=False)
     except Exception as err:
         raise ModelError(
             f"{name}: cannot load tokenizer ({type(err).__name__}) — use 'tiny', 'chars', a local folder, or a "

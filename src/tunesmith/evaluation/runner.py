@@ -652,6 +652,10 @@ def _recipe_reward(recipe: ResolvedConfig) -> str | dict | None:
 def evaluate_run(
     run_dir: str | Path,
     start_ref: str | Path,
+    if isinstance(checkpoint.load_ref, Path) and checkpoint.load_ref.is_dir():
+        from tunesmith.models.validation import check_model_folder
+
+        check_model_folder(checkpoint.load_ref)  # a damaged folder is an input error, said before any work
     *,
     recipe: ResolvedConfig | None = None,
     base_dir: Path | None = None,

@@ -162,8 +162,17 @@ def unavailable_reason(ref: str | os.PathLike[str]) -> str | None:
 
 
 def _load(loader, ref: str | os.PathLike[str], what: str, **kwargs):
+    """`loader.from_pretrained` on a resolved reference, with remote code off (never a prompt, never a model
+    folder's own code); a local folder is validated first (`tunesmith.models.validation`)."""
+    kwargs["trust_remote_code"] = False
     source, revision = resolve_ref(ref)
     if isinstance(source, Path):
+        if source.is_dir():
+            from tunesmith.models.validation import check_model_folder
+
+            check_model_folder(
+                source, config=what != "tokenizer", weights=what == "model", tokenizer=what == "tokenizer"
+            )
         try:
             return loader.from_pretrained(source, **kwargs)
         except (OSError, ValueError) as err:
@@ -186,6 +195,8 @@ def _load(loader, ref: str | os.PathLike[str], what: str, **kwargs):
 
 def _why(err: Exception) -> str:
     text = " ".join(str(err).split())
+    if "trust_remote_code" in text:  # transformers' advice to turn remote code on is not ours to give
+        return "it needs Python code of its own (auto_map), and tunesmith never runs a model's own code"
     return text[:200] + ("..." if len(text) > 200 else "")
 
 

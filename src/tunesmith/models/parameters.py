@@ -43,11 +43,13 @@ def _meta_model(model_ref: str) -> Any | None:
 
     try:
         source, revision = resolve_ref(model_ref, fetch=False)  # plan counts; it does not download
-        config = AutoConfig.from_pretrained(str(source), revision=revision, local_files_only=True)
+        config = AutoConfig.from_pretrained(
+            str(source), revision=revision, local_files_only=True, trust_remote_code=False
+        )
     except (ModelError, OSError, ValueError):
         return None
     with torch.device("meta"), contextlib.redirect_stderr(io.StringIO()):
-        return AutoModelForCausalLM.from_config(config)
+        return AutoModelForCausalLM.from_config(config, trust_remote_code=False)
 
 
 def human_count(parameters: int) -> str:

@@ -185,9 +185,11 @@ def convert_gguf(gguf: Path, out: Path, say: Say = _print) -> dict:
     started = time.perf_counter()
     try:
         with contextlib.redirect_stderr(io.StringIO()):
-            tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+            tokenizer = AutoTokenizer.from_pretrained(
+                gguf.parent, gguf_file=gguf.name, trust_remote_code=False
+            )
             model = AutoModelForCausalLM.from_pretrained(
-                gguf.parent, gguf_file=gguf.name, dtype=torch.float32
+                gguf.parent, gguf_file=gguf.name, dtype=torch.float32, trust_remote_code=False
             )
     except (OSError, ValueError, KeyError, RuntimeError) as err:
         text = " ".join(str(err).split())[:200]

@@ -125,6 +125,13 @@ def resolve(recipe: Recipe, *, recipe_path: str | Path | None = None) -> Resolve
             provenance[path] = Provenance("imported", service_field)
     recipe = recipe.model_copy(deep=True)
     base_dir = Path(recipe_path).parent if recipe_path else None
+    if recipe.model.path:  # the model folder is input too: checked first, before its config is read for sizes
+        from tunesmith.models.validation import check_model_path
+
+        techniques = [stage.technique for stage in recipe.stages]
+        check_model_path(
+            recipe.model.path, conversations=next((t for t in techniques if t in POST_TRAINING), None)
+        )
 
     family = FAMILIES.get(recipe.model.family) if recipe.model.family else None
     sized = model_size_class(recipe.model)

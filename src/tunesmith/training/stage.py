@@ -774,7 +774,9 @@ def export_best(run: StageRun, best: dict[str, Any] | None, tokenizer: Any, best
         else:
             from transformers import AutoModelForCausalLM
 
-            tuned = AutoModelForCausalLM.from_pretrained(checkpoint, dtype=torch.float32)
+            tuned = AutoModelForCausalLM.from_pretrained(
+                checkpoint, dtype=torch.float32, trust_remote_code=False
+            )
         tuned = tuned.to(dtype)
         change = weight_change(load_model(run.input_ref, dtype=dtype), tuned)
         tuned.save_pretrained(tmp)

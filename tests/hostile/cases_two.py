@@ -1,0 +1,458 @@
+"""The hostile corpus, round two (issue 32): the model folder is input too, every name and `--out` goes
+through one guard, runs know the versions that wrote them, and the smaller items of the issue.
+
+Same `Case` as round one (cases.py); `class` continues its numbering: 9 model folders, 10 names and outputs,
+11 resume across versions and stage folders, 12 the smaller items (commands' inputs and the playbook's
+pitfalls). A damaged model folder is a copy of the micro model (`model_copy`), changed by one function.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from cases import (
+    _DELETE,
+    PROMPTS,
+    RUN,
+    TRAIN,
+    Case,
+    FileContent,
+    Folder,
+    Made,
+    recipe_files,
+)
+
+PLAN = ("plan", "r.yaml")
+LINT = ("lint", "r.yaml")
+TRAIN_ARGS = ("train", "r.yaml", "--quiet", "--no-eval")
+MODEL = "@D@/m"
+OFFLINE = {"HF_HUB_OFFLINE": "1", "TUNESMITH_GENERAL_DATA": None}  # curated general data cannot be served
+CUSTOM_CODE = (
+    "import pathlib\npathlib.Path('pwned').write_text('custom code ran')\n"
+    "from transformers import LlamaConfig\n\nclass EvilConfig(LlamaConfig):\n    model_type = 'evil'\n"
+)
+
+
+# --- damaged copies of the micro model -----------------------------------------------------------------
+def model_copy(damage: Callable[[Path], None] | None = None) -> Made:
+    def make(path: Path, model_dir: Path) -> None:
+        shutil.copytree(model_dir, path)
+        if damage is not None:
+            damage(path)
+
+    return Made(make)
+
+
+def edit_json(name: str, changes: dict[str, Any]) -> Callable[[Path], None]:
+    def damage(folder: Path) -> None:
+        data = json.loads((folder / name).read_text())
+        for key, value in changes.items():
+            if value is _DELETE:
+                data.pop(key, None)
+            else:
+                data[key] = value
+        (folder / name).write_text(json.dumps(data))
+
+    return damage
+
+
+def config(**changes: Any) -> Made:
+    return model_copy(edit_json("config.json", changes))
+
+
+def remove(*names: str) -> Callable[[Path], None]:
+    def damage(folder: Path) -> None:
+        for name in names:
+            (folder / name).unlink()
+
+    return damage
+
+
+def truncate(name: str, keep: float = 0.5) -> Callable[[Path], None]:
+    def damage(folder: Path) -> None:
+        data = (folder / name).read_bytes()
+        (folder / name).write_bytes(data[: int(len(data) * keep)])
+
+    return damage
+
+
+def no_chat_template(folder: Path) -> None:
+    (folder / "chat_template.jinja").unlink(missing_ok=True)
+    edit_json("tokenizer_config.json", {"chat_template": _DELETE})(folder)
+
+
+def pickled_weights(folder: Path) -> None:
+    (folder / "model.safetensors").unlink()
+    (folder / "pytorch_model.bin").write_bytes(pickle.dumps({"weights": [0.0] * 8}))
+
+
+def custom_code(folder: Path) -> None:
+    """`auto_map` to a configuration module that writes `pwned` into the current folder when imported."""
+    (folder / "configuration_evil.py").write_text(CUSTOM_CODE)
+    auto_map = {"AutoConfig": "configuration_evil.EvilConfig", "AutoModelForCausalLM": "modeling_evil.Evil"}
+    edit_json("config.json", {"model_type": "evil", "auto_map": auto_map})(folder)
+
+
+def sharded_missing_shard(folder: Path) -> None:
+    (folder / "model.safetensors").rename(folder / "model-00001-of-00002.safetensors")
+    index = {
+        "metadata": {},
+        "weight_map": {
+            "model.embed_tokens.weight": "model-00001-of-00002.safetensors",
+            "lm_head.weight": "model-00002-of-00002.safetensors",
+        },
+    }
+    (folder / "model.safetensors.index.json").write_text(json.dumps(index))
+
+
+def huge_header(folder: Path) -> None:
+    path = folder / "model.safetensors"
+    data = path.read_bytes()
+    path.write_bytes((1 << 40).to_bytes(8, "little") + data[8:])
+
+
+def only(name: str, content: bytes) -> Made:
+    def make(path: Path, model_dir: Path) -> None:
+        path.mkdir()
+        (path / name).write_bytes(content)
+
+    return Made(make)
+
+
+def config_only() -> Made:
+    def make(path: Path, model_dir: Path) -> None:
+        path.mkdir()
+        shutil.copy(model_dir / "config.json", path / "config.json")
+
+    return Made(make)
+
+
+def config_cut() -> Made:
+    def damage(folder: Path) -> None:
+        text = (folder / "config.json").read_text()
+        (folder / "config.json").write_text(text[: len(text) // 2])
+
+    return model_copy(damage)
+
+
+def with_model(model: FileContent, changes: dict[str, Any] | None = None) -> dict[str, FileContent]:
+    """The base recipe on the model folder `m` (a damaged copy)."""
+    return {**recipe_files({"model.path": MODEL, **(changes or {})}), "m": model}
+
+
+GENERAL_MIX = {
+    "model.path": "./nope-model",
+    "stages.0.data_mixing.customer_percent": 50,
+}
+
+
+# --- the cases -----------------------------------------------------------------------------------------
+MODEL_CASES: list[Case] = [
+    Case("plan-model-copy-valid", 9, PLAN, with_model(model_copy()), "ok"),
+    Case("lint-model-copy-valid", 9, LINT, with_model(model_copy()), "ok"),
+    Case(
+        "plan-model-missing-before-general-data",
+        9,
+        PLAN,
+        recipe_files(GENERAL_MIX),
+        names=("nope-model", "no such model folder"),
+        not_names=("general",),
+        env=OFFLINE,
+    ),
+    Case(
+        "lint-model-missing-before-general-data",
+        9,
+        LINT,
+        recipe_files(GENERAL_MIX),
+        names=("nope-model", "no such model folder"),
+        not_names=("general",),
+        env=OFFLINE,
+    ),
+    Case(
+        "train-model-missing",
+        9,
+        TRAIN_ARGS,
+        recipe_files({"model.path": "./nope-model"}),
+        names=("nope-model",),
+        absent=("runs",),
+    ),
+    Case(
+        "plan-model-relative-missing-under-existing-folder",
+        9,
+        PLAN,
+        {**recipe_files({"model.path": "models/mine"}), "models": Folder()},
+        names=("models/mine", "no such model folder"),
+    ),
+    Case(
+        "plan-model-gguf-only-folder",
+        9,
+        PLAN,
+        with_model(only("weights-q4.gguf", b"GGUF" + bytes(60))),
+        names=("weights-q4.gguf", "model.path"),
+    ),
+    Case(
+        "plan-model-config-only",
+        9,
+        PLAN,
+        with_model(config_only()),
+        names=("no weights",),
+    ),
+    Case("plan-model-config-cut", 9, PLAN, with_model(config_cut()), names=("config.json", "not valid JSON")),
+    Case(
+        "plan-model-config-a-list",
+        9,
+        PLAN,
+        with_model(model_copy(lambda f: (f / "config.json").write_text("[1, 2]"))),
+        names=("config.json", "JSON object"),
+    ),
+    Case(
+        "plan-model-unknown-model-type",
+        9,
+        PLAN,
+        with_model(config(model_type="llamma")),
+        names=("config.json", "llamma", "llama"),
+    ),
+    Case("plan-model-no-model-type", 9, PLAN, with_model(config(model_type=_DELETE)), names=("model_type",)),
+    Case(
+        "plan-model-not-causal-lm",
+        9,
+        PLAN,
+        with_model(config(model_type="t5")),
+        names=("config.json", "t5", "causal"),
+    ),
+    Case(
+        "plan-model-truncated-weights",
+        9,
+        PLAN,
+        with_model(model_copy(truncate("model.safetensors"))),
+        names=("model.safetensors", "truncated"),
+    ),
+    Case(
+        "lint-model-truncated-weights",
+        9,
+        LINT,
+        with_model(model_copy(truncate("model.safetensors"))),
+        names=("model.safetensors", "truncated"),
+    ),
+    Case(
+        "train-model-truncated-weights",
+        9,
+        TRAIN_ARGS,
+        with_model(model_copy(truncate("model.safetensors"))),
+        names=("model.safetensors", "truncated"),
+        absent=("runs",),
+    ),
+    Case(
+        "plan-model-weights-header-huge",
+        9,
+        PLAN,
+        with_model(model_copy(huge_header)),
+        names=("model.safetensors",),
+    ),
+    Case(
+        "plan-model-weights-extra-bytes",
+        9,
+        PLAN,
+        with_model(model_copy(lambda f: (f / "model.safetensors").open("ab").write(b"\0" * 64))),
+        names=("model.safetensors", "damaged"),
+    ),
+    Case(
+        "plan-model-shard-missing",
+        9,
+        PLAN,
+        with_model(model_copy(sharded_missing_shard)),
+        names=("model-00002-of-00002.safetensors", "missing"),
+    ),
+    Case(
+        "plan-model-pickled-bin",
+        9,
+        PLAN,
+        with_model(model_copy(pickled_weights)),
+        names=("pytorch_model.bin", "safetensors"),
+        not_names=("weights_only",),
+    ),
+    Case(
+        "train-model-pickled-bin",
+        9,
+        TRAIN_ARGS,
+        with_model(model_copy(pickled_weights)),
+        names=("pytorch_model.bin",),
+        not_names=("weights_only",),
+        absent=("runs",),
+    ),
+    Case(
+        "plan-model-no-tokenizer",
+        9,
+        PLAN,
+        with_model(model_copy(remove("tokenizer.json", "tokenizer_config.json", "chat_template.jinja"))),
+        names=("no tokenizer",),
+        not_names=("p99",),
+    ),
+    Case(
+        "plan-model-sft-no-chat-template",
+        9,
+        PLAN,
+        with_model(model_copy(no_chat_template)),
+        names=("chat template", "SFT"),
+    ),
+    Case(
+        "plan-model-cpt-no-chat-template",
+        9,
+        PLAN,
+        {
+            **with_model(
+                model_copy(no_chat_template),
+                {
+                    "stages.0.technique": "cpt",
+                    "stages.0.data.train": "c.jsonl",
+                    "stages.0.data.validation": _DELETE,
+                },
+            ),
+            "c.jsonl": "".join(json.dumps({"text": f"note {i} about zq"}) + "\n" for i in range(16)),
+        },
+        "ok",
+    ),
+    Case("plan-model-dtype-bfloat17", 9, PLAN, with_model(config(dtype="bfloat17")), names=("bfloat17",)),
+    Case(
+        "train-model-dtype-bfloat17",
+        9,
+        TRAIN_ARGS,
+        with_model(config(dtype="bfloat17")),
+        names=("bfloat17",),
+        absent=("runs",),
+    ),
+    Case(
+        "plan-model-vocab-below-tokenizer",
+        9,
+        PLAN,
+        with_model(config(vocab_size=50)),
+        names=("vocab_size", "50", "104"),
+    ),
+    Case(
+        "plan-model-zero-layers",
+        9,
+        PLAN,
+        with_model(config(num_hidden_layers=0)),
+        names=("num_hidden_layers",),
+    ),
+    Case(
+        "plan-model-layers-a-string",
+        9,
+        PLAN,
+        with_model(config(num_hidden_layers="4")),
+        names=("num_hidden_layers",),
+    ),
+    Case(
+        "plan-model-custom-code",
+        9,
+        PLAN,
+        with_model(model_copy(custom_code)),
+        names=("auto_map", "config.json"),
+        not_names=("trust_remote_code",),
+        absent=("pwned",),
+    ),
+    Case(
+        "plan-model-custom-tokenizer-code",
+        9,
+        PLAN,
+        with_model(
+            model_copy(edit_json("tokenizer_config.json", {"auto_map": {"AutoTokenizer": ["tok.Tok", None]}}))
+        ),
+        names=("auto_map", "tokenizer_config.json"),
+        absent=("pwned",),
+    ),
+    Case(
+        "train-model-custom-code",
+        9,
+        TRAIN_ARGS,
+        with_model(model_copy(custom_code)),
+        names=("auto_map",),
+        absent=("pwned", "runs"),
+    ),
+    Case(
+        "plan-model-path-a-file",
+        9,
+        PLAN,
+        {**recipe_files({"model.path": "@D@/weights.bin"}), "weights.bin": b"\0" * 16},
+        names=("weights.bin", "not a model folder"),
+    ),
+    Case(
+        "eval-model-truncated-weights",
+        9,
+        ("eval", "--model", MODEL, "--suites", "general"),
+        {"m": model_copy(truncate("model.safetensors"))},
+        names=("model.safetensors", "truncated"),
+    ),
+    Case(
+        "eval-model-custom-code",
+        9,
+        ("eval", "--model", MODEL, "--suites", "general"),
+        {"m": model_copy(custom_code)},
+        names=("auto_map",),
+        absent=("pwned",),
+    ),
+    Case(
+        "generate-model-custom-code",
+        9,
+        ("generate", MODEL, "--prompts", "p.jsonl"),
+        {"m": model_copy(custom_code), "p.jsonl": PROMPTS},
+        names=("auto_map",),
+        absent=("pwned",),
+    ),
+    Case(
+        "generate-model-pickled-bin",
+        9,
+        ("generate", MODEL, "--prompts", "p.jsonl"),
+        {"m": model_copy(pickled_weights), "p.jsonl": PROMPTS},
+        names=("pytorch_model.bin",),
+        not_names=("weights_only",),
+    ),
+    Case(
+        "serve-model-custom-code",
+        9,
+        ("serve", MODEL, "--port", "0"),
+        {"m": model_copy(custom_code)},
+        names=("auto_map",),
+        absent=("pwned",),
+    ),
+    Case(
+        "probe-model-no-tokenizer",
+        9,
+        ("probe", "--model", MODEL, "--data", "prompts.jsonl", "--reward", "exact_match"),
+        {"m": model_copy(remove("tokenizer.json")), "prompts.jsonl": PROMPTS},
+        names=("no tokenizer",),
+    ),
+    Case(
+        "inspect-tokenizer-custom-code",
+        9,
+        ("data", "inspect", "t.jsonl", "--tokenizer", MODEL),
+        {"m": model_copy(custom_code), "t.jsonl": TRAIN},
+        "ok",  # the tokenizer loads with transformers' own class (tokenizer_config.json names it): no code runs
+        absent=("pwned",),
+    ),
+]
+
+
+def stage_best_custom_code(case_dir: Path) -> None:
+    """The finished run's best checkpoint asks for custom code (a folder someone edited)."""
+    custom_code(case_dir / RUN / "sft" / "best")
+
+
+MODEL_CASES.append(
+    Case(
+        "export-best-custom-code",
+        9,
+        ("export", RUN, "--out", "exported"),
+        run=stage_best_custom_code,
+        names=("auto_map",),
+        absent=("pwned", "exported"),
+        timeout_s=30,
+    )
+)
+
+ROUND_TWO: list[Case] = [*MODEL_CASES]
