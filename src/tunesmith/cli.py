@@ -134,7 +134,11 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         seed=args.seed,
     )
+    from tunesmith.runs import check_new_file
 
+
+    if args.out is not None:
+        check_new_file(args.out, force=args.force)
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     from tunesmith.serving.server import serve_command
@@ -182,7 +186,7 @@ def _cmd_import(args: argparse.Namespace) -> int:
 
 def _cmd_advise(args: argparse.Namespace) -> int:
     from tunesmith.advisor.workflow import Inventory, advise_command
-    from tunesmith.runs import check_new_file
+    from tunesmith.runs import check_new_file, check_run_name
 
     if args.out is not None:
         check_new_file(args.out, force=args.force)
@@ -197,6 +201,8 @@ def _cmd_advise(args: argparse.Namespace) -> int:
         probe_positive_rate=args.probe_positive_rate,
         target=args.target,
         vocabulary=args.vocabulary,
+    if args.name is not None:
+        check_run_name(args.name)
     )
     return advise_command(inventory, out=args.out, name=args.name, fmt=args.format)
 
@@ -263,6 +269,10 @@ def _cmd_probe(args: argparse.Namespace) -> int:
         max_new_tokens=args.max_new_tokens,
         seed=args.seed,
         out=args.out,
+    from tunesmith.runs import check_new_file
+
+    if args.out is not None:
+        check_new_file(args.out, force=args.force)
         fmt=args.format,
     )
 
@@ -491,7 +501,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="default: 1.5 x the longest reference answer + 8, at most the size class's RFT default",
     )
     p.add_argument("--seed", type=SEED, default=0)
-    p.add_argument("--out", metavar="FILE.json", help="also write the report as JSON")
+    p.add_argument("--out", metavar="FILE.json", help="also write the report as JSON (a new file)")
+    p.add_argument("--force", action="store_true", help="let --out replace an existing file")
     p.add_argument("--format", choices=["text", "json"], default="text")
     p.set_defaults(func=_cmd_probe)
 
@@ -599,7 +610,8 @@ def _add_serving_parsers(sub) -> None:
     p = sub.add_parser("generate", help="complete every prompt of a JSONL file (messages, prompt or query)")
     p.add_argument("model", help=model_help)
     p.add_argument("--prompts", required=True, metavar="FILE.jsonl")
-    p.add_argument("--out", metavar="FILE.jsonl", help="write here (default: stdout)")
+    p.add_argument("--out", metavar="FILE.jsonl", help="write here (a new file; default: stdout)")
+    p.add_argument("--force", action="store_true", help="let --out replace an existing file")
     p.add_argument("--max-new-tokens", type=POSITIVE_INT, default=256)
     p.add_argument(
         "--temperature", type=GREEDY_OR_TEMPERATURE, help="sample at this temperature (default: greedy)"

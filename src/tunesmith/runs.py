@@ -89,6 +89,18 @@ def folder_name_problem(name: str) -> str | None:
     return None
 
 
+def check_run_name(name: str, option: str = "--name") -> str:
+    """A name given on the command line that becomes a folder (`sweep --name`, `advise --name`): the rule of
+    `folder_name_problem`, which the recipe's `name` (and so `train --name`) follows too."""
+    problem = folder_name_problem(name)
+    if problem is not None:
+        raise UserError(
+            f"{option} {name!r}: {problem} — a name becomes one folder under output_dir: use a plain folder "
+            "name (no '/', '\\', ':', control characters or leading '.')"
+        )
+    return name
+
+
 def check_new_file(path: str | os.PathLike[str], *, force: bool, option: str = "--out") -> Path:
     """Refuse to write over an existing file unless `force` (`--force`): a user's file is never replaced
     silently (`plan --out`, `advise --out`)."""

@@ -24,6 +24,7 @@ from cases import (
     FileContent,
     Folder,
     Made,
+    base_files,
     recipe_files,
 )
 
@@ -455,4 +456,144 @@ MODEL_CASES.append(
     )
 )
 
-ROUND_TWO: list[Case] = [*MODEL_CASES]
+# --- 10: every user-chosen name and output path goes through one guard ------------------------------------
+SWEEP = ("sweep", "r.yaml", "--preset", "lr", "--trials", "1", "--quiet")
+GENERATE = ("generate", "@MODEL@", "--prompts", "p.jsonl", "--max-new-tokens", "2")
+PROBE_OUT = ("probe", "--model", "@MODEL@", "--data", "prompts.jsonl", "--reward", "exact_match")
+PROBE_OUT += ("--prompts", "2", "--generations", "2", "--max-new-tokens", "2", "--out", "probe.json")
+MINE = "my own notes\n"
+
+
+def user_file_at_report(case_dir: Path) -> None:
+    report = case_dir / RUN / "report"
+    shutil.rmtree(report, ignore_errors=True)
+    report.write_text(MINE)
+
+
+def user_folder_at_report(case_dir: Path) -> None:
+    report = case_dir / RUN / "report"
+    shutil.rmtree(report, ignore_errors=True)
+    report.mkdir()
+    (report / "notes.txt").write_text(MINE)
+
+
+NAME_CASES: list[Case] = [
+    Case(
+        "sweep-name-path-escape",
+        10,
+        (*SWEEP, "--name", "../../escape"),
+        recipe_files(),
+        names=("--name", "../../escape", "'/'"),
+        absent=("runs", "../../escape", "../escape"),
+    ),
+    Case(
+        "sweep-name-empty",
+        10,
+        (*SWEEP, "--name", ""),
+        recipe_files(),
+        names=("--name", "empty"),
+        absent=("runs",),
+    ),
+    Case(
+        "sweep-name-hidden",
+        10,
+        (*SWEEP, "--name", ".hidden"),
+        recipe_files(),
+        names=("--name", ".hidden"),
+        absent=("runs",),
+    ),
+    Case(
+        "train-name-option-escape",
+        10,
+        (*TRAIN_ARGS, "--name", "../../escape"),
+        recipe_files(),
+        names=("name",),
+        absent=("runs", "../../escape", "../escape"),
+    ),
+    Case(
+        "advise-name-escape",
+        10,
+        ("advise", "--demonstrations", "train.jsonl", "--name", "../x", "--out", "new.yaml"),
+        base_files(),
+        names=("--name", "../x"),
+        absent=("new.yaml",),
+    ),
+    Case(
+        "sweep-export-over-existing",
+        10,
+        (*SWEEP, "--export", "best.yaml"),
+        recipe_files(**{"best.yaml": MINE}),
+        names=("--export", "best.yaml", "--force"),
+        unchanged=("best.yaml",),
+        absent=("runs",),
+    ),
+    Case(
+        "sweep-export-is-folder",
+        10,
+        (*SWEEP, "--export", "adir"),
+        recipe_files(adir=Folder()),
+        names=("--export", "adir", "folder"),
+        absent=("runs",),
+    ),
+    Case(
+        "generate-out-over-existing",
+        10,
+        (*GENERATE, "--out", "out.jsonl"),
+        {"p.jsonl": PROMPTS, "out.jsonl": MINE},
+        names=("--out", "out.jsonl", "--force"),
+        unchanged=("out.jsonl",),
+    ),
+    Case(
+        "generate-out-over-existing-force",
+        10,
+        (*GENERATE, "--out", "out.jsonl", "--force"),
+        {"p.jsonl": PROMPTS, "out.jsonl": MINE},
+        "ok",
+        timeout_s=60,
+    ),
+    Case(
+        "generate-out-new",
+        10,
+        (*GENERATE, "--out", "out.jsonl"),
+        {"p.jsonl": PROMPTS},
+        "ok",
+        timeout_s=60,
+    ),
+    Case(
+        "probe-out-over-existing",
+        10,
+        PROBE_OUT,
+        {"prompts.jsonl": PROMPTS, "probe.json": MINE},
+        names=("--out", "probe.json", "--force"),
+        unchanged=("probe.json",),
+    ),
+    Case(
+        "probe-out-over-existing-force",
+        10,
+        (*PROBE_OUT, "--force"),
+        {"prompts.jsonl": PROMPTS, "probe.json": MINE},
+        "verdict",
+        timeout_s=60,
+    ),
+    Case(
+        "report-over-user-file",
+        10,
+        ("report", RUN),
+        run=user_file_at_report,
+        names=("report", "did not write"),
+        unchanged=(f"{RUN}/report",),
+    ),
+    Case(
+        "report-over-user-folder",
+        10,
+        ("report", RUN),
+        run=user_folder_at_report,
+        names=("report", "did not write"),
+        unchanged=(f"{RUN}/report/notes.txt",),
+    ),
+    Case(
+        "report-rewrites-its-own", 10, ("report", RUN), expect="ok", run=lambda case_dir: None, timeout_s=60
+    ),
+]
+
+ROUND_TWO: list[Case] = [*MODEL_CASES, *NAME_CASES]

@@ -33,11 +33,35 @@ def write_report(folder: str | Path) -> Path:
             f"{folder}: not a run folder (no plan.json) nor a sweep folder (no sweep.json or trials.csv) — "
             "pass runs/<name> as written by `tunesmith train` or `tunesmith sweep`"
         )
+    _check_replaceable(folder / REPORT_DIR)
     with atomic_directory(folder / REPORT_DIR) as tmp:
         for chart in charts:
             atomic_write_bytes(tmp / f"{chart.name}.png", chart.png)
         atomic_write_text(tmp / REPORT_FILE, text)
     return folder / REPORT_DIR / REPORT_FILE
+
+
+def _check_replaceable(path: Path) -> None:
+    """The report folder is replaced whole: only when it is one this command wrote (report.html and its
+    PNG charts), never a user's file or folder of the same name."""
+    if not (path.exists() or path.is_symlink()):
+        return
+    own = (
+        path.is_dir()
+        and not path.is_symlink()
+        and all(
+            entry.is_file() and (entry.name == REPORT_FILE or entry.suffix == ".png")
+            for entry in path.iterdir()
+        )
+    )
+    if not own:
+        what = (
+            "a file" if path.is_file() else "a link" if path.is_symlink() else "a folder holding other files"
+        )
+        raise UserError(
+            f"{path}: {what} that `tunesmith report` did not write, where the report goes — move or rename it, "
+            "then write the report again"
+        )
 
 
 def report_command(folder: str) -> int:

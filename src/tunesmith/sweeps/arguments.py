@@ -54,5 +54,9 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("--grace-seconds", type=POSITIVE_INT, default=GRACE_SECONDS, help=argparse.SUPPRESS)
     p.add_argument("--quiet", action="store_true", help="no per-trial training output: one line per trial")
-    p.add_argument("--force", action="store_true", help="sweep even if lint finds errors in the base recipe")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="sweep even if lint finds errors in the base recipe; let --export replace an existing file",
+    )
     return p

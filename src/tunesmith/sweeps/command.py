@@ -45,11 +45,16 @@ def build_space(args: argparse.Namespace, setup_value: Any, recipe: Path, overri
 
 def sweep_command(args: argparse.Namespace, *, finished: Callable[[Path], None] | None = None) -> int:
     """Run the sweep; `finished(sweep_dir)` once its summary is written (the CLI writes the report)."""
+    from tunesmith.runs import check_new_file, check_run_name
     from tunesmith.training.pipeline import check_recipe
 
     optuna = optuna_module()
     recipe_path = Path(args.recipe)
     overrides = list(args.overrides or [])
+    if args.name is not None:
+        check_run_name(args.name)
+    if args.export:  # before hours of trials: the recommended recipe must not replace a file in silence
+        check_new_file(args.export, force=args.force, option="--export")
     base = plan(recipe_path, overrides)
     # --eta, --min-fraction, --trials, --stage: ranges checked by argparse (`sweeps.arguments`)
     setup = SweepSetup(
