@@ -61,6 +61,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
             evaluate=not args.no_eval,
             name=args.name,
             overwrite=args.overwrite,
+            accept_changes=args.accept_changes,
         )
     except KeyboardInterrupt:  # interrupted: the report of what the run folder holds so far
         if is_main_process():
@@ -411,6 +412,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("folder", metavar="RUN_DIR", help="runs/<name> (a run or a sweep folder)")
     p.set_defaults(func=_cmd_report)
+    p.add_argument(
+        "--accept-changes",
+        action="store_true",
+        help="--resume even where it would not reproduce the run (another major transformers/TRL version, "
+        "changed data, a renamed stage folder); the differences are recorded in its manifest",
+    )
 
     experiments = sub.add_parser("experiments", help="reproduce the playbook's claims on the tiny family")
     esub = experiments.add_subparsers(dest="experiments_command", metavar="ACTION", required=True)

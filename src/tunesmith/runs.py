@@ -348,6 +348,7 @@ def prepare_run(
     runs_root: str | os.PathLike[str] | None = None,
     *,
     overwrite: bool = False,
+    manifest_extra: dict[str, Any] | None = None,
 ) -> tuple[RunDir, Path | None]:
     """Publish a new `runs/<name>/` with the resolved recipe, the plan (values, provenance, derived numbers)
     and a manifest of package versions: built under a hidden temp name, renamed into place when complete.
@@ -355,7 +356,8 @@ def prepare_run(
 
     A run folder that exists is refused (`run_exists_message`) unless `overwrite`: then it is moved aside to
     `.<name>.replaced-<time>` and that path is returned with the run (`keep_or_discard` deletes it, or puts
-    it back when the new run never started)."""
+    it back when the new run never started). `manifest_extra`: more of what wrote the run (its data's
+    fingerprints), kept in `manifest.json`."""
     root = Path(runs_root if runs_root is not None else resolved.recipe.output_dir)
     target = root / resolved.recipe.name
     make_folder(root, OUTPUT_DIR_FIX)
@@ -366,7 +368,7 @@ def prepare_run(
         with atomic_directory(target, replace=False) as tmp:
             atomic_write_yaml(tmp / "recipe.resolved.yaml", resolved.to_dict())
             atomic_write_json(tmp / "plan.json", resolved.to_json())
-            atomic_write_json(tmp / "manifest.json", manifest())
+            atomic_write_json(tmp / "manifest.json", {**manifest(), **(manifest_extra or {})})
             if target.exists() or target.is_symlink():
                 aside = root / f".{target.name}.replaced-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
                 os.replace(target, aside)

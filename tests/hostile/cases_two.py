@@ -596,4 +596,80 @@ NAME_CASES: list[Case] = [
     ),
 ]
 
-ROUND_TWO: list[Case] = [*MODEL_CASES, *NAME_CASES]
+# --- 11: resume across versions, data and stage folders -----------------------------------------------------
+RESUME = ("train", "--resume", RUN, "--quiet", "--no-eval")
+
+
+def written_with(**versions: str) -> Callable[[Path], None]:
+    def damage(case_dir: Path) -> None:
+        path = case_dir / RUN / "manifest.json"
+        manifest = json.loads(path.read_text())
+        manifest["packages"].update(versions)
+        path.write_text(json.dumps(manifest))
+
+    return damage
+
+
+def data_changed(case_dir: Path) -> None:
+    with (case_dir / "train.jsonl").open("a") as handle:
+        handle.write(
+            json.dumps(
+                {"messages": [{"role": "user", "content": "new?"}, {"role": "assistant", "content": "1"}]}
+            )
+            + "\n"
+        )
+
+
+def stage_renamed(case_dir: Path) -> None:
+    (case_dir / RUN / "sft").rename(case_dir / RUN / "sft-old")
+
+
+RESUME_CASES: list[Case] = [
+    Case(
+        "resume-transformers-major-changed",
+        11,
+        RESUME,
+        run=written_with(transformers="4.57.1"),
+        names=("--resume", "transformers 4.57.1", "--accept-changes"),
+    ),
+    Case(
+        "resume-trl-major-changed",
+        11,
+        RESUME,
+        run=written_with(trl="0.20.0"),
+        names=("trl 0.20.0", "--accept-changes"),
+    ),
+    Case(
+        "resume-transformers-major-accepted",
+        11,
+        (*RESUME, "--accept-changes"),
+        run=written_with(transformers="4.57.1"),
+        expect="ok",
+        timeout_s=60,
+    ),
+    Case(
+        "resume-tunesmith-version-changed",
+        11,
+        RESUME,
+        run=written_with(tunesmith="0.0.1", peft="0.1.0"),
+        expect="ok",
+        timeout_s=60,
+    ),
+    Case(
+        "resume-data-changed",
+        11,
+        RESUME,
+        run=data_changed,
+        names=("train.jsonl", "data changed", "--accept-changes"),
+    ),
+    Case(
+        "resume-stage-folder-renamed",
+        11,
+        RESUME,
+        run=stage_renamed,
+        names=("sft-old", "stage sft", "step 0"),
+        absent=(f"{RUN}/sft",),
+    ),
+]
+
+ROUND_TWO: list[Case] = [*MODEL_CASES, *NAME_CASES, *RESUME_CASES]

@@ -35,6 +35,7 @@ from tunesmith.runs import (
 )
 from tunesmith.training.callbacks import complete_checkpoints
 from tunesmith.training.data import prepare_stage_data
+from tunesmith.training.resuming import check_resume, data_fingerprints, record_resume
 from tunesmith.training.stage import StageResult, StageRun, barrier, is_main_process
 
 ENTRIES = {"cpt": "tunesmith.training.cpt", "sft": "tunesmith.training.sft", "rft": "tunesmith.training.rft"}
@@ -93,7 +94,8 @@ def train(
         if is_main_process():
             clean_stale_temp_dirs(run.root)  # temp files of writes a crash interrupted
     elif is_main_process():
-        run, aside = prepare_run(resolved, runs_root, overwrite=overwrite)
+        extra = {"data": data_fingerprints(resolved)}  # what `--resume` compares (`training.resuming`)
+        run, aside = prepare_run(resolved, runs_root, overwrite=overwrite, manifest_extra=extra)
     else:
         run = RunDir(Path(runs_root or recipe.output_dir) / recipe.name)
     barrier()  # the other processes write into the run folder only once the main one has published it
@@ -353,6 +355,7 @@ def train_command(
     evaluate: bool = True,
     name: str | None = None,
     overwrite: bool = False,
+    accept_changes: bool = False,
 ) -> int:
     overrides = list(overrides or [])
     if name is not None:  # as a JSON string: taken literally, not parsed as YAML
@@ -366,6 +369,7 @@ def train_command(
             recipe_path = None
         run_dir = Path(resume)
         resolved = resume_recipe(run_dir, recipe_path, overrides)
+        resumed = check_resume(run_dir, resolved, accept=accept_changes)  # versions, data, stage folders
     else:
         if recipe_path is None:
             raise UserError("train needs a RECIPE file, or --resume runs/<name>")
@@ -374,6 +378,8 @@ def train_command(
         if target.exists() and not overwrite:  # before lint prints anything (prepare_run checks again)
             raise UserError(run_exists_message(target))
     check_recipe(resolved, force=force, quiet=quiet)
+    if resume and is_main_process():
+        record_resume(run_dir, resumed)
     result = train(
         resolved, runs_root=runs_root, quiet=quiet, force=force, run_dir=run_dir, overwrite=overwrite
     )
