@@ -237,7 +237,9 @@ def test_a_qwen3_answer_with_a_reasoning_block_is_scored_on_its_answer(stand_ins
     from transformers import GenerationConfig
 
     from tunesmith.evaluation.metrics import resolve_reward
-    from tunesmith.evaluation.suites import answer_items, domain_items, resolve_data
+    from tunesmith.evaluation.retention import measure
+    from tunesmith.evaluation.runner import with_reward
+    from tunesmith.evaluation.suites import domain_items, resolve_data
 
     tokenizer = AutoTokenizer.from_pretrained(stand_ins["qwen3"])
     items = domain_items(resolve_data("builtin:brindle/eval"))[:3]
@@ -248,15 +250,15 @@ def test_a_qwen3_answer_with_a_reasoning_block_is_scored_on_its_answer(stand_ins
     completions = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
     config = GenerationConfig.from_pretrained(stand_ins["qwen3"])
     model = ScriptedModel(completions, config)
-    answered = answer_items(
+    answered = measure(
         model,
         tokenizer,
         items,
         max_new_tokens=64,
         batch_size=8,
-        reward=resolve_reward("builtin:brindle"),
+        scorer=with_reward(resolve_reward("builtin:brindle")),
         reasoning=reasoning,
-    )
+    ).rows
     for index, (item, row) in enumerate(zip(items, answered, strict=True)):
         assert row["prediction"] == item["reference"]
         assert row["reasoning"] == f"Look it up: {index}."
@@ -323,13 +325,14 @@ def test_the_forgetting_probe_forces_the_direct_answer_and_pads_with_eos(stand_i
     """The in-training probe scores each general answer teacher-forced right after the direct-answer prompt
     (Qwen3: after the empty `<think>` block, where SFT puts answers without reasoning); Llama's missing pad
     token falls back to eos."""
+    from tunesmith.evaluation.retention import forced_inputs
     from tunesmith.models.loading import load_model
     from tunesmith.training.monitor import ForgettingProbe
 
     tokenizer = AutoTokenizer.from_pretrained(stand_ins[kind])
     probe = ForgettingProbe(tokenizer, 1, tmp_path)
-    answers = [row["response"] for row in probe.rows]
-    input_ids, attention, scored = probe._batch(answers)
+    answers = [item["reference"] for item in probe.items]
+    input_ids, attention, scored = forced_inputs(tokenizer, probe.messages, answers)
     row = 0
     ids = input_ids[row][attention[row].bool()].tolist()
     first = int(scored[row].nonzero()[0])
@@ -345,23 +348,26 @@ def test_the_forgetting_probe_forces_the_direct_answer_and_pads_with_eos(stand_i
     result = probe.measure(load_model(stand_ins[kind], dtype=torch.float32))
     assert 0.0 <= result["general_accuracy"] <= 1.0 and result["kl"] == 0.0
     # per category and per item, so two probes can be compared item by item
-    assert len(result["items"]) == len(probe.rows) and set(result["items"]) <= {"0", "1"}
-    assert result["general_accuracy"] == pytest.approx(result["items"].count("1") / len(probe.rows), abs=1e-4)
+    assert len(result["items"]) == len(probe.items) and set(result["items"]) <= {"0", "1"}
+    assert result["general_accuracy"] == pytest.approx(
+        result["items"].count("1") / len(probe.items), abs=1e-4
+    )
     assert set(result["categories"]) == set(probe.categories)
 
 
 def test_the_probe_scores_the_same_in_chunks(stand_ins, tmp_path, monkeypatch) -> None:
     """The probe runs its items a few at a time (bounded logits memory at real vocabularies): the same
     items right, the same token accuracy, and no KL to its own start, whatever the chunk size."""
+    from tunesmith.evaluation import retention
     from tunesmith.models.loading import load_model
     from tunesmith.training import monitor
 
     tokenizer = AutoTokenizer.from_pretrained(stand_ins["qwen3"])
     model = load_model(stand_ins["qwen3"], dtype=torch.float32)
     probe = monitor.ForgettingProbe(tokenizer, 2, tmp_path)
-    monkeypatch.setattr(monitor, "PROBE_CHUNK", 1000)
+    monkeypatch.setattr(retention, "TEACHER_FORCED_CHUNK", 1000)
     whole = probe.measure(model)  # one pass; stores the KL reference
-    monkeypatch.setattr(monitor, "PROBE_CHUNK", 3)
+    monkeypatch.setattr(retention, "TEACHER_FORCED_CHUNK", 3)
     chunked = probe.measure(model)
     assert chunked["items"] == whole["items"] and chunked["categories"] == whole["categories"]
     assert chunked["token_accuracy"] == pytest.approx(whole["token_accuracy"], abs=1e-4)

@@ -12,7 +12,8 @@ A change is *significant* when its 95% interval excludes zero. Greedy decoding i
 only noise is which items were drawn: that is what the interval measures.
 
 Retention is after / before of the overall score (1.0 = nothing lost), as the managed service's
-guidance reads "general retained".
+guidance reads "general retained". `kept` is retention on the items the start solved: the share of them
+still solved after (a category where the start solves few items moves little in the mean but shows here).
 """
 
 from __future__ import annotations
@@ -43,6 +44,11 @@ class ChangeRow:
     ci_low: float
     ci_high: float
     significant: bool
+    # retention on the items the start solved: the share of them (score 1 before) still solved after, and its
+    # 95% bootstrap interval over those items; None without retention or when the start solved none
+    kept: float | None = None
+    kept_low: float | None = None
+    kept_high: float | None = None
 
     @property
     def direction(self) -> str:
@@ -123,7 +129,23 @@ def _row(
         low,
         high,
         significant,
+        *_kept(before, after, seed, num_resamples),
     )
+
+
+def _kept(
+    before: list[float], after: list[float], seed: int, num_resamples: int
+) -> tuple[float | None, float | None, float | None]:
+    """(kept, low, high): the share of the items solved before (score 1) that are still solved after, with a
+    bootstrap percentile interval over those items: the forgetting of what the start could do, unmixed with
+    the items it never could."""
+    solved = [1.0 if a >= 1.0 else 0.0 for b, a in zip(before, after, strict=True) if b >= 1.0]
+    if not solved:
+        return None, None, None
+    values = np.asarray(solved)
+    picks = np.random.default_rng(seed).integers(0, len(values), size=(num_resamples, len(values)))
+    low, high = _percentile_interval(values[picks].mean(axis=1), CONFIDENCE)
+    return float(values.mean()), low, high
 
 
 def forgetting_table(
@@ -171,7 +193,7 @@ def forgetting_table(
         )
     rows.append(_row(suite, OVERALL, metric, before, after, categories, seed, num_resamples))
     if not with_retention:
-        rows = [replace(row, retention=None) for row in rows]
+        rows = [replace(row, retention=None, kept=None, kept_low=None, kept_high=None) for row in rows]
     return rows
 
 

@@ -192,7 +192,8 @@ def probe_rows(
     """Sample, score and summarize. `rows` are RFT rows (`prompt` or `messages`, `reference_answer`, extra)."""
     import torch
 
-    from tunesmith.models.generate import answer_of, generate_batch
+    from tunesmith.evaluation.retention import measure
+    from tunesmith.models.generate import answer_of
     from tunesmith.models.loading import load_model, load_tokenizer
     from tunesmith.rewards import RewardSample, load_reward
 
@@ -204,40 +205,59 @@ def probe_rows(
         rows if len(rows) <= settings.prompts else random.Random(settings.seed).sample(rows, settings.prompts)
     )
     prompts = [_prompt(row) for row in picked]
-    tokenizer = load_tokenizer(model_ref)
-    model = load_model(model_ref, dtype=torch.float32)
-    torch.manual_seed(settings.seed)
-    completions = generate_batch(
-        model,
-        tokenizer,
-        prompts,
-        max_new_tokens=settings.max_new_tokens,
-        num_samples=settings.generations,
-        temperature=settings.temperature,
-        reasoning=settings.reasoning,
-    )
-    samples = []
+    items = []
     for i, row in enumerate(picked):
         reference = row.get("reference_answer")
         if reference is None and isinstance(row.get("metadata"), dict):
             reference = row["metadata"].get("reference_answer")
         extra = {k: v for k, v in row.items() if k not in ("prompt", "messages", "reference_answer", "id")}
-        for j in range(settings.generations):
-            answer = answer_of(completions[i * settings.generations + j])  # the reasoning is not scored
-            samples.append(
-                RewardSample(
-                    id=f"{row.get('id', i)}#probe.{j}",
-                    messages=[*prompts[i], {"role": "assistant", "content": answer}],
-                    reference_answer=reference,
-                    extra=extra,
-                )
+        items.append(
+            {
+                "id": str(row.get("id", i)),
+                "category": "rft",
+                "messages": prompts[i],
+                "reference": reference,
+                "extra": extra,
+            }
+        )
+    tokenizer = load_tokenizer(model_ref)
+    model = load_model(model_ref, dtype=torch.float32)
+    torch.manual_seed(settings.seed)
+    seen: dict[str, Any] = {}
+
+    def score_with_reward(flat_items: list[dict], flat: list[str]) -> list[dict[str, float]]:
+        """The reward on every sample, in one call (the reasoning is not scored)."""
+        g = settings.generations
+        samples = [
+            RewardSample(
+                id=f"{item['id']}#probe.{k % g}",
+                messages=[*item["messages"], {"role": "assistant", "content": answer_of(completion)}],
+                reference_answer=item["reference"],
+                extra=item["extra"],
             )
-    try:
-        results = reward.score(samples)
-    finally:
-        close = getattr(reward, "close", None)
-        if close is not None:
-            close()
+            for k, (item, completion) in enumerate(zip(flat_items, flat, strict=True))
+        ]
+        try:
+            seen["results"] = reward.score(samples)
+        finally:
+            close = getattr(reward, "close", None)
+            if close is not None:
+                close()
+        seen["completions"] = flat
+        return [{"reward": result.score} for result in seen["results"]]
+
+    # the one measurement of a model's answers (`evaluation.retention`), sampled and scored by the reward
+    measure(
+        model,
+        tokenizer,
+        items,
+        max_new_tokens=settings.max_new_tokens,
+        num_samples=settings.generations,
+        temperature=settings.temperature,
+        reasoning=settings.reasoning,
+        scorer=score_with_reward,
+    )
+    results, completions = seen["results"], seen["completions"]
     g = settings.generations
     scores = [[results[i * g + j].score for j in range(g)] for i in range(len(picked))]
     failure = reward.failure_message() if reward.over_max_failure_rate() else None

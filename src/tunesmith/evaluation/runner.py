@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tunesmith.errors import ModelError, UserError
-from tunesmith.evaluation import cache, suites
+from tunesmith.evaluation import cache, retention, suites
 from tunesmith.evaluation.forgetting import (
     ChangeRow,
     RunSettings,
@@ -32,6 +32,7 @@ from tunesmith.evaluation.forgetting import (
 )
 from tunesmith.evaluation.lm_eval_adapter import DEFAULT_TASKS, REAL_MODEL_PARAMETERS, run_tasks
 from tunesmith.evaluation.metrics import METRICS, resolve_reward
+from tunesmith.models.generate import answer_of
 from tunesmith.runs import atomic_write_json, atomic_write_jsonl, atomic_write_text
 
 if TYPE_CHECKING:
@@ -202,9 +203,15 @@ def _answer_budget(tokenizer, config: EvalConfig, items: list[dict]) -> int:
 
 
 def _general(lazy: _Lazy, config: EvalConfig, items: list[dict]) -> dict:
+    """The general suite: `retention.measure` on the model's general items (the tiny world's, answered within
+    a budget sized to the references, or the real bank's, each category within its own budget), plus the
+    perplexity of held-out prose (the tiny world's text, or the real bank's human-written prose)."""
     model, tokenizer = lazy.get()
-    max_new = _answer_budget(tokenizer, config, items)
-    answered = suites.answer_items(
+    real_suite = retention.metric_of(items) == retention.REAL_METRIC
+    if config.reasoning:  # a reasoning block comes first: every item gets the whole cap
+        items = [{**item, "max_new_tokens": config.max_new_tokens} for item in items]
+    max_new = config.max_new_tokens if real_suite else _answer_budget(tokenizer, config, items)
+    measured = retention.measure(
         model,
         tokenizer,
         items,
@@ -212,28 +219,53 @@ def _general(lazy: _Lazy, config: EvalConfig, items: list[dict]) -> dict:
         batch_size=config.batch_size,
         reasoning=config.reasoning,
     )
+    if real_suite:
+        perplexity = {"prose": retention.prose_perplexity(model, tokenizer)}
+        max_new = max(int(item["max_new_tokens"]) for item in items)
+    else:
+        perplexity = {"general_text": suites.general_perplexity(model, tokenizer)}
     return {
-        "items": answered,
-        "summary": suites.summarize(answered),
-        "perplexity": {"general_text": suites.general_perplexity(model, tokenizer)},
+        "items": measured.rows,
+        "summary": suites.summarize(measured.rows),
+        "perplexity": perplexity,
         "uniform_perplexity": suites.uniform_perplexity(model),
         "max_new_tokens": max_new,
     }
+
+
+def with_reward(reward) -> retention.Scorer:
+    """`retention.score_item` plus the reward, scored in one batched call (endpoints see batches, not one
+    request per item)."""
+
+    def score(items, completions):
+        rows = [
+            retention.score_item(item, completion)
+            for item, completion in zip(items, completions, strict=True)
+        ]
+        triples = [
+            (item["messages"], answer_of(completion), item["reference"])
+            for item, completion in zip(items, completions, strict=True)
+        ]
+        batch = getattr(reward, "score_batch", None)
+        values = batch(triples) if batch is not None else [float(reward(p, r)) for _, p, r in triples]
+        return [{**row, "reward": value} for row, value in zip(rows, values, strict=True)]
+
+    return score
 
 
 def _domain(lazy: _Lazy, config: EvalConfig, items: list[dict]) -> dict:
     model, tokenizer = lazy.get()
     reward = resolve_reward(config.reward) if config.reward else None
     max_new = _answer_budget(tokenizer, config, items)
-    answered = suites.answer_items(
+    answered = retention.measure(
         model,
         tokenizer,
         items,
         max_new_tokens=max_new,
         batch_size=config.batch_size,
-        reward=reward,
         reasoning=config.reasoning,
-    )
+        scorer=with_reward(reward) if reward is not None else None,
+    ).rows
     return {
         "items": answered,
         "summary": suites.summarize(answered),
@@ -270,7 +302,7 @@ def evaluate_checkpoint(checkpoint: EvalModel, config: EvalConfig, *, quiet: boo
     if config.reasoning:  # part of the cache key (left out when off: earlier results stay valid)
         settings["reasoning"] = True
     if "general" in config.suites:
-        items = suites.general_items(config.general_items_per_category)
+        items = retention.general_items(checkpoint.load_ref, config.general_items_per_category)
         key = (scores.content_hash, "general", suites.items_hash(items), settings)
         scores.suites["general"] = _cached(key, config, lambda: _general(lazy, config, items))
         tasks = config.lm_eval_tasks
@@ -371,6 +403,12 @@ def _settings_of(scores: Scores) -> RunSettings | None:
     return run_settings(checkpoint.run_dir, recipe, checkpoint.stage)
 
 
+def _general_metric(result: dict) -> str:
+    """The general suite's metric: the real bank's `score`, or the tiny world's `exact_match`."""
+    items = result.get("items") or []
+    return retention.REAL_METRIC if items and retention.REAL_METRIC in items[0]["scores"] else "exact_match"
+
+
 def compare(before: Scores, after: Scores, config: EvalConfig, *, seed: int = 0) -> dict:
     """The forgetting report of `after` against `before` on the same items: rows, perplexities, verdict (its
     advice fits the run that produced `after`: `forgetting.advice`)."""
@@ -378,7 +416,11 @@ def compare(before: Scores, after: Scores, config: EvalConfig, *, seed: int = 0)
     general_rows = domain_rows = None
     if "general" in before.suites and "general" in after.suites:
         general_rows = forgetting_table(
-            "general", before.suites["general"]["items"], after.suites["general"]["items"], seed=seed
+            "general",
+            before.suites["general"]["items"],
+            after.suites["general"]["items"],
+            _general_metric(before.suites["general"]),
+            seed=seed,
         )
         rows += general_rows
     if LM_EVAL_SUITE in before.suites and LM_EVAL_SUITE in after.suites:
@@ -506,7 +548,7 @@ def _pct(value: float) -> str:
 def render_comparison(comparison: dict) -> str:
     """The forgetting table as text (points = percentage points; * = beyond noise, 95% bootstrap CI)."""
     lines = [f"{comparison['before']} -> {comparison['after']}"]
-    header = f"  {'suite':<16}{'category':<34}{'metric':<18}{'before':>7}{'after':>7}{'change':>8}  {'95% CI':<16}{'retained':>9}"
+    header = f"  {'suite':<16}{'category':<34}{'metric':<18}{'before':>7}{'after':>7}{'change':>8}  {'95% CI':<16}{'retained':>9}{'kept':>7}"
     lines.append(header)
     single = {(r["suite"], r["metric"]) for r in comparison["rows"] if r["category"] != "overall"}
     single = {k for k in single if sum(1 for r in comparison["rows"] if (r["suite"], r["metric"]) == k) == 2}
@@ -514,11 +556,12 @@ def render_comparison(comparison: dict) -> str:
         if (row["suite"], row["metric"]) in single and row["category"] != "overall":
             continue  # one category: its row equals the overall row
         retained = "" if row["retention"] is None else f"{row['retention']:.0%}"
+        kept = "" if row.get("kept") is None else f"{row['kept']:.0%}"
         ci = f"[{row['ci_low'] * 100:+.0f}, {row['ci_high'] * 100:+.0f}]"
         mark = "*" if row["significant"] else " "
         lines.append(
             f"  {row['suite']:<16}{row['category']:<34}{row['metric']:<18}{_pct(row['before']):>7}"
-            f"{_pct(row['after']):>7}{row['change'] * 100:+8.1f}{mark} {ci:<16}{retained:>9}"
+            f"{_pct(row['after']):>7}{row['change'] * 100:+8.1f}{mark} {ci:<16}{retained:>9}{kept:>7}"
         )
     for name, values in comparison["perplexity"].items():
         after = values["after"]
@@ -543,8 +586,8 @@ def render_scores(scores: Scores) -> str:
     for suite, result in scores.suites.items():
         cached = " (cached)" if result.get("cached") else f" ({result.get('seconds', 0):.1f} s)"
         for metric, summary in result["summary"].items():
-            if suite == "general" and metric != "exact_match":
-                continue  # general items are scored by exact match; the others are kept in the JSON
+            if suite == "general" and metric != _general_metric(result):
+                continue  # general items are scored by one metric; the others are kept in the JSON
             if suite == LM_EVAL_SUITE:
                 lines.append(f"  {suite} {metric}: {summary.get('score', 0):.3f} ({summary.get('metric')})")
                 continue
@@ -609,6 +652,10 @@ def eval_command(
         reasoning=recipe.reasoning() if recipe is not None else False,
     )
     quiet = fmt == "json"
+    if isinstance(checkpoint.load_ref, Path) and checkpoint.load_ref.is_dir():
+        from tunesmith.models.validation import check_model_folder
+
+        check_model_folder(checkpoint.load_ref)  # a damaged folder is an input error, said before any work
     configure_threads()  # once the inputs are known good: a refused command prints only its error line
     after = evaluate_checkpoint(checkpoint, config, quiet=quiet)
     if baseline is None and checkpoint.run_dir is not None:
@@ -652,10 +699,6 @@ def _recipe_reward(recipe: ResolvedConfig) -> str | dict | None:
 def evaluate_run(
     run_dir: str | Path,
     start_ref: str | Path,
-    if isinstance(checkpoint.load_ref, Path) and checkpoint.load_ref.is_dir():
-        from tunesmith.models.validation import check_model_folder
-
-        check_model_folder(checkpoint.load_ref)  # a damaged folder is an input error, said before any work
     *,
     recipe: ResolvedConfig | None = None,
     base_dir: Path | None = None,

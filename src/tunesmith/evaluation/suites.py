@@ -7,8 +7,9 @@
   normalized match, token F1, ROUGE-L and, when a reward is given, the reward function (the managed
   service's `rft_eval`); plus the perplexity of the reference answers given their prompts.
 
-Generation is `tunesmith.models.generate.generate_batch`: batched, greedy, with the model's chat template
-([nova-evaluation]: eval recipes use temperature 0). `max_new_tokens` is derived from the
+Answering and scoring is `tunesmith.evaluation.retention.measure` (the one general-skill measurement; a real
+model gets the real bank's items there instead of the tiny world's): batched, greedy generation with the
+model's chat template ([nova-evaluation]: eval recipes use temperature 0). `max_new_tokens` is derived from the
 longest reference (1.5 x its tokens + 8, capped), so a model that never stops does not cost the cap on
 every item.
 """
@@ -25,8 +26,7 @@ from pathlib import Path
 import torch
 
 from tunesmith.data import general
-from tunesmith.evaluation.metrics import Scorer, score_all
-from tunesmith.models.generate import answer_prompt, generate_batch, pad_token_id, split_reasoning
+from tunesmith.models.generate import answer_prompt, pad_token_id
 
 GENERAL_TEXT_DOCS_PER_CATEGORY = 20
 """Held-out prose documents per category for the general perplexity (~5k characters in all)."""
@@ -93,54 +93,6 @@ def max_new_tokens_for(tokenizer, references: Sequence[str], cap: int) -> int:
     """1.5 x the longest reference in tokens + 8 (room for the eos), at most `cap`."""
     longest = max((len(tokenizer(r, add_special_tokens=False)["input_ids"]) for r in references), default=8)
     return max(1, min(cap, math.ceil(1.5 * longest) + 8))
-
-
-def answer_items(
-    model,
-    tokenizer,
-    items: Sequence[dict],
-    *,
-    max_new_tokens: int,
-    batch_size: int,
-    reward: Scorer | None = None,
-    reasoning: bool = False,
-) -> list[dict]:
-    """Generate greedily for every item and score it: `{"id", "category", "prediction", "scores"}`, plus
-    `"reasoning"` when the completion opened with a reasoning block. `reasoning` is the thinking switch
-    (`render_prompt`); the block is scored by nothing (the answer after it is: `split_reasoning`) and kept in
-    the item."""
-    completions = generate_batch(
-        model,
-        tokenizer,
-        [item["messages"] for item in items],
-        max_new_tokens,
-        batch_size,
-        reasoning=reasoning,
-    )
-    answered = []
-    for item, completion in zip(items, completions, strict=True):
-        thought, prediction = split_reasoning(completion)
-        row = {
-            "id": item["id"],
-            "category": item["category"],
-            "prompt": item["messages"][-1]["content"],
-            "reference": item["reference"],
-            "prediction": prediction,
-            "scores": score_all(prediction, item["reference"]),
-        }
-        if thought or completion.lstrip().startswith("<think>"):
-            row["reasoning"] = thought
-        answered.append(row)
-    if reward is not None:  # one batched call: endpoints see batches, not one request per item
-        batch = getattr(reward, "score_batch", None)
-        triples = [
-            (item["messages"], row["prediction"], item["reference"])
-            for item, row in zip(items, answered, strict=True)
-        ]
-        scores = batch(triples) if batch is not None else [float(reward(p, r)) for _, p, r in triples]
-        for row, score in zip(answered, scores, strict=True):
-            row["scores"]["reward"] = score
-    return answered
 
 
 @torch.inference_mode()

@@ -414,12 +414,12 @@ def _default_general_data(model: ModelSpec) -> tuple[str, str]:
     family = FAMILIES.get(model.family) if model.family else None
     if model.path is None and family is not None and family.kind == "embedded":
         return "builtin", f"the {family.name} family is trained on the built-in world's data"
-    if model.path is not None and _reads_tiny_vocabulary(Path(model.path).expanduser()):
+    if model.path is not None and reads_tiny_vocabulary(Path(model.path).expanduser()):
         return "builtin", "the model folder uses the tiny family's tokenizer: its built-in world data fits it"
     return "curated", "a real model family: open curated datasets per category (tunesmith.data.curated)"
 
 
-def _reads_tiny_vocabulary(folder: Path) -> bool:
+def reads_tiny_vocabulary(folder: Path) -> bool:
     """True when `folder/tokenizer.json` is the tiny family's character-level tokenizer (read only when it
     is small: a real tokenizer.json is megabytes)."""
     from tunesmith.models.tokenizer import vocabulary

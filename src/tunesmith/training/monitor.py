@@ -14,15 +14,17 @@ Policies act through the trainer's control flags: `stop` saves a checkpoint and 
 ends training *without* saving the bad step and leaves `request` set, and `run_stage` restores the last
 good complete checkpoint and continues with the LR scaled down (`tunesmith.training.stage`).
 
-The forgetting probe (every `probe_interval` steps and at the start) is one teacher-forced forward pass over
-a small held-out general set (`tunesmith.data.general`, split "eval", a few items per category): its
-exact-match accuracy (every answer token, and the end-of-sequence token, is the argmax given the correct
-prefix; this is exactly when greedy decoding reproduces the answer, without the cost of generating), and
-the forward KL(start || current) in nats per answer token on the same positions (a proxy that needs no
-correctness judgment; RL's Razor uses forward KL to the start policy as the forgetting predictor,
-[rls-razor-2025]). Only the start model's top-k log-probs are stored, so the KL ignores the tail mass
-outside them (exact for the tiny family's 100-token vocabulary). A first version generated answers with
-`generate_batch`: 17.7 s per probe on the tiny family, against ~0.2 s per training step.
+The forgetting probe (every `probe_interval` steps and at the start) is the one general-skill measurement
+(`tunesmith.evaluation.retention.measure`) on a few held-out general items per category, the model's own
+suite (`retention.general_items`): for the tiny world, one teacher-forced forward pass whose exact match
+(every answer token, and the end-of-sequence token, is the argmax given the correct prefix) is exactly when
+greedy decoding reproduces the answer, without the cost of generating (a first version generated: 17.7 s
+per probe on the tiny family, against ~0.2 s per training step); for a real model, its answers generated
+and scored by the real bank's `score`. Plus the forward KL(start || current) in nats per answer token (a
+proxy that needs no correctness judgment; RL's Razor uses forward KL to the start policy as the forgetting
+predictor, [rls-razor-2025]), on the reference answers (tiny world) or on the start model's own answers
+(real bank). Only the start model's top-k log-probs are stored, so the KL ignores the tail mass outside
+them (exact for the tiny family's 100-token vocabulary).
 """
 
 from __future__ import annotations
@@ -48,8 +50,9 @@ PROBES_FILE = "probes.jsonl"
 STATE_FILE = "monitor.json"
 REFERENCE_FILE = "probe_reference.pt"
 KL_TOP_K = 256
-PROBE_CHUNK = 8
-"""Probe items per forward pass (sorted by length): bounds the probe's logits memory at real vocabularies."""
+PROBE_GENERATION_BATCH = 32
+"""Generated probe items per batch (a real model's probe; teacher-forced items run
+`retention.TEACHER_FORCED_CHUNK` per forward pass)."""
 
 
 def append_line(path: Path, row: dict[str, Any]) -> None:
@@ -122,7 +125,8 @@ def lr_scale_at(step: int, segments: list[list[float]]) -> float:
 
 
 class ForgettingProbe:
-    """General held-out accuracy and KL to the start model on a fixed prompt set."""
+    """General skill on a few held-out items, measured by the one general-skill measurement
+    (`evaluation.retention.measure`), and KL to the start model, on a fixed item set."""
 
     def __init__(
         self,
@@ -131,23 +135,35 @@ class ForgettingProbe:
         stage_dir: Path | None,
         *,
         items: list[tuple[str, dict[str, Any]]] | None = None,
+        model_ref: str | Path | None = None,
     ):
-        """`items` ((category, {query, response} or {messages, reference}) pairs) instead of the general
-        held-out items: the same teacher-forced scoring of other answers (a sweep's domain probe); with
+        """The general items of the model `model_ref` (`retention.general_items`: the tiny world's, the
+        default, or the real bank's), `items_per_category` each; or `items` ((category, {query, response} or
+        {messages, reference}) pairs): the same measurement of other answers (a sweep's domain probe). With
         `stage_dir` None no KL reference is kept (KL reported as 0)."""
-        from tunesmith.data import general
+        from tunesmith.evaluation import retention
 
         self.tokenizer = tokenizer
-        drawn = items
-        if drawn is None:
-            drawn = [
-                (category, row)
-                for category in general.CATEGORIES
-                for row in general.sample(category, "eval", items_per_category, seed=0, split="eval")
+        if items is None:
+            ref = "tiny" if model_ref is None else model_ref
+            self.items = retention.general_items(ref, items_per_category)
+        else:
+            self.items = [
+                {
+                    "id": str(index),
+                    "category": category,
+                    "messages": row.get("messages") or [{"role": "user", "content": row["query"]}],
+                    "reference": row["response"] if "response" in row else row["reference"],
+                }
+                for index, (category, row) in enumerate(items)
             ]
-        self.categories = [category for category, _ in drawn]
-        self.rows = [row for _, row in drawn]
-        self.messages = [r.get("messages") or [{"role": "user", "content": r["query"]}] for r in self.rows]
+        # a real model's answers are generated and scored (they never match a terse reference token for
+        # token); exact-match items are scored in one teacher-forced pass, which equals greedy exact match
+        self.mode = (
+            "generate" if retention.metric_of(self.items) == retention.REAL_METRIC else "teacher-forced"
+        )
+        self.categories = [item["category"] for item in self.items]
+        self.messages = [item["messages"] for item in self.items]
         self.reference_path = stage_dir / REFERENCE_FILE if stage_dir is not None else None
         self.reference: dict[str, Any] | None = None
         self._inputs: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
@@ -156,39 +172,46 @@ class ForgettingProbe:
 
     @torch.no_grad()
     def measure(self, model: Any) -> dict[str, float]:
-        """{general_accuracy, kl, seconds} from one teacher-forced forward pass; the first call stores the
-        start model's top-k log-probs as the KL reference."""
+        """{general_accuracy, token_accuracy, kl, seconds, categories, items}; the first call stores the
+        start model's top-k log-probs (on the reference answers, or for generated items on the start model's
+        own answers) as the KL reference."""
+        from tunesmith.evaluation import retention
+
         started = time.perf_counter()
-        if self._inputs is None:
-            self._inputs = self._batch(
-                [r["response"] if "response" in r else r["reference"] for r in self.rows]
-            )
-        input_ids, attention, scored = self._inputs
-        correct, hit_count, picked_rows = self._score(model, input_ids, attention, scored)
-        positions = int(scored[:, 1:].sum())
-        token_accuracy = hit_count / max(1, positions)
-        accuracy = sum(correct) / len(correct)
-        by_category: dict[str, list[bool]] = {}
-        for category, right in zip(self.categories, correct, strict=True):
-            by_category.setdefault(category, []).append(right)
-        picked = torch.cat(picked_rows)
+        measured = retention.measure(
+            model, self.tokenizer, self.items, mode=self.mode, batch_size=PROBE_GENERATION_BATCH
+        )
+        scores = measured.values()
+        correct = [value >= 1.0 for value in scores]
+        token_accuracy = measured.token_accuracy
+        picked_rows = measured.logprobs
+        if self.reference_path is not None and not picked_rows:  # generated: KL on the start's answers
+            picked_rows = self._forced(model, measured)
+        accuracy = sum(scores) / len(scores)
+        by_category: dict[str, list[float]] = {}
+        for category, value in zip(self.categories, scores, strict=True):
+            by_category.setdefault(category, []).append(value)
         if self.reference_path is None:
             kl = 0.0
         elif self.reference is None:
+            picked = torch.cat(picked_rows)
             k = min(KL_TOP_K, picked.shape[-1])
             top_logp, top_ids = picked.topk(k, dim=-1)
             self.reference = {"top_ids": top_ids, "top_logp": top_logp}
+            if self.mode == "generate":
+                self.reference["answers"] = [row["prediction"] for row in measured.rows]
             atomic_write_bytes(self.reference_path, _to_bytes(self.reference))
             kl = 0.0
         else:
+            picked = torch.cat(picked_rows)
             current = picked.gather(-1, self.reference["top_ids"])
             p0 = self.reference["top_logp"].exp()
             kl = (p0 * (self.reference["top_logp"] - current)).sum(-1).mean().item()
             kl = max(kl, 0.0) if math.isfinite(kl) else float("inf")
         return {
             "general_accuracy": round(accuracy, 4),
-            # the share of answer tokens right: it moves long before exact match does
-            "token_accuracy": round(token_accuracy, 4),
+            # the share of answer tokens right: it moves long before exact match does (teacher-forced items)
+            "token_accuracy": round(token_accuracy if token_accuracy is not None else accuracy, 4),
             "kl": round(kl, 5),
             "seconds": round(time.perf_counter() - started, 3),
             # which categories move, and each item (1 = right), for paired comparisons between probes
@@ -196,61 +219,15 @@ class ForgettingProbe:
             "items": "".join("1" if right else "0" for right in correct),
         }
 
-    def _batch(self, answers: list[str]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        from tunesmith.models.generate import answer_prompt, pad_token_id
+    def _forced(self, model: Any, measured: Any) -> list[torch.Tensor]:
+        """Answer-position log-probs of the start model's own answers (stored with the reference; this
+        measurement's answers on the first call), forced through `model`: the KL of generated items."""
+        from tunesmith.evaluation import retention
 
-        tok = self.tokenizer
-        has_template = bool(getattr(tok, "chat_template", None))
-        ids, masks = [], []
-        for messages, answer in zip(self.messages, answers, strict=True):
-            prompt = tok(answer_prompt(tok, messages), add_special_tokens=not has_template)["input_ids"]
-            completion = tok(answer, add_special_tokens=False)["input_ids"]
-            if tok.eos_token_id is not None:
-                completion = completion + [tok.eos_token_id]
-            ids.append(prompt + completion)
-            masks.append([0] * len(prompt) + [1] * len(completion))
-        width = max(len(x) for x in ids)
-        pad = pad_token_id(tok)
-        input_ids = torch.tensor([x + [pad] * (width - len(x)) for x in ids])
-        attention = torch.tensor([[1] * len(x) + [0] * (width - len(x)) for x in ids])
-        scored = torch.tensor([m + [0] * (width - len(m)) for m in masks])
-        return input_ids, attention, scored
-
-    def _score(
-        self, model: Any, input_ids: torch.Tensor, attention: torch.Tensor, scored: torch.Tensor
-    ) -> tuple[list[bool], int, list[torch.Tensor]]:
-        """Per item: all its answer tokens right (argmax), and the log-probs at its answer positions; plus
-        the answer tokens right in all. Items run `PROBE_CHUNK` at a time, sorted by length, and only the
-        answer positions get a log-softmax: logits for a whole probe at a 150k-token vocabulary would take
-        gigabytes."""
-        lengths = attention.sum(dim=1).tolist()
-        order = sorted(range(len(lengths)), key=lambda i: lengths[i])
-        correct: list[bool] = [False] * len(lengths)
-        picked: list[torch.Tensor] = [torch.empty(0)] * len(lengths)
-        hit_count = 0
-        was_training = model.training
-        model.eval()
-        try:
-            device = next(model.parameters()).device
-            for start in range(0, len(order), PROBE_CHUNK):
-                chunk = order[start : start + PROBE_CHUNK]
-                width = max(lengths[i] for i in chunk)
-                ids = input_ids[chunk, :width]
-                logits = model(
-                    input_ids=ids.to(device), attention_mask=attention[chunk, :width].to(device)
-                ).logits
-                for row, item in enumerate(chunk):
-                    positions = scored[item, 1:width].bool()  # position t predicts token t+1
-                    item_logits = logits[row, : width - 1][positions.to(device)].float()
-                    targets = ids[row, 1:width][positions].to(device)
-                    hits = int((item_logits.argmax(-1) == targets).sum())
-                    hit_count += hits
-                    correct[item] = hits == int(positions.sum())
-                    picked[item] = torch.log_softmax(item_logits, dim=-1).cpu()
-                del logits
-        finally:
-            model.train(was_training)
-        return correct, hit_count, picked
+        if self._inputs is None:
+            answers = (self.reference or {}).get("answers") or [row["prediction"] for row in measured.rows]
+            self._inputs = retention.forced_inputs(self.tokenizer, self.messages, answers)
+        return retention.forced_logprobs(model, *self._inputs)[2]
 
 
 def _to_bytes(obj: Any) -> bytes:

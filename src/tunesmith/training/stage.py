@@ -698,7 +698,9 @@ def _monitor_callback(
     interval = settings.probe_interval or run.stage.hyperparameters.val_check_interval
     # multi-process: every rank must reach the same decisions, and the probe runs on one rank only
     if settings.probes and world_size() == 1:
-        probe = ForgettingProbe(tokenizer, settings.probe_items_per_category, run.stage_dir)
+        probe = ForgettingProbe(
+            tokenizer, settings.probe_items_per_category, run.stage_dir, model_ref=run.input_ref
+        )
     return MonitorCallback(
         monitor,
         run.stage_dir,
