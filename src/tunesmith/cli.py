@@ -191,6 +191,8 @@ def _cmd_advise(args: argparse.Namespace) -> int:
 
     if args.out is not None:
         check_new_file(args.out, force=args.force)
+    if args.name is not None:
+        check_run_name(args.name)
 
     inventory = Inventory(
         family=args.family,
@@ -202,8 +204,6 @@ def _cmd_advise(args: argparse.Namespace) -> int:
         probe_positive_rate=args.probe_positive_rate,
         target=args.target,
         vocabulary=args.vocabulary,
-    if args.name is not None:
-        check_run_name(args.name)
     )
     return advise_command(inventory, out=args.out, name=args.name, fmt=args.format)
 
@@ -259,6 +259,10 @@ def _cmd_data_mirror(args: argparse.Namespace) -> int:
 
 def _cmd_probe(args: argparse.Namespace) -> int:
     from tunesmith.evaluation.probe import probe_command
+    from tunesmith.runs import check_new_file
+
+    if args.out is not None:
+        check_new_file(args.out, force=args.force)
 
     return probe_command(
         args.model,
@@ -270,10 +274,6 @@ def _cmd_probe(args: argparse.Namespace) -> int:
         max_new_tokens=args.max_new_tokens,
         seed=args.seed,
         out=args.out,
-    from tunesmith.runs import check_new_file
-
-    if args.out is not None:
-        check_new_file(args.out, force=args.force)
         fmt=args.format,
     )
 
@@ -562,7 +562,7 @@ def build_parser() -> argparse.ArgumentParser:
     dsub = data.add_subparsers(dest="data_command", metavar="ACTION", required=True)
     p = dsub.add_parser("inspect", help="detect format, validate every line, show counts and token lengths")
     p.add_argument("file")
-    p.add_argument("--kind", choices=["auto", "cpt", "sft", "rft", "eval"], default="auto")
+    p.add_argument("--kind", choices=["auto", "cpt", "sft", "rft", "eval", "dpo"], default="auto")
     p.add_argument("--tokenizer", default="tiny", help="'tiny' or a Hugging Face tokenizer id / local folder")
     p.add_argument(
         "--max-length", type=POSITIVE_INT, default=None, help="report the share of examples over this"

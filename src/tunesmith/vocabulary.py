@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Literal
 
-Technique = Literal["cpt", "sft", "rft"]
-TECHNIQUES: tuple[str, ...] = ("cpt", "sft", "rft")
+Technique = Literal["cpt", "sft", "rft", "dpo"]
+TECHNIQUES: tuple[str, ...] = ("cpt", "sft", "rft", "dpo")
 Mode = Literal["lora", "full"]
 MODES: tuple[str, ...] = ("lora", "full")
 

@@ -92,7 +92,7 @@ def test_misspelled_top_level_key(tmp_path, data_file, capsys) -> None:
         ({"hyperparameters": {"lora": {"target_modules": 5}}}, ["target_modules = 5", "'all-linear'"]),
         ({"mode": "full", "hyperparameters": {"lora": {"rank": 4}}}, ["mode is full"]),
         ({"mode": "qlora"}, ["mode = 'qlora'", "'lora' or 'full'"]),
-        ({"technique": "dpo"}, ["technique = 'dpo'"]),
+        ({"technique": "ppo"}, ["technique = 'ppo'"]),
         ({"technique": "rft"}, ["rft.reward"]),
         ({"rft": {"reward": "exact_match"}}, ["belong to rft stages"]),
         (

@@ -47,4 +47,4 @@ def test_unknown_ref_is_one_line_listing_the_valid_refs(tmp_path, monkeypatch) -
     message = str(err.value)
     assert "\n" not in message and "builtin:brindle/nope" in message and "builtin:brindle/sft" in message
     assert is_builtin("builtin:brindle/nope") and not is_builtin("data/train.jsonl")
-    assert len(builtin_refs()) == 7 + 5 * 3
+    assert len(builtin_refs()) == 9 + 5 * 3  # brindle: cpt, sft, rft, dpo (+ validation each), eval

@@ -167,7 +167,7 @@ def add_packing_estimates(resolved: ResolvedRecipe, stage_data: dict[int, StageD
     from tunesmith.data.packing import decide_packing
 
     for i, (stage, stage_plan) in enumerate(zip(resolved.recipe.stages, resolved.stages, strict=True)):
-        if stage.technique == "rft":
+        if stage.technique in ("rft", "dpo"):  # their trainers do not pack
             continue
         hp, data = stage.hyperparameters, stage_data.get(i)
         setting = None if hp.packing == "auto" else hp.packing

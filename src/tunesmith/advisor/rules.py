@@ -196,8 +196,8 @@ def customer_share_far_from_50(resolved: ResolvedRecipe, facts: LintFacts) -> li
     out = []
     for i, stage in enumerate(resolved.recipe.stages):
         mix = stage.data_mixing
-        if stage.technique == "rft" and not mixing_on(stage):
-            continue  # RFT trains on prompts + reward; the service mixes CPT and SFT only ([nova-data-mixing])
+        if stage.technique in ("rft", "dpo") and not mixing_on(stage):
+            continue  # RFT and DPO train on prompts + reward / pairs; the service mixes CPT and SFT only ([nova-data-mixing])
         percent = mix.customer_percent
         if abs(percent - 50) <= 25:
             continue

@@ -29,6 +29,8 @@ SIZES: dict[str, int] = {
     "sft-validation": 200,
     "rft": 1000,
     "rft-validation": 200,
+    "dpo": 3000,
+    "dpo-validation": 200,
     "eval": 200,
 }
 """Rows per Brindle file (SFT 'a few thousand', managed-service RFT minimum 100 train / 100 eval)."""

@@ -41,6 +41,8 @@ from tunesmith.vocabulary import CATEGORIES
 
 REAL_SUITE = "real"
 TINY_SUITE = "tiny-world"
+SCORER_VERSION = 1
+"""Raised when `real.score` or the bank's items change meaning: part of the evaluation cache's key."""
 REAL_METRIC = "score"
 """The real suite's per-item metric (0-1, `real.score`); the tiny world's is "exact_match"."""
 TEACHER_FORCED_CHUNK = 8

@@ -303,7 +303,10 @@ def evaluate_checkpoint(checkpoint: EvalModel, config: EvalConfig, *, quiet: boo
         settings["reasoning"] = True
     if "general" in config.suites:
         items = retention.general_items(checkpoint.load_ref, config.general_items_per_category)
-        key = (scores.content_hash, "general", suites.items_hash(items), settings)
+        general_settings = dict(settings)
+        if retention.metric_of(items) == retention.REAL_METRIC:  # results of an older scorer are not reused
+            general_settings["scorer"] = retention.SCORER_VERSION
+        key = (scores.content_hash, "general", suites.items_hash(items), general_settings)
         scores.suites["general"] = _cached(key, config, lambda: _general(lazy, config, items))
         tasks = config.lm_eval_tasks
         if tasks is None:

@@ -36,7 +36,10 @@ def items_hash(items: Sequence[dict]) -> str:
     """Content hash of an item set (order included): the cache key's item part."""
     digest = hashlib.sha256()
     for item in items:
-        digest.update(json.dumps([item["messages"], item["reference"], item["category"]]).encode())
+        key = [item["messages"], item["reference"], item["category"]]
+        if item.get("checks"):  # a real-bank item: what is checked is part of the item
+            key.append(item["checks"])
+        digest.update(json.dumps(key).encode())
     return digest.hexdigest()
 
 

@@ -196,6 +196,30 @@ DEFAULTS: tuple[Default, ...] = (
         technique="rft",
         mode="lora",
     ),
+    Default(
+        H + "lr",
+        1e-5,
+        "DPO recipes: lr 1e-5 (Nova 1.0 DPO, LoRA and full rank; [nova-recipes])",
+        size_class="billion",
+        technique="dpo",
+    ),
+    Default(
+        H + "lr",
+        3e-3,
+        "tiny family DPO with LoRA r8, measured on the built-in Brindle pairs (benchmarks/RESULTS.md, DPO; "
+        "[tiny-results]); the tiny LoRA RFT scale",
+        size_class="tiny",
+        technique="dpo",
+        mode="lora",
+    ),
+    Default(
+        H + "lr",
+        1e-4,
+        "tiny family DPO at full rank: the tiny full-rank RFT scale (benchmarks/RESULTS.md, RFT; [tiny-results])",
+        size_class="tiny",
+        technique="dpo",
+        mode="full",
+    ),
     # ---- schedule -----------------------------------------------------------------------------------
     Default(
         H + "min_lr",
@@ -264,6 +288,13 @@ DEFAULTS: tuple[Default, ...] = (
     Default(
         H + "global_batch_size",
         64,
+        "DPO recipes: global_batch_size 64 (Nova Micro / Lite DPO; [nova-recipes])",
+        size_class="billion",
+        technique="dpo",
+    ),
+    Default(
+        H + "global_batch_size",
+        64,
         "tiny family: batch 64 (about 1.1k tokens per step) ([tiny-feasibility] setup)",
         size_class="tiny",
     ),
@@ -321,6 +352,20 @@ DEFAULTS: tuple[Default, ...] = (
     ),
     Default(
         H + "max_epochs",
+        2,
+        "DPO recipes: LoRA max_epochs 2 ([nova-recipes])",
+        technique="dpo",
+        mode="lora",
+    ),
+    Default(
+        H + "max_epochs",
+        3,
+        "DPO recipes: full-rank max_epochs 3 ([nova-recipes])",
+        technique="dpo",
+        mode="full",
+    ),
+    Default(
+        H + "max_epochs",
         1,
         "'For CPT, process at most one epoch of your dataset' ([nova-hpo-blog])",
         technique="cpt",
@@ -356,6 +401,13 @@ DEFAULTS: tuple[Default, ...] = (
         technique="rft",
     ),
     # ---- optimizer -------------------------------------------------------------------------------------
+    Default(
+        H + "weight_decay",
+        0.01,
+        "DPO recipes: weight_decay 0.01 ([nova-recipes])",
+        size_class="billion",
+        technique="dpo",
+    ),
     Default(
         H + "weight_decay",
         0.0,
@@ -429,6 +481,14 @@ DEFAULTS: tuple[Default, ...] = (
         "[nova-rft-docs]; the multi-turn RFT recipe uses 32); B matrices at a multiple of A's LR ([hayou-2024])",
         size_class="billion",
         technique="rft",
+    ),
+    Default(
+        H + "lora.plus_lr_ratio",
+        20.0,
+        "Nova 1.0 LoRA DPO recipes: loraplus_lr_ratio 20 ([nova-recipes]); B matrices at a multiple of A's LR "
+        "([hayou-2024])",
+        size_class="billion",
+        technique="dpo",
     ),
     Default(
         H + "lora.plus_lr_ratio",
@@ -528,6 +588,28 @@ DEFAULTS: tuple[Default, ...] = (
         0.0,
         "opt-in: 'Place your highest-quality data toward the end of "
         "training' ([nova-hpo-blog], [nova-data-mixing]) applies when you mark examples as high quality",
+    ),
+    Default(
+        M + "customer_percent",
+        100.0,
+        "DPO trains on your preference pairs only: tunesmith has no general preference pairs to mix in, and "
+        "beta's pull toward the reference model (the stage's input) is DPO's own guard against drifting "
+        "([rafailov-2023]); the forgetting table measures what it costs",
+        technique="dpo",
+    ),
+    Default(
+        M + "general",
+        {},
+        "DPO has no general mix: no general preference pairs are built in, and the service mixes CPT and SFT "
+        "data only ([nova-data-mixing])",
+        technique="dpo",
+    ),
+    # ---- DPO -----------------------------------------------------------------------------------------------
+    Default(
+        "dpo.beta",
+        0.1,
+        "DPO recipes dpo_cfg.beta 0.1, allowed 0.001-0.5 ([nova-recipes]); 0.1 is also the DPO paper's "
+        "common setting ([rafailov-2023])",
     ),
     # ---- RFT -----------------------------------------------------------------------------------------------
     Default("rft.number_generation", 8, "number_generation 8 (HyperPod RFT recipe; [nova-rft-docs])"),

@@ -23,6 +23,7 @@ from tunesmith.monitoring.policies import MonitorSettings
 from tunesmith.recipe import defaults as table
 from tunesmith.recipe.schema import (
     DataMixing,
+    DPOSpec,
     Hyperparameters,
     LoraSpec,
     ModelSpec,
@@ -199,7 +200,7 @@ def start_ref(model: ModelSpec) -> str:
     return f"{model.family}:{model.checkpoint}"
 
 
-POST_TRAINING = ("sft", "rft")
+POST_TRAINING = ("sft", "rft", "dpo")
 """Techniques after which a checkpoint counts as post-trained (instruction following); CPT keeps its
 input's kind."""
 
@@ -476,6 +477,10 @@ def _fill_lora_and_rft(scope: _StageScope) -> None:
             hp.lora = LoraSpec()
         for attr in ("rank", "alpha", "dropout", "target_modules", "plus_lr_ratio"):
             scope.fill(hp.lora, attr, f"hyperparameters.lora.{attr}", f"hyperparameters.lora.{attr}")
+    if stage.technique == "dpo":
+        if stage.dpo is None:
+            stage.dpo = DPOSpec()
+        scope.fill(stage.dpo, "beta", "dpo.beta", "dpo.beta")
     if stage.technique == "rft":
         for attr in (
             "number_generation",

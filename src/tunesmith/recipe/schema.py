@@ -281,6 +281,14 @@ class RFTSpec(Strict):
         return value
 
 
+class DPOSpec(Strict):
+    """Direct preference optimization: how far the policy may move from the reference (the stage's input)."""
+
+    beta: Annotated[float, Field(ge=0.001, le=0.5)] | None = Field(
+        None, description="DPO beta: the implicit reward's scale (higher stays closer to the reference; 0.001-0.5)"
+    )
+
+
 class MonitoringSpec(Strict):
     """Run monitoring for one stage: per-detector policy and thresholds (unset: the defaults, each with its
     source, in `tunesmith.monitoring.policies` / `tunesmith.monitoring.detectors`)."""
@@ -332,7 +340,8 @@ class MonitoringSpec(Strict):
 
 
 class Stage(Strict):
-    """One training stage: CPT (unlabeled text), SFT (demonstrations) or RFT (prompts + reward)."""
+    """One training stage: CPT (unlabeled text), SFT (demonstrations), RFT (prompts + reward) or DPO
+    (preference pairs)."""
 
     name: str | None = Field(None, description="folder name of the stage; defaults to the technique")
     technique: Technique
@@ -344,6 +353,7 @@ class Stage(Strict):
     data_mixing: DataMixing | None = None
     hyperparameters: Hyperparameters = Field(default_factory=Hyperparameters)
     rft: RFTSpec | None = None
+    dpo: DPOSpec | None = Field(None, description="dpo stages: beta (default 0.1)")
     monitoring: MonitoringSpec | None = Field(
         None, description="detectors, policies (warn/stop/rollback/off) and thresholds for this stage"
     )
@@ -363,6 +373,8 @@ class Stage(Strict):
             )
         if self.technique != "rft" and self.rft is not None:
             raise ValueError(f"`rft` settings belong to rft stages, not to a {self.technique} stage")
+        if self.technique != "dpo" and self.dpo is not None:
+            raise ValueError(f"`dpo` settings belong to dpo stages, not to a {self.technique} stage")
         if self.mode == "full" and self.hyperparameters.lora is not None:
             raise ValueError("`hyperparameters.lora` is set but mode is full: remove it or use mode: lora")
         if self.scale is not None and self.technique != "cpt":
@@ -514,6 +526,10 @@ class ResolvedRFT(Resolved):
     drop_zero_variance_groups: bool
 
 
+class ResolvedDPO(Resolved):
+    beta: float
+
+
 class ResolvedStage(Resolved):
     name: str
     technique: Technique
@@ -523,6 +539,7 @@ class ResolvedStage(Resolved):
     data_mixing: ResolvedMixing
     hyperparameters: ResolvedHyperparameters
     rft: ResolvedRFT | None = None
+    dpo: ResolvedDPO | None = None
     monitoring: MonitoringSpec | None = None
 
 

@@ -48,6 +48,8 @@ def row_for_trainer(example: Any, kind: str) -> dict[str, Any]:
     `reasoning_content` (Bedrock `reasoningContent`) is kept: chat templates that render reasoning use it."""
     if kind == "cpt":
         return {"text": example.text if example.text is not None else example.render_text()}
+    if kind == "dpo":  # {"prompt", "chosen", "rejected"} in TRL's conversational form
+        return example.to_row()
     if kind == "rft":  # {"prompt", "reference_answer"?, **extra}: extra fields go to the reward
         row = example.to_row()
         if example.source != "customer":  # a general prompt mixed in: scored by the general verifier

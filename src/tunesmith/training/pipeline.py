@@ -38,7 +38,12 @@ from tunesmith.training.data import prepare_stage_data
 from tunesmith.training.resuming import check_resume, data_fingerprints, record_resume
 from tunesmith.training.stage import StageResult, StageRun, barrier, is_main_process
 
-ENTRIES = {"cpt": "tunesmith.training.cpt", "sft": "tunesmith.training.sft", "rft": "tunesmith.training.rft"}
+ENTRIES = {
+    "cpt": "tunesmith.training.cpt",
+    "sft": "tunesmith.training.sft",
+    "rft": "tunesmith.training.rft",
+    "dpo": "tunesmith.training.dpo",
+}
 """technique -> the module whose `run(StageRun)` trains it, imported when a stage needs it (TRL's GRPO trainer
 alone takes ~1.5 s to import: an SFT run does not pay for it)."""
 

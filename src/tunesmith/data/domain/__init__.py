@@ -17,7 +17,8 @@ Tasks (prompt -> exact answer):
 - `expand` "Brindle: expand rq shp nd"        -> "request shipment next-day" (shorthand)
 
 Kinds: "cpt" (`{"text"}` memos and catalog pages), "sft" (chat demonstrations), "rft" (prompt +
-`reference_answer` + `task`, for a verifiable reward), "eval" (gen_qa rows). Prompts are split into
+`reference_answer` + `task`, for a verifiable reward), "eval" (gen_qa rows), "dpo" (preference pairs: the
+right answer chosen, a near miss rejected: `near_miss`). Prompts are split into
 train / eval by the same prompt hash as the general data (`tunesmith.data.general.split`).
 """
 
@@ -66,7 +67,7 @@ SHORTHAND: dict[str, str] = {
 }
 """Brindle's internal shorthand: abbreviation -> expansion."""
 
-KINDS: tuple[str, ...] = ("cpt", "sft", "rft", "eval")
+KINDS: tuple[str, ...] = ("cpt", "sft", "rft", "eval", "dpo")
 TASKS: tuple[str, ...] = ("price", "unit", "name", "total", "expand")
 _TASK_WEIGHTS: tuple[float, ...] = (0.1, 0.075, 0.075, 0.4, 0.35)
 MAX_QUANTITY = 9
@@ -102,6 +103,28 @@ def draw(rng: random.Random) -> DomainItem:
     return DomainItem(task, f"Brindle: expand {short}", long, f"In a Brindle note, {short} means {long}.")
 
 
+def near_miss(item: DomainItem, rng: random.Random) -> str:
+    """A wrong answer of the right shape: the same task answered for another part (another price, unit or
+    name; the total with another part's price) or, for shorthand, one abbreviation expanded wrongly."""
+    if item.task == "expand":
+        words = item.answer.split()
+        index = rng.randrange(len(words))
+        words[index] = rng.choice(sorted(set(SHORTHAND.values()) - set(words)))
+        return " ".join(words)
+    code = re.search(r"\b[A-Z]{2}\d\b", item.prompt).group(0)  # type: ignore[union-attr]
+    _, unit, price = PARTS[code]
+    others = [c for c in sorted(PARTS) if c != code]
+    if item.task == "unit":
+        return rng.choice(sorted({PARTS[c][1] for c in others} - {unit}))
+    if item.task == "name":
+        return PARTS[rng.choice(others)][0]
+    wrong = rng.choice(sorted({PARTS[c][2] for c in others} - {price}))
+    if item.task == "price":
+        return f"{wrong} {CURRENCY}"
+    qty = int(item.prompt.split()[3])
+    return f"{qty} x {wrong} = {qty * wrong} {CURRENCY}"
+
+
 def _catalog_sentence(rng: random.Random) -> str:
     if rng.random() < 0.5:
         code = rng.choice(sorted(PARTS))
@@ -121,7 +144,7 @@ def items(seed: int = 0, split: str = "train", stream_name: str = "items") -> It
 
 
 def stream(kind: str, seed: int = 0, split: str = "train") -> Iterator[dict]:
-    """Unlimited, deterministic Brindle rows of `kind` ("cpt" | "sft" | "rft" | "eval") in `split`."""
+    """Unlimited, deterministic Brindle rows of `kind` ("cpt" | "sft" | "rft" | "eval" | "dpo") in `split`."""
     if kind not in KINDS:
         raise ValueError(f"unknown kind {kind!r}: use one of {', '.join(KINDS)}")
     source = items(seed=seed, split=split, stream_name=kind)
@@ -136,6 +159,9 @@ def stream(kind: str, seed: int = 0, split: str = "train") -> Iterator[dict]:
         if kind == "sft":
             yield {"messages": [{"role": "user", "content": item.prompt},
                                 {"role": "assistant", "content": item.answer}]}  # fmt: skip
+        elif kind == "dpo":
+            rng = random.Random(f"{NAME}:near-miss:{split}:{seed}:{index}")
+            yield {"prompt": item.prompt, "chosen": item.answer, "rejected": near_miss(item, rng)}
         elif kind == "rft":
             yield {"id": f"{NAME}-{split}-{seed}-{index}",
                    "messages": [{"role": "user", "content": item.prompt}],

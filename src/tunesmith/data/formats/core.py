@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 Kind = Literal["cpt", "sft", "rft", "eval"]
-KINDS: tuple[str, ...] = ("cpt", "sft", "rft", "eval")
+KINDS: tuple[str, ...] = ("cpt", "sft", "rft", "eval", "dpo")
 
 #: how many issues a report keeps verbatim (the counts are always exact)
 MAX_LISTED_ISSUES = 20
@@ -51,6 +51,7 @@ class Example:
     - `rft`: `messages` (the prompt), `reference_answer` (from the root or `metadata`), and `extra`: every
       other field of the row, passed to the reward function ([nova-forge-sdk]).
     - `eval`: `messages` = [system?, user(query), assistant(response)]; `extra` keeps `metadata`.
+    - `dpo`: `messages` (the prompt, ending with a user turn); `extra` holds the `chosen` and `rejected` texts.
 
     `quality` marks a high-quality example (for the quality tail), `source` is "customer" or a general
     category, `file`/`line` say where it came from.
@@ -80,6 +81,12 @@ class Example:
                 row["reference_answer"] = self.reference_answer
             row.update(self.extra)
             return row
+        if self.kind == "dpo":  # TRL's conversational preference form
+            return {
+                "prompt": self.messages,
+                "chosen": [{"role": "assistant", "content": self.extra["chosen"]}],
+                "rejected": [{"role": "assistant", "content": self.extra["rejected"]}],
+            }
         assert self.kind == "eval", self.kind
         messages = self.messages or []
         row = {"query": messages[-2]["content"], "response": messages[-1]["content"]}
@@ -92,6 +99,8 @@ class Example:
         """A canonical string of the content (for duplicate detection and fingerprints)."""
         if self.text is not None:
             return self.text
+        if self.kind == "dpo":
+            return json.dumps([self.messages, self.extra], sort_keys=True, ensure_ascii=False)
         return json.dumps([self.messages, self.reference_answer], sort_keys=True, ensure_ascii=False)
 
     def render_text(self) -> str:

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from tunesmith.data.formats import chat, cpt, gen_qa, rft
+from tunesmith.data.formats import chat, cpt, gen_qa, preference, rft
 from tunesmith.data.formats.core import Example, Problem
 
 
@@ -41,6 +41,22 @@ FORMATS: dict[str, Format] = {
         ),
         Format(rft.FORMAT, "rft", "chat", "RFT prompts (OpenAI chat)", rft.problems, rft.to_example),
         Format(
+            preference.CHAT_FORMAT,
+            "dpo",
+            "preference",
+            'DPO preference pairs {"prompt", "chosen", "rejected"}',
+            preference.chat_problems,
+            preference.chat_to_example,
+        ),
+        Format(
+            preference.BEDROCK_FORMAT,
+            "dpo",
+            "bedrock",
+            "DPO Bedrock conversation with preferred / non-preferred candidates",
+            preference.bedrock_preference_problems,
+            preference.bedrock_preference_to_example,
+        ),
+        Format(
             gen_qa.FORMAT,
             "eval",
             "gen_qa",
@@ -56,11 +72,14 @@ FAMILY_NAMES = {
     "bedrock": "Bedrock conversation",
     "chat": "OpenAI chat",
     "gen_qa": "gen_qa",
+    "preference": 'preference {"prompt", "chosen", "rejected"}',
 }
 
 
 def row_family(row: dict[str, Any]) -> str | None:
     """The shape of a row, from its keys alone (None when nothing is recognizable)."""
+    if "chosen" in row or "rejected" in row:
+        return "preference"
     if "schemaVersion" in row:
         return "bedrock"
     messages = row.get("messages")
@@ -89,7 +108,11 @@ def format_for_row(row: dict[str, Any], kind: str | None) -> Format | None:
         return None
     if family == "text":
         return FORMATS[cpt.FORMAT] if kind in (None, "cpt") else None
+    if family == "preference":
+        return FORMATS[preference.CHAT_FORMAT] if kind in (None, "dpo") else None
     if family == "bedrock":
+        if kind == "dpo" or (kind is None and preference.is_bedrock_preference(row)):
+            return FORMATS[preference.BEDROCK_FORMAT]
         return FORMATS[chat.BEDROCK_FORMAT] if kind in (None, "sft") else None
     if family == "gen_qa":
         return FORMATS[gen_qa.FORMAT] if kind in (None, "eval") else None
@@ -125,5 +148,6 @@ def unrecognized_problem(row: dict[str, Any], kind: str | None) -> Problem:
         "sft": 'Bedrock {"schemaVersion": "bedrock-conversation-2024", "messages"} or OpenAI {"messages"}',
         "rft": '{"messages": [...], "reference_answer": ...}',
         "eval": '{"query": "...", "response": "..."}',
+        "dpo": '{"prompt": ..., "chosen": ..., "rejected": ...} or a Bedrock conversation ending in candidates',
     }[kind]
     return Problem(f"unrecognized row (keys: {keys})", f"expected {expected}")

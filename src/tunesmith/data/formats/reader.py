@@ -147,6 +147,7 @@ _EXPECTED_SHAPE = {
     "sft": 'conversations that end with an assistant turn ({"messages": [...]})',
     "rft": 'prompts ending with a user turn plus "reference_answer"',
     "eval": '{"query": "...", "response": "..."}',
+    "dpo": 'preference pairs ({"prompt", "chosen", "rejected"})',
 }
 
 

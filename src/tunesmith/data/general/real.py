@@ -8,7 +8,7 @@ answers are checked the way a real answer needs:
 - `instruction-following`: a writing task plus one or two verifiable instructions, checked by IFEval's own
   checker code (vendored in `ifeval.py`, Apache-2.0) with its "loose" prompt-level rule [ifeval-2023];
 - `math`: arithmetic and one-step word problems generated from a seed; the answer's final number counts
-  (`\\boxed{}`, "Answer: X" and "the answer is X" first, else the last number) [gsm8k-2021];
+  (`\\boxed{}`, "Answer: X", "the answer is X" and "#### X" first, else the last number) [gsm8k-2021];
 - `reasoning`: comparisons, orderings, parity, sequences, days and months; one number or one option counts;
 - `reasoning-instruction-following`: a math or reasoning question plus a format instruction (an
   "Answer:" line, `\\boxed{}`, a word limit, lowercase, JSON, an end phrase): both must hold;
@@ -59,11 +59,12 @@ EVAL_SHARE: float = 0.3
 MAX_NEW_TOKENS: dict[str, int] = {
     "reasoning-instruction-following": 96,
     "instruction-following": 96,
-    "math": 48,
-    "reasoning": 48,
+    "math": 64,
+    "reasoning": 64,
     "knowledge": 32,
 }
-"""Generation budget per category: an answer sentence (knowledge, math, reasoning) or a short text."""
+"""Generation budget per category: an answer sentence (knowledge), a short worked answer (math, reasoning:
+SmolLM2-135M-Instruct often explains first, and 48 tokens cut some answers off), or a short text."""
 
 
 # --- the split ---------------------------------------------------------------------------------------
@@ -399,6 +400,7 @@ _MARKERS = (
     re.compile(r"\\boxed\{([^{}]*)\}"),
     re.compile(r"^\s*\**answer\**\s*[:：]\s*(.+)$", re.IGNORECASE | re.MULTILINE),
     re.compile(r"answer is\s*[:：]?\s*(.+)", re.IGNORECASE),
+    re.compile(r"^\s*####\s*(.+)$", re.MULTILINE),  # GSM8K's final-answer line, which small models copy
 )
 _WORD_NUMBERS = {
     word: str(value)
