@@ -86,6 +86,17 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return report_command(args.folder)
 
 
+def _cmd_trace(args: argparse.Namespace) -> int:
+    import dataclasses
+    import json
+
+    from tunesmith.training.trace import render, trace_step
+
+    trace = trace_step(args.folder, args.step, args.stage)
+    print(json.dumps(dataclasses.asdict(trace), indent=2) if args.format == "json" else render(trace))
+    return 0
+
+
 def _cmd_eval(args: argparse.Namespace) -> int:
     from tunesmith.evaluation.runner import eval_command
 
@@ -412,11 +423,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("folder", metavar="RUN_DIR", help="runs/<name> (a run or a sweep folder)")
     p.set_defaults(func=_cmd_report)
-    p.add_argument(
-        "--accept-changes",
-        action="store_true",
-        help="--resume even where it would not reproduce the run (another major transformers/TRL version, "
-        "changed data, a renamed stage folder); the differences are recorded in its manifest",
+
+    p = sub.add_parser(
+        "trace", help="the training rows an optimizer step trained on: file and line, loss at a spike event"
     )
 
     experiments = sub.add_parser("experiments", help="reproduce the playbook's claims on the tiny family")
@@ -424,6 +433,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = esub.add_parser(
         "playbook",
         help="train the arms (resumable) and write the claims table: measured, expected, holds or not",
+    p.add_argument("folder", metavar="RUN_DIR", help="runs/<name>")
+    p.add_argument("--stage", help="the stage's name (needed when several stages were traced)")
+    p.add_argument("--step", type=int, required=True, help="the optimizer step (1-based, as in events.jsonl)")
+    p.add_argument("--format", choices=["text", "json"], default="text")
+    p.set_defaults(func=_cmd_trace)
     )
     p.add_argument(
         "--out", default="runs/playbook", help="arms and the table go here (default runs/playbook)"

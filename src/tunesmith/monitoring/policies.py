@@ -141,6 +141,7 @@ class MonitorSettings:
     max_rollbacks: int = MAX_ROLLBACKS
     rollback_lr_scale: float = ROLLBACK_LR_SCALE
     enabled: bool = True
+    skip_data: bool = False  # a rollback also skips the rows its event named as outliers (training/trace.py)
 
     @classmethod
     def from_spec(cls, spec: Any | None) -> MonitorSettings:
@@ -159,6 +160,7 @@ class MonitorSettings:
             "max_rollbacks",
             "rollback_lr_scale",
             "enabled",
+            "skip_data",
         ):
             value = getattr(spec, name, None)
             if value is not None:
@@ -180,4 +182,6 @@ class MonitorSettings:
         values = dict(self.thresholds.get(detector, {}))
         if detector == "loss_spike":  # one detector reports both loss_spike and spike_frequency
             values.update(self.thresholds.get("spike_frequency", {}))
-        return DETECTOR_CLASSES[detector](**values)
+        cls = DETECTOR_CLASSES[detector]
+        counts = {f.name for f in fields(cls) if f.type in ("int", int)}  # windows: a recipe's 20.0 is 20
+        return cls(**{k: int(v) if k in counts and float(v).is_integer() else v for k, v in values.items()})

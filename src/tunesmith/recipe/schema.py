@@ -321,6 +321,11 @@ class MonitoringSpec(Strict):
         for name in value:
             if name not in DETECTORS:
                 raise ValueError(
+    skip_data: bool | None = Field(
+        None,
+        description="a rollback also skips the training rows its spike event named as outliers, PaLM-style "
+        "(default false)",
+    )
                     f"unknown detector {name!r}{did_you_mean(name, DETECTORS)}; detectors: {', '.join(DETECTORS)}"
                 )
         return value

@@ -41,6 +41,7 @@ from tunesmith.training.stage import (
     is_main_process,
     run_stage,
 )
+from tunesmith.training.trace import EXAMPLE_IDS, EXAMPLE_INDEX, StepTracer, with_example_index
 
 DOCUMENT_SEPARATORS = ("<|endoftext|>", "<|end_of_text|>")
 """The document separators of the open families' pre-training (Qwen/GPT-2 style `<|endoftext|>`, Llama 3's
@@ -70,6 +71,7 @@ class LMTrainer(PlaybookSchedule, SFTTrainer):
     example order to train in (`length_sorted_steps`), instead of the dataset's."""
 
     train_order: list[int] | None = None
+    tracer: StepTracer | None = None  # spike tracing: gets each micro-batch's example indices
     activation_bytes: tuple[float, float] | None = None
     """Set without gradient checkpointing: `checkpointing.activation_bytes_per_token` of the model, which
     sizes the chunks each micro-batch runs in (`training_step`)."""
@@ -87,11 +89,20 @@ class LMTrainer(PlaybookSchedule, SFTTrainer):
         tokens = torch.as_tensor(inputs[TOKENS_KEY], device=self.args.device, dtype=torch.int64)
         self.state.num_input_tokens_seen += self.accelerator.gather(tokens).sum().item()
 
+    def _set_signature_columns_if_needed(self) -> None:
+        """TRL's columns plus the example index (`trace.EXAMPLE_INDEX`), which the collator takes off."""
+        super()._set_signature_columns_if_needed()
+        if self._signature_columns is not None and EXAMPLE_INDEX not in self._signature_columns:
+            self._signature_columns = [*self._signature_columns, EXAMPLE_INDEX]
+
     def training_step(self, model: Any, inputs: dict[str, Any], num_items_in_batch: Any = None) -> Any:
         """One micro-batch; without gradient checkpointing, in chunks of rows (`checkpointing.rows_per_chunk`).
         Each chunk's loss is its summed token losses over the step's `num_items_in_batch` (TRL's
         `compute_loss`), so the chunks' gradients and losses add up to the micro-batch's. Without that count
         a loss would be a per-chunk mean: no chunking then."""
+        examples = inputs.pop(EXAMPLE_IDS, None)  # the micro-batch's examples, for spike tracing
+        if examples is not None and self.tracer is not None:
+            self.tracer.add(examples)
         ids = inputs.get("input_ids")
         if self.activation_bytes is None or num_items_in_batch is None or getattr(ids, "ndim", 0) != 2:
             return super().training_step(model, inputs, num_items_in_batch)
@@ -117,6 +128,7 @@ class CPT:
     watch: Literal["loss", "reward"] = "loss"
     batch_counts = "examples"
     chunks_micro_batches = True  # `LMTrainer.training_step`
+    traces_rows = True  # the trainer reports each micro-batch's examples (`trace.StepTracer`)
 
     def __init__(self) -> None:
         self.packing: PackingDecision | None = None  # decided once, on the first attempt's tokenized data
@@ -163,11 +175,15 @@ class CPT:
         trainer = LMTrainer(
             model=inputs.model,
             args=args,
-            train_dataset=datasets.train,
+            # each row's index in train.jsonl rides along for spike tracing (`trace.TracingCollator`)
+            train_dataset=with_example_index(datasets.train) if inputs.tracer else datasets.train,
             eval_dataset=datasets.validation,
             **inputs.trainer_kwargs,
         )
         self._pack(run, trainer)
+        if inputs.tracer is not None:
+            trainer.tracer = inputs.tracer
+            inputs.tracer.bind(trainer)  # wraps the collator chosen by `_pack`
         if not checkpointing_decision(run, self).checkpointing:
             trainer.activation_bytes = activation_bytes_per_token(trainer.model.config, 2 if args.bf16 else 4)
         return trainer

@@ -3,7 +3,8 @@
 The mixture (`tunesmith.data.mixing`) is streamed into `<stage>/data/train.jsonl` in training order (the
 trainer reads it sequentially: the mix's interleaving and quality tail *are* the order), with exactly
 `total_steps x global_batch_size` examples, so a resumed run reads the very same file. The realized mix
-is stored as `<stage>/data/mix.json` and printed as a table.
+is stored as `<stage>/data/mix.json` and printed as a table; each row's origin (the user's file and line, or
+the general category and row) as `<stage>/data/origins.bin` (`tunesmith.data.origins`, for spike tracing).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from tunesmith.data.mixing import (
 )
 from tunesmith.data.snapshot import DataSnapshot
 from tunesmith.recipe.resolve import locate_data
+from tunesmith.data.origins import OriginsWriter
 from tunesmith.recipe.schema import ResolvedStage
 
 
@@ -144,7 +146,9 @@ def prepare_stage_data(
             customer.scan(length)
             total = round(total_examples * customer.tokens / max(1, customer.count))
     mixture = mix(customer, sources, spec, seed=seed, total=total, length=length, kind=kind)
-    count = _write_rows(train_file, (row_for_trainer(example, kind) for example in mixture))
+    # each row's origin (file:line or general category + row) for spike tracing; saved before train.jsonl
+    origins = OriginsWriter(data_dir).track(mixture)
+    count = _write_rows(train_file, (row_for_trainer(example, kind) for example in origins))
     report: MixReport = mixture.report
     report.save(mix_file)
     if not quiet:

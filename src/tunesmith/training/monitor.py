@@ -34,6 +34,7 @@ import math
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -259,8 +260,11 @@ class MonitorCallback(TrainerCallback):
         resume_step: int = 0,
         main_process: bool = True,
         print_events: bool = True,
+        annotate: Callable[[list[Event], Any], list[Event]] | None = None,
     ) -> None:
         self.monitor = monitor
+        # names a spike's rows (`trace.StepTracer.annotate`): events, the model -> the events with their rows
+        self.annotate = annotate
         self.stage_dir = stage_dir
         self.events_path = stage_dir / EVENTS_FILE
         self.probes_path = stage_dir / PROBES_FILE
@@ -317,7 +321,10 @@ class MonitorCallback(TrainerCallback):
         if not logs:
             return
         started = time.perf_counter()
-        self._handle(self.monitor.observe(state.global_step, logs), control)
+        events = self.monitor.observe(state.global_step, logs)
+        if events and self.annotate is not None:
+            events = self.annotate(events, kw.get("model"))
+        self._handle(events, control)
         self.monitor_seconds += time.perf_counter() - started
 
     def on_step_end(

@@ -18,6 +18,7 @@ Stage folder (`runs/<name>/<stage>/`)::
     best.json          the best checkpoint
     best/              the best model, ready to load (LoRA merged; adapter/ holds the adapter alone)
     events.jsonl       monitoring events (detector, step, action, likely causes); see training/monitor.py
+    trace.jsonl        per optimizer step: the train.jsonl rows it trained on (spike tracing, training/trace.py)
     probes.jsonl       the forgetting probe: general accuracy and KL to the start model, every K steps
     monitor.json       attempts and rollbacks (a rollback restores the last good checkpoint, lower LR)
     result.json        written last: the stage is done (or stopped by the monitor), with an events summary
@@ -79,6 +80,7 @@ from tunesmith.training.monitor import (
     save_state,
 )
 from tunesmith.training.schedule import ApplyLRFactor, LRFactor, Schedule
+from tunesmith.training.trace import StepTracer, suspect_rows
 
 RESUMABLE_STOPS = ("reward_endpoint",)
 """Monitor stops caused by infrastructure, not by the training itself: `train --resume` continues them."""
@@ -133,6 +135,7 @@ class TrainerInputs:
     args: dict[str, Any]  # trainer arguments shared by every technique (`base_args`)
     trainer_kwargs: dict[str, Any]  # processing_class, peft_config, callbacks, schedule, lr_factor
     monitor: MonitorCallback  # for events from outside the detectors (the RFT reward's faults)
+    tracer: StepTracer | None = None  # spike tracing: techniques with `traces_rows` feed it (`trace.py`)
 
 
 class Technique(Protocol):
@@ -500,7 +503,8 @@ def _train_attempt(
         _write_schedule(stage_dir, factor)
     set_seed(stage.hyperparameters.seed)  # LoRA initialization and everything after it are seeded
     model = load_model(run.input_ref, dtype=torch.float32)
-    watcher = _monitor_callback(run, technique, settings, context, state, tokenizer, resume_step)
+    tracer = _tracer(run, technique, state, resume_step)
+    watcher = _monitor_callback(run, technique, settings, context, state, tokenizer, resume_step, tracer)
     # selection reads the probe results the monitor measures at on_step_end, before the trainer saves
     keeper = CheckpointKeeper(
         stage_dir,
@@ -520,6 +524,7 @@ def _train_attempt(
         stopper,
         ApplyLRFactor(),
         *(make(watcher, technique.selection) for make in run.callbacks),
+        tracer,  # before the watcher: a step's rows are recorded when its events are annotated
         watcher,  # last: its stop/rollback decision overrides the flags set before it
     ]
     inputs = TrainerInputs(
@@ -534,6 +539,7 @@ def _train_attempt(
             lora_plus_ratio=stage.hyperparameters.lora.plus_lr_ratio if stage.mode == "lora" else 1.0,
         ),
         monitor=watcher,
+        tracer=tracer,
     )
     trainer = technique.build_trainer(run, datasets, inputs)
     trainer.remove_callback(ProgressCallback)  # replaced by ProgressBar (ETA + validation lines)
@@ -547,6 +553,8 @@ def _train_attempt(
         trainer.train(resume_from_checkpoint=str(resume_path) if resume_path else None)
     finally:
         stopper.uninstall()
+        if tracer is not None:
+            tracer.close()
     return Attempt(trainer, keeper, watcher, stopper, trainable, total, time.monotonic() - started)
 
 
@@ -594,6 +602,10 @@ def _roll_back(
         }
     )
     state["lr_segments"] = [s for s in state["lr_segments"] if s[0] < to_step] + [[to_step, scale]]
+    skipped = suspect_rows(request) if settings.skip_data else []
+    if skipped:  # `monitoring.skip_data`: the rows the event named as outliers are left out from now on
+        state["skipped_rows"] = sorted(set(state.get("skipped_rows", [])) | set(skipped))
+        state["rollbacks"][-1]["skipped_rows"] = [i + 1 for i in skipped]
     state["attempt"] += 1
     state["pending_rollback_to"] = to_step
     if is_main_process():
@@ -604,6 +616,7 @@ def _roll_back(
         message = (
             f"{run.stage.name}: rollback {len(state['rollbacks'])}/{settings.max_rollbacks} after {request.detector} "
             f"at step {request.step}: restoring step {to_step}, LR x{scale:g}"
+            + (f", skipping train.jsonl row(s) {', '.join(str(i + 1) for i in skipped)}" if skipped else "")
         )
         print(message, file=sys.stderr, flush=True)
 
@@ -685,6 +698,7 @@ def _monitor_callback(
     state: dict[str, Any],
     tokenizer: Any,
     resume_step: int,
+    tracer: StepTracer | None = None,
 ) -> MonitorCallback:
     scale = lr_scale_at(resume_step, state["lr_segments"])
     monitor = Monitor(
@@ -708,6 +722,23 @@ def _monitor_callback(
         probe_interval=interval if probe is not None else None,
         resume_step=resume_step,
         main_process=is_main_process(),
+        annotate=tracer.annotate if tracer is not None else None,
+    )
+
+
+def _tracer(
+    run: StageRun, technique: Technique, state: dict[str, Any], resume_step: int
+) -> StepTracer | None:
+    """The spike tracer of techniques whose trainer reports each micro-batch's examples (`traces_rows`), in
+    one process (each process would see its own share of a step); it skips the rows a rollback left out."""
+    if not getattr(technique, "traces_rows", False) or world_size() > 1:
+        return None
+    return StepTracer(
+        run.stage_dir,
+        attempt=state["attempt"],
+        resume_step=resume_step,
+        main_process=is_main_process(),
+        skip=frozenset(state.get("skipped_rows", [])),
     )
 
 
