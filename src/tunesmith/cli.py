@@ -135,7 +135,11 @@ def _cmd_chat(args: argparse.Namespace) -> int:
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:
+    from tunesmith.runs import check_new_file
     from tunesmith.serving.chat import generate_command
+
+    if args.out is not None:
+        check_new_file(args.out, force=args.force)
 
     return generate_command(
         args.model,
@@ -146,11 +150,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         seed=args.seed,
     )
-    from tunesmith.runs import check_new_file
 
-
-    if args.out is not None:
-        check_new_file(args.out, force=args.force)
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     from tunesmith.serving.server import serve_command
@@ -412,6 +412,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="skip the before/after evaluation at the end (runs/<name>/eval/)",
     )
+    p.add_argument(
+        "--accept-changes",
+        action="store_true",
+        help="--resume even where it would not reproduce the run (another major transformers/TRL version, "
+        "changed data, a renamed stage folder); the differences are recorded in its manifest",
+    )
     p.set_defaults(func=_cmd_train)
 
     from tunesmith.sweeps.arguments import add_parser as add_sweep_parser
@@ -427,17 +433,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "trace", help="the training rows an optimizer step trained on: file and line, loss at a spike event"
     )
+    p.add_argument("folder", metavar="RUN_DIR", help="runs/<name>")
+    p.add_argument("--stage", help="the stage's name (needed when several stages were traced)")
+    p.add_argument("--step", type=int, required=True, help="the optimizer step (1-based, as in events.jsonl)")
+    p.add_argument("--format", choices=["text", "json"], default="text")
+    p.set_defaults(func=_cmd_trace)
 
     experiments = sub.add_parser("experiments", help="reproduce the playbook's claims on the tiny family")
     esub = experiments.add_subparsers(dest="experiments_command", metavar="ACTION", required=True)
     p = esub.add_parser(
         "playbook",
         help="train the arms (resumable) and write the claims table: measured, expected, holds or not",
-    p.add_argument("folder", metavar="RUN_DIR", help="runs/<name>")
-    p.add_argument("--stage", help="the stage's name (needed when several stages were traced)")
-    p.add_argument("--step", type=int, required=True, help="the optimizer step (1-based, as in events.jsonl)")
-    p.add_argument("--format", choices=["text", "json"], default="text")
-    p.set_defaults(func=_cmd_trace)
     )
     p.add_argument(
         "--out", default="runs/playbook", help="arms and the table go here (default runs/playbook)"

@@ -314,6 +314,11 @@ class MonitoringSpec(Strict):
     rollback_lr_scale: Annotated[float, Field(gt=0, lt=1)] | None = Field(
         None, description="factor (0-1) applied to the LR at each rollback (default 0.5)"
     )
+    skip_data: bool | None = Field(
+        None,
+        description="a rollback also skips the training rows its spike event named as outliers, PaLM-style "
+        "(default false)",
+    )
 
     @field_validator("policies", "thresholds")
     @classmethod
@@ -321,11 +326,6 @@ class MonitoringSpec(Strict):
         for name in value:
             if name not in DETECTORS:
                 raise ValueError(
-    skip_data: bool | None = Field(
-        None,
-        description="a rollback also skips the training rows its spike event named as outliers, PaLM-style "
-        "(default false)",
-    )
                     f"unknown detector {name!r}{did_you_mean(name, DETECTORS)}; detectors: {', '.join(DETECTORS)}"
                 )
         return value
