@@ -195,6 +195,47 @@ training_config:
 """
 
 
+DPO_LORA = """
+run:
+  name: brindle-dpo
+  model_type: amazon.nova-lite-v1:0:300k
+  model_name_or_path: nova-lite/prod
+  replicas: 4
+  data_s3_path: s3://bucket/pairs.jsonl
+  output_s3_path: s3://bucket/out
+training_config:
+  max_length: 1024
+  global_batch_size: 32
+  trainer:
+    max_epochs: 2
+  model:
+    hidden_dropout: 0.0
+    attention_dropout: 0.0
+    ffn_dropout: 0.0
+    optim:
+      lr: 1.0e-5
+      name: distributed_fused_adam
+      adam_w_mode: true
+      eps: 1.0e-08
+      weight_decay: 0.01
+      betas:
+        - 0.9
+        - 0.999
+      sched:
+        warmup_steps: 10
+        constant_steps: 0
+        min_lr: 1.0e-6
+    dpo_cfg:
+      beta: 0.2
+    peft:
+      peft_scheme: "lora"
+      lora_tuning:
+        loraplus_lr_ratio: 20.0
+        alpha: 64
+        adapter_dropout: 0.01
+"""
+
+
 def _write(tmp_path: Path, name: str, text: str) -> Path:
     path = tmp_path / name
     path.write_text(text)
@@ -404,8 +445,8 @@ def test_evaluation_recipes_become_the_eval_command(tmp_path, evaluation, expect
             "multi-modal",
         ),
         (
-            "run: {name: dpo}\ntraining_config: {model: {dpo_cfg: {beta: 0.1}}}\n",
-            "DPO (tunesmith has no DPO stage yet",
+            "run: {name: dpo}\ntraining_config: {model: {dpo_cfg: {beta: 0.9}}}\n",
+            "stages[0].dpo.beta",  # outside the service's allowed 0.001-0.5: tunesmith's schema says so
         ),
         ("run: {name: mtrl}\nbatch: {training_batch_size: 32}\nrl: {loss_fn: ppo}\n", "multi-turn RFT"),
         ("run: {name: x}\nevaluation: {task: llm_judge}\n", "no judge evaluation yet"),
@@ -427,3 +468,30 @@ def test_other_kinds_and_malformed_recipes_get_one_line(tmp_path, capsys, text, 
     assert main(["import", str(service), "--model", "tiny", "--data", "x.jsonl"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and needle in err and "Traceback" not in err
+
+
+def test_dpo_recipe_maps_beta_loraplus_and_the_schedule(tmp_path) -> None:
+    service = _write(tmp_path, "dpo.yaml", DPO_LORA)
+    out = tmp_path / "recipe.yaml"
+    assert (
+        main(["import", str(service), "--model", "tiny", "--data", "builtin:brindle/dpo", "--out", str(out)])
+        == 0
+    )
+    rows = _plan_rows(out)
+    hp = "stages[0].hyperparameters"
+    assert rows["stages[0].technique"][0] == "dpo"
+    assert rows["stages[0].dpo.beta"] == ("0.2", "imported: training_config.model.dpo_cfg.beta")
+    assert rows[f"{hp}.lora.plus_lr_ratio"] == (
+        "20",
+        "imported: training_config.model.peft.lora_tuning.loraplus_lr_ratio",
+    )
+    assert rows[f"{hp}.lora.dropout"] == (
+        "0.01",
+        "imported: training_config.model.peft.lora_tuning.adapter_dropout",
+    )
+    assert rows[f"{hp}.lr"] == ("1e-05", "imported: training_config.model.optim.lr")
+    assert rows[f"{hp}.min_lr"] == ("1e-06", "imported: training_config.model.optim.sched.min_lr")
+    assert rows[f"{hp}.warmup_steps"] == ("10", "imported: training_config.model.optim.sched.warmup_steps")
+    assert rows[f"{hp}.max_epochs"] == ("2", "imported: training_config.trainer.max_epochs")
+    assert rows[f"{hp}.global_batch_size"] == ("32", "imported: training_config.global_batch_size")
+    assert rows[f"{hp}.weight_decay"] == ("0.01", "imported: training_config.model.optim.weight_decay")

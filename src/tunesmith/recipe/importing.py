@@ -14,8 +14,8 @@ Every field of the service recipe ends in exactly one of four lists, so nothing 
 The layouts read: Nova 2.0 SFT (`training_config.{lr_scheduler, optim_config, peft}`), RFT (the same under
 `training_config.trainer`, plus `rollout`), Nova 1.0 SFT / CPT and Nova 2.0 CPT (NeMo style:
 `training_config.model.optim.{lr, betas | adam_beta1/2, sched}`), `data_mixing`, and evaluation recipes
-(`evaluation.task`: printed as the equivalent `tunesmith eval` command). Recipes of a kind tunesmith does not
-run (PPO, distillation, multi-modal, multi-turn RFT, and DPO until it has a stage) are refused in one line.
+(`evaluation.task`: printed as the equivalent `tunesmith eval` command), and DPO (`dpo_cfg.beta`). Recipes of
+a kind tunesmith does not run (PPO, distillation, multi-modal, multi-turn RFT) are refused in one line.
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ class Imported:
     """The result of an import: the tunesmith recipe (None for an evaluation recipe, which becomes `command`)
     and the four lists (see the module docstring)."""
 
-    kind: str  # "cpt" | "sft" | "rft" | "evaluation"
+    kind: str  # "cpt" | "sft" | "dpo" | "rft" | "evaluation"
     mode: str | None
     recipe: dict[str, Any] | None
     command: str | None = None
@@ -182,12 +182,10 @@ def _refuse_other_kinds(doc: dict[str, Any], source: str) -> None:
         "_mm" in catalog or "mm_" in catalog or any(str(k) in ("image", "video", "multimodal") for k in keys)
     ):
         kind = "multi-modal training (image / video data)"
-    elif _find_key(config, "dpo_cfg"):
-        kind = "DPO (tunesmith has no DPO stage yet: dpo_cfg.beta and the preference data cannot be honored)"
     else:
         return
     raise RecipeError(
-        f"{source}: a {kind} recipe — tunesmith runs CPT, SFT and RFT only; import a CPT, SFT or RFT recipe instead"
+        f"{source}: a {kind} recipe — tunesmith runs CPT, SFT, DPO and RFT only; import one of those instead"
     )
 
 
@@ -201,6 +199,8 @@ def _technique(doc: dict[str, Any]) -> str:
     config = doc["training_config"]
     if "rollout" in config or "reward_lambda_arn" in doc["run"]:
         return "rft"
+    if _find_key(config, "dpo_cfg"):
+        return "dpo"
     name = str(doc["run"].get("name", "")).lower()
     if config.get("task_type") == "cpt" or "pretrain" in name or "cpt" in name.split("-"):
         return "cpt"
@@ -263,12 +263,22 @@ def import_service_recipe(
     put(stage, "mode", mode, f"{sp}.mode", scheme_path)
     out.mode = mode
     stage["data"] = {"train": data, **({"validation": validation} if validation else {})}
+    if technique == "dpo" and isinstance(doc.get("data_mixing"), dict):
+        out.unsupported.append(
+            "data_mixing: tunesmith mixes no general data into DPO (no general preference pairs)"
+        )
+        reader.consumed.update(path for path, _ in reader.leaves() if path.startswith("data_mixing."))
     mixing = _mixing(reader, out, model_spec, sp, imported)
     if mixing:
         stage["data_mixing"] = mixing
     stage["hyperparameters"] = _hyperparameters(reader, out, mode, f"{sp}.hyperparameters", imported, put)
     if technique == "rft":
         stage["rft"] = _rft(reader, out, f"{sp}.rft", imported, put, reward)
+    if technique == "dpo":
+        beta, where = reader.number("training_config.model.dpo_cfg.beta", "training_config.dpo_cfg.beta")
+        if beta is not None:
+            stage["dpo"] = {}
+            put(stage["dpo"], "beta", beta, f"{sp}.dpo.beta", where)
     recipe["stages"] = [stage]
     recipe["imported_from"] = imported
     _same_and_not_honored(reader, out)
