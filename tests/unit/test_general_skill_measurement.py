@@ -124,3 +124,33 @@ def test_a_real_item_is_scored_by_the_bank_and_a_tiny_item_by_exact_match() -> N
     tiny_item = retention.general_items("tiny", 1)[0]
     scores = retention.score_item(tiny_item, tiny_item["reference"])
     assert scores["exact_match"] == 1.0
+
+
+# --- retention on the items the start solved --------------------------------------------------------------
+def test_kept_is_the_share_of_the_start_solved_items_still_solved() -> None:
+    from tunesmith.evaluation.forgetting import forgetting_table
+
+    before = [1, 1, 1, 1, 0, 0, 0, 0]
+    after = [1, 0, 1, 1, 1, 1, 1, 0]  # the mean rises (0.5 -> 0.75), yet one of four solved items was lost
+    rows = forgetting_table(
+        "general",
+        [{"id": str(i), "category": "math", "scores": {"score": b}} for i, b in enumerate(before)]
+        + [{"id": "n", "category": "knowledge", "scores": {"score": 0}}],
+        [{"id": str(i), "category": "math", "scores": {"score": a}} for i, a in enumerate(after)]
+        + [{"id": "n", "category": "knowledge", "scores": {"score": 1}}],
+        "score",
+    )
+    by_category = {row.category: row for row in rows}
+    math = by_category["math"]
+    assert (math.before, math.after, math.kept) == (0.5, 0.75, 0.75)
+    assert 0.0 <= math.kept_low <= 0.75 <= math.kept_high <= 1.0 and math.kept_low < math.kept_high
+    assert by_category["knowledge"].kept is None  # the start solved none of them
+    assert by_category["overall"].kept == 0.75
+    domain = forgetting_table(
+        "domain",
+        [{"id": "a", "category": "d", "scores": {"score": 1}}],
+        [{"id": "a", "category": "d", "scores": {"score": 0}}],
+        "score",
+        with_retention=False,
+    )
+    assert all(row.kept is None for row in domain)

@@ -469,7 +469,7 @@ def compare(before: Scores, after: Scores, config: EvalConfig, *, seed: int = 0)
 # --- output ----------------------------------------------------------------------------------------------
 CSV_COLUMNS = (
     "before", "after", "suite", "category", "metric", "items", "score_before", "score_after", "change",
-    "retention", "ci_low", "ci_high", "significant", "direction",
+    "retention", "ci_low", "ci_high", "significant", "direction", "kept", "kept_low", "kept_high",
 )  # fmt: skip
 
 
@@ -496,6 +496,10 @@ def forgetting_csv(comparisons: list[dict]) -> str:
                     f"{row['ci_high']:.4f}",
                     row["significant"],
                     row["direction"],
+                    *(
+                        "" if row.get(k) is None else f"{row[k]:.4f}"
+                        for k in ("kept", "kept_low", "kept_high")
+                    ),
                 ]  # fmt: skip
             )
     return buffer.getvalue()
