@@ -74,6 +74,8 @@ class Case:
     unchanged: tuple[str, ...] = ()
     absent: tuple[str, ...] = ()
     timeout_s: float = 10
+    stdin: str | None = None  # a file of `files` read as standard input (else /dev/null)
+    said: tuple[str, ...] = ()  # an accepted case's output (stdout + stderr) must contain these
 
 
 # --- building blocks -------------------------------------------------------------------------------------

@@ -25,7 +25,10 @@ from cases import (
     Folder,
     Made,
     base_files,
+    base_recipe,
+    micro_recipe,
     recipe_files,
+    with_train,
 )
 
 PLAN = ("plan", "r.yaml")
@@ -672,4 +675,150 @@ RESUME_CASES: list[Case] = [
     ),
 ]
 
-ROUND_TWO: list[Case] = [*MODEL_CASES, *NAME_CASES, *RESUME_CASES]
+
+# --- 12: the smaller items: commands' inputs and the playbook's pitfalls --------------------------------------
+def chat_row(*messages: dict[str, Any]) -> str:
+    return json.dumps({"messages": list(messages)}) + "\n"
+
+
+USER = {"role": "user", "content": "zq 1?"}
+TOOL_CALL = {
+    "role": "assistant",
+    "content": None,
+    "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "lookup", "arguments": "{}"}}],
+}
+TOOL_RESULT = {"role": "tool", "tool_call_id": "c1", "content": "42"}
+RFT_STAGE = {
+    "technique": "rft",
+    "mode": "lora",
+    "data": {"train": "prompts.jsonl"},
+    "data_mixing": {"customer_percent": 100},
+    "hyperparameters": {"max_steps": 2, "global_batch_size": 4, "micro_batch_size": 4},
+    "rft": {"reward": "exact_match", "number_generation": 2, "max_new_tokens": 4},
+}
+CPT_STAGE = {
+    "technique": "cpt",
+    "mode": "lora",
+    "data": {"train": "c.jsonl"},
+    "data_mixing": {"customer_percent": 100},
+    "hyperparameters": {"max_steps": 2, "global_batch_size": 4, "micro_batch_size": 4},
+}
+CPT_ROWS = "".join(json.dumps({"text": f"note {i} about zq"}) + "\n" for i in range(16))
+
+
+def two_stages(first: dict[str, Any] | None, second: dict[str, Any] | None) -> dict[str, FileContent]:
+    """The base recipe's SFT stage with `first` before it and `second` after it (None: nothing)."""
+    recipe = base_recipe()
+    sft = recipe["stages"][0]
+    recipe["stages"] = [s for s in (first, sft, second) if s is not None]
+    return {
+        **base_files(),
+        "r.yaml": micro_recipe(base=recipe),
+        "prompts.jsonl": PROMPTS,
+        "c.jsonl": CPT_ROWS,
+    }
+
+
+SMALL_CASES: list[Case] = [
+    Case(
+        "inspect-folder-of-jsonl",
+        12,
+        ("data", "inspect", "d"),
+        {"d/a.jsonl": TRAIN, "d/b.jsonl": TRAIN},
+        names=("d", "datasets folder"),
+    ),
+    Case(
+        "plan-train-folder-of-jsonl",
+        12,
+        PLAN,
+        {**recipe_files({"stages.0.data.train": "d"}), "d/a.jsonl": TRAIN},
+        names=("d", "datasets folder"),
+    ),
+    Case(
+        "chat-non-utf8-line",
+        12,
+        ("chat", "@MODEL@", "--max-new-tokens", "2"),
+        {"in.txt": b"\xff\xfe zq?\nzq 1?\n"},
+        "ok",
+        stdin="in.txt",
+        said=("not UTF-8", "model> "),
+        timeout_s=30,
+    ),
+    Case(
+        "inspect-tool-call-turn",
+        12,
+        ("data", "inspect", "t.jsonl", "--kind", "sft"),
+        {"t.jsonl": chat_row(USER, TOOL_CALL)},
+        names=("t.jsonl:1", "tool_calls", "not supported"),
+        not_names=("content is empty",),
+    ),
+    Case(
+        "plan-tool-result-turn",
+        12,
+        PLAN,
+        with_train(chat_row(USER, {"role": "assistant", "content": "let me look"}, TOOL_RESULT)),
+        names=("bad.jsonl:1", "messages[2]", "tool_call_id"),
+        not_names=("content is empty", "role 'tool'\""),
+    ),
+    Case(
+        "plan-forgetting-threshold-nan",
+        12,
+        PLAN,
+        recipe_files({"stages.0.monitoring": {"thresholds": {"forgetting": {"max_drop": float("nan")}}}}),
+        names=("max_drop", "finite"),
+    ),
+    Case(
+        "plan-forgetting-threshold-inf",
+        12,
+        PLAN,
+        recipe_files({"stages.0.monitoring": {"thresholds": {"forgetting": {"max_drop": float("inf")}}}}),
+        names=("max_drop", "finite"),
+    ),
+    Case(
+        "plan-acknowledge-unknown-rule",
+        12,
+        PLAN,
+        recipe_files({"acknowledge.lr-deviates-while-mixng": "typo"}),
+        names=("acknowledge.lr-deviates-while-mixng", "lr-deviates-while-mixing"),
+    ),
+    Case(
+        "lint-acknowledge-unknown-stage",
+        12,
+        LINT,
+        recipe_files({"acknowledge.full-rank-without-lora@sfft": "typo"}),
+        names=("sfft", "sft"),
+    ),
+    Case(
+        "train-acknowledge-unknown-rule",
+        12,
+        TRAIN_ARGS,
+        recipe_files({"acknowledge.no-such-rule": "x"}),
+        names=("no-such-rule",),
+        absent=("runs",),
+    ),
+    Case(
+        "lint-sft-after-rft",
+        12,
+        ("lint", "r.yaml", "--format", "json"),
+        two_stages(RFT_STAGE, None),
+        "verdict",
+        said=('"sft-after-rft"',),
+    ),
+    Case(
+        "lint-cpt-only-on-post-trained",
+        12,
+        ("lint", "r.yaml", "--format", "json"),
+        {**base_files(), "c.jsonl": CPT_ROWS, "r.yaml": micro_recipe({"stages": [CPT_STAGE]})},
+        "verdict",
+        said=('"cpt-only-on-post-trained"',),
+    ),
+    Case(
+        "lint-cpt-then-sft-on-post-trained",
+        12,
+        ("lint", "r.yaml", "--format", "json"),
+        two_stages(CPT_STAGE, None),
+        "verdict",
+    ),
+]
+
+ROUND_TWO: list[Case] = [*MODEL_CASES, *NAME_CASES, *RESUME_CASES, *SMALL_CASES]

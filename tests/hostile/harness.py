@@ -45,8 +45,18 @@ class Runner:
         assert line, "the hostile runner died"
         return json.loads(line)
 
-    def run(self, argv: list[str], cwd: Path, *, env: dict | None = None, timeout_s: float = 20) -> dict:
-        return self.request(op="run", argv=argv, cwd=str(cwd), env=env or {}, timeout_s=timeout_s)
+    def run(
+        self,
+        argv: list[str],
+        cwd: Path,
+        *,
+        env: dict | None = None,
+        timeout_s: float = 20,
+        stdin: str | None = None,
+    ) -> dict:
+        return self.request(
+            op="run", argv=argv, cwd=str(cwd), env=env or {}, timeout_s=timeout_s, stdin=stdin
+        )
 
     def close(self) -> None:
         self.process.stdin.close()

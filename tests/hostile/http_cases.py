@@ -112,4 +112,54 @@ HTTP_CASES: list[HttpCase] = [
         send_slowly_s=0.5,
     ),
     HttpCase("burst-200-concurrent", post(VALID_BODY), (200,), wait_s=60, concurrent=200),
+    # round two (issue 32): framing and field shapes the first corpus did not send
+    HttpCase(
+        "chunked-bad-size",
+        b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n[]\r\n0\r\n\r\n",
+        (400, 411, 501, None),
+    ),
+    HttpCase(
+        "chunked-and-content-length",
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n[]\r\n0\r\n\r\n",
+        (200, 400, 411, 501, None),
+    ),
+    HttpCase("header-non-ascii", post(VALID_BODY, headers="X-Name: \u00ff\u00fe\r\n"), (200, 400, None)),
+    HttpCase("expect-100-continue", post(VALID_BODY, headers="Expect: 100-continue\r\n"), (100, 200, 417)),
+    HttpCase("pipelined-two", post(VALID_BODY) + post(VALID_BODY), (200,)),
+    HttpCase(
+        "lone-surrogate-in-json",
+        post(b'[{"id": "a", "messages": [{"role": "assistant", "content": "\\ud800"}]}]'),
+        (200, 400, 422),
+    ),
+    HttpCase(
+        "reference-answer-an-object",
+        post(
+            json.dumps(
+                [
+                    {
+                        "id": "a",
+                        "messages": [{"role": "assistant", "content": "4"}],
+                        "reference_answer": {"x": [1]},
+                    }
+                ]
+            ).encode()
+        ),
+        (200, 400, 422),
+    ),
+    HttpCase(
+        "content-a-list-of-parts",
+        post(
+            json.dumps(
+                [{"id": "a", "messages": [{"role": "assistant", "content": [{"type": "image_url"}]}]}]
+            ).encode()
+        ),
+        (200, 400, 422),
+    ),
+    HttpCase(
+        "id-an-object",
+        post(json.dumps([{"id": {"a": 1}, "messages": [{"role": "assistant", "content": "4"}]}]).encode()),
+        (200, 400, 422),
+    ),
+    HttpCase("http-2-preface", b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", (400, 404, 405, 505, None)),
+    HttpCase("absolute-uri", b"GET http://evil.example/ HTTP/1.1\r\nHost: x\r\n\r\n", (200, 400, 404)),
 ]

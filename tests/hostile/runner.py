@@ -9,7 +9,8 @@ Protocol: one JSON request per line on stdin, one JSON reply per line on stdout.
   `{"op": "stop", "pid": P, "timeout_s": S}` sends it SIGINT (Ctrl-C), kills it after S seconds, and replies
   like "run".
 
-The child is the leader of its own process group (the whole group is killed), reads /dev/null as stdin,
+The child is the leader of its own process group (the whole group is killed), reads /dev/null (or the
+request's `stdin` file) as stdin,
 writes stdout and stderr to files, and has an address-space limit of the runner's size plus
 `ADDRESS_SPACE_SLACK` (a hard net against a machine-wide out-of-memory; servers, whose threads reserve
 address space freely, have none). Memory growth is the peak resident size (polled every 20 ms and the
@@ -68,7 +69,9 @@ def _child(request: dict, out_path: str, err_path: str, limit_address_space: boo
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-        devnull = os.open(os.devnull, os.O_RDONLY)
+        devnull = os.open(
+            request.get("stdin") or os.devnull, os.O_RDONLY
+        )  # a case's input file, else nothing
         os.dup2(devnull, 0)
         os.dup2(os.open(out_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), 1)
         os.dup2(os.open(err_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), 2)

@@ -37,6 +37,9 @@ def judge(case: Case, result: dict) -> tuple[bool, str]:
         return False, f"rc={rc} {error_lines(stderr)[-1][:160]}"
     lines = error_lines(stderr)
     shown = f"rc={rc} " + (lines[-1][:160] if lines else "(no stderr)")
+    unsaid = [text for text in case.said if text not in stdout + stderr]
+    if unsaid:
+        return False, f"{shown} | never said {unsaid}"
     if case.expect == "ok":
         return rc == 0, shown
     if case.expect == "verdict":
@@ -77,7 +80,8 @@ def test_hostile_case(
         key: None if value is None else substitute(value, folder, micro_model_dir)
         for key, value in case.env.items()
     }
-    result = runner.run(argv, folder, env=env, timeout_s=case.timeout_s)
+    stdin = str(folder / case.stdin) if case.stdin else None
+    result = runner.run(argv, folder, env=env, timeout_s=case.timeout_s, stdin=stdin)
     passed, got = judge(case, result)
     changed = [
         name

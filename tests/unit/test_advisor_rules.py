@@ -51,6 +51,8 @@ TESTED_RULES = {
     "reasoning-mismatch",
     "no-validation-set",
     "pretrained-high-lr-no-rampdown",
+    "sft-after-rft",
+    "cpt-only-on-post-trained",
 }
 
 
@@ -378,3 +380,33 @@ def test_pretrained_high_lr_no_rampdown() -> None:
 def test_rules_are_pure_and_repeatable(rule_id: str) -> None:
     res = resolved(stage(SFT, hyperparameters={"lr": 1e-3}, data_mixing={"customer_percent": 95}))
     assert check(res, rule_id) == check(res, rule_id)
+
+
+def test_sft_after_rft() -> None:
+    (finding,) = check(resolved(SFT, RFT, stage(SFT, name="sft-again")), "sft-after-rft")
+    assert finding.severity == "warning" and finding.where == "stages[2] (sft-again)"
+    assert "'rft'" in finding.message and "CPT -> SFT -> RFT" in finding.fix
+    assert check(resolved(SFT, RFT), "sft-after-rft") == []
+
+
+def test_cpt_only_on_post_trained() -> None:
+    (finding,) = check(resolved(CPT, checkpoint="post-trained"), "cpt-only-on-post-trained")
+    assert finding.severity == "warning" and finding.where == "stages[0] (cpt)"
+    assert check(resolved(CPT, SFT, checkpoint="post-trained"), "cpt-only-on-post-trained") == []
+    assert check(resolved(CPT, checkpoint="mid-trained"), "cpt-only-on-post-trained") == []
+
+
+def test_an_unknown_acknowledged_rule_or_stage_is_refused() -> None:
+    from tunesmith.advisor.lint import lint
+    from tunesmith.errors import RecipeError
+
+    res = resolved(SFT)
+    res.recipe.acknowledge["full-rank-without-lorra"] = "typo"
+    with pytest.raises(
+        RecipeError, match=r"acknowledge.full-rank-without-lorra: .*did you mean 'full-rank-without-lora'"
+    ):
+        lint(res, measure_data=False)
+    res.recipe.acknowledge.clear()
+    res.recipe.acknowledge["full-rank-without-lora@sft2"] = "no such stage"
+    with pytest.raises(RecipeError, match=r"no stage 'sft2'"):
+        lint(res, measure_data=False)

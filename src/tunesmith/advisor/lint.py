@@ -57,6 +57,27 @@ def acknowledgments(resolved: ResolvedRecipe) -> dict[str, str]:
     return {rule_id: reason for rule_id, reason in resolved.recipe.acknowledge.items() if reason}
 
 
+def check_acknowledgments(resolved: ResolvedRecipe) -> None:
+    """Every `acknowledge` key names a lint rule (and, after `@`, a stage of the recipe): a typo would
+    otherwise silence nothing, in silence. Raises `RecipeError` with the closest id."""
+    from tunesmith.errors import RecipeError
+    from tunesmith.suggest import did_you_mean
+
+    stages = [stage.name for stage in resolved.recipe.stages]
+    for key in resolved.recipe.acknowledge:
+        rule_id, at, stage = key.partition("@")
+        if rule_id not in RULES:
+            raise RecipeError(
+                f"acknowledge.{key}: no lint rule {rule_id!r}{did_you_mean(rule_id, RULES)} — use a rule id "
+                "that `tunesmith lint` prints"
+            )
+        if at and stage not in stages:
+            raise RecipeError(
+                f"acknowledge.{key}: the recipe has no stage {stage!r}{did_you_mean(stage, stages)} — stages: "
+                f"{', '.join(stages)}"
+            )
+
+
 def measure_stages(
     resolved: ResolvedRecipe, *, max_examples: int = DEFAULT_MAX_EXAMPLES
 ) -> dict[int, StageDataStats]:
@@ -109,6 +130,7 @@ def lint(
     from tunesmith.models.loading import unavailable_reason
     from tunesmith.recipe.resolve import start_ref
 
+    check_acknowledgments(resolved)
     model = resolved.recipe.model
     family = FAMILIES.get(model.family) if model.family else None
     # the embedded family is built here (`tunesmith models build tiny`), not downloaded: train says so itself

@@ -712,3 +712,53 @@ def pretrained_high_lr_no_rampdown(resolved: ResolvedRecipe, facts: LintFacts) -
             )
         )
     return out
+
+
+@rule("sft-after-rft", "warning", "an SFT stage after an RFT stage")
+def sft_after_rft(resolved: ResolvedRecipe, facts: LintFacts) -> list[Finding]:
+    """The playbook's order is CPT, then SFT, then RFT: RFT refines a model that SFT has already taught the
+    task's format ([nova-hpo-blog] recommended workflow). SFT after RFT pulls the policy back toward the
+    demonstrations, and supervised updates forget more of what came before than on-policy RL does
+    ([rls-razor-2025]), so the RFT stage's gains are the first to go."""
+    stages = resolved.recipe.stages
+    out = []
+    for i, stage in enumerate(stages):
+        if stage.technique != "sft" or not any(prior.technique == "rft" for prior in stages[:i]):
+            continue
+        rft = next(resolved.stages[j].name for j in range(i) if stages[j].technique == "rft")
+        out.append(
+            Finding(
+                "sft-after-rft",
+                "warning",
+                f"SFT follows the RFT stage '{rft}': it trains toward demonstrations what RFT trained toward the "
+                "reward, undoing RFT first",
+                "order the stages CPT -> SFT -> RFT (move this SFT stage before the RFT stage)",
+                "[nova-hpo-blog] recommended workflow; [rls-razor-2025]",
+                where(resolved, i),
+            )
+        )
+    return out
+
+
+@rule("cpt-only-on-post-trained", "warning", "a CPT-only recipe on a post-trained checkpoint")
+def cpt_only_on_post_trained(resolved: ResolvedRecipe, facts: LintFacts) -> list[Finding]:
+    """A post-trained checkpoint is the instruction-tuned one; CPT trains it on raw text, which wears away the
+    chat behaviour, and the service pairs CPT with SFT after it to restore that behaviour ([nova-cpt-docs]
+    checkpoint options; [nova-hpo-blog] checkpoint selection). A recipe of CPT stages alone on a post-trained
+    start ends with a model that knows the domain's text but answers worse than the one it started from."""
+    stages = resolved.recipe.stages
+    kinds = input_checkpoints(resolved)
+    if not stages or any(stage.technique != "cpt" for stage in stages) or kinds[0] != "post-trained":
+        return []
+    return [
+        Finding(
+            "cpt-only-on-post-trained",
+            "warning",
+            "every stage is CPT and the start is a post-trained (instruction-tuned) checkpoint: raw-text "
+            "training wears away its chat behaviour and no SFT stage restores it",
+            "add an sft stage after the CPT (with general data mixed in), or start CPT from the pre-trained or "
+            "mid-trained checkpoint",
+            "[nova-cpt-docs]; [nova-hpo-blog] checkpoint selection",
+            where(resolved, 0),
+        )
+    ]

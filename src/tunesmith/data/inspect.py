@@ -15,6 +15,7 @@ import os
 from array import array
 from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
+from pathlib import Path
 from typing import Any
 
 from tunesmith.data.formats import FORMATS, Example, ValidationReport, read_examples
@@ -118,6 +119,9 @@ def inspect_file(
     skip_invalid: bool = False,
 ) -> dict[str, Any]:
     """Everything `data inspect` shows, as a dict (one streaming pass)."""
+    from tunesmith.data.snapshot import check_data_folder
+
+    check_data_folder(Path(path), path)  # a folder of JSONL files is refused here as `plan` refuses it
     tok = length_tokenizer(tokenizer)
     report = ValidationReport(file=str(path))
     lengths = array("I")

@@ -101,6 +101,22 @@ _TAKEN: dict[tuple[Any, ...], DataSnapshot] = {}
 _TAKEN_MAX = 32
 
 
+DATASETS_FOLDER_MARKERS = ("dataset_info.json", "state.json", "dataset_dict.json")
+
+
+def check_data_folder(path: Path, ref: str | os.PathLike[str]) -> None:
+    """A folder given as data must be a saved Hugging Face datasets folder (what `Dataset.save_to_disk`
+    writes); any other folder (a folder of JSONL files) is one `RecipeError`-like line: the one rule that
+    `plan`, `lint`, `train` and `data inspect` share."""
+    from tunesmith.errors import DataError
+
+    if path.is_dir() and not any((path / name).exists() for name in DATASETS_FOLDER_MARKERS):
+        raise DataError(
+            f"{ref}: not a Hugging Face datasets folder — pass a JSONL file or a folder written by "
+            "Dataset.save_to_disk"
+        )
+
+
 def take_snapshot(path: str | os.PathLike[str], kind: str | None) -> DataSnapshot:
     """Stream `path` once (invalid lines counted, not fatal) and return its snapshot; a regular file already
     snapshotted in this process, unchanged (same inode, size and modification time), is not read again.

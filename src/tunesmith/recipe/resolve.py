@@ -730,19 +730,13 @@ def snapshot_of(
     validates it: an unreadable file or any invalid line raises `DataError` (`FILE:LINE: what — fix`); a
     folder that is not a saved datasets folder raises `RecipeError`. `key` (the recipe key naming the file)
     is put in front of a not-found message."""
-    from tunesmith.data.snapshot import take_snapshot
+    from tunesmith.data.snapshot import check_data_folder, take_snapshot
 
     try:
         path = locate_data(ref, base_dir)
     except RecipeError as err:
         raise RecipeError(f"{key}: {err}" if key else str(err)) from None
-    if path.is_dir() and not any(
-        (path / name).exists() for name in ("dataset_info.json", "state.json", "dataset_dict.json")
-    ):
-        raise RecipeError(
-            f"{ref}: not a Hugging Face datasets folder — pass a JSONL file or a folder written by "
-            "Dataset.save_to_disk"
-        )
+    check_data_folder(path, ref)
     snapshot = take_snapshot(path, kind)
     if snapshot.records == 0:  # nothing readable: the reader's own error (a damaged parquet file) says why
         raise RecipeError(snapshot.error or f"{ref}: the data file is empty — it needs at least one example")

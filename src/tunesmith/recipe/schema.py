@@ -11,6 +11,7 @@ Every field left unset (`None`) is filled by `tunesmith.recipe.resolve.resolve()
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
@@ -347,6 +348,10 @@ class MonitoringSpec(Strict):
 class Stage(Strict):
     """One training stage: CPT (unlabeled text), SFT (demonstrations), RFT (prompts + reward) or DPO
     (preference pairs)."""
+                if not math.isfinite(values[key]):
+                    raise ValueError(
+                        f"{detector}.{key} is {values[key]} — a threshold must be a finite number"
+                    )
 
     name: str | None = Field(None, description="folder name of the stage; defaults to the technique")
     technique: Technique

@@ -130,7 +130,16 @@ def chat_loop(
     while True:
         stdout.write("you> ")
         stdout.flush()
-        line = stdin.readline()
+        raw = getattr(stdin, "buffer", stdin).readline()  # bytes where there are: a bad line is one line
+        try:
+            line = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+        except UnicodeDecodeError as err:
+            print(
+                f"chat: that line is not UTF-8 text (byte {raw[err.start]:#04x} at {err.start}) — set the "
+                "terminal to UTF-8 and type it again",
+                file=sys.stderr,
+            )
+            continue
         if not line or line.strip() == "/exit":
             stdout.write("\n")
             return answers

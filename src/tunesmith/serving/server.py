@@ -98,6 +98,7 @@ class ChatRequest(BaseModel):
 def parse_request(payload: Any) -> ChatRequest:
     if not isinstance(payload, dict):
         raise ApiError(400, "the request body must be a JSON object", code="invalid_request")
+    _refuse_unsupported_turns(payload.get("messages"))
     try:
         return ChatRequest.model_validate(payload)
     except ValidationError as err:
@@ -105,6 +106,39 @@ def parse_request(payload: Any) -> ChatRequest:
         param = ".".join(str(p) for p in first["loc"])
         hint = " (not supported by tunesmith serve)" if param in {"n", "stop", "tools"} else ""
         raise ApiError(400, f"{param}: {first['msg']}{hint}", param=param, code="invalid_request") from None
+
+
+def _refuse_unsupported_turns(messages: Any) -> None:
+    """Images (and other non-text parts) and tool turns are named as such, not as a schema mismatch."""
+    for index, message in enumerate(messages if isinstance(messages, list) else []):
+        if not isinstance(message, dict):
+            continue
+        param = f"messages.{index}"
+        if (
+            message.get("tool_calls")
+            or message.get("function_call")
+            or message.get("role") in ("tool", "function")
+        ):
+            raise ApiError(
+                400,
+                f"{param}: tool calls and tool results are not supported by tunesmith serve — send text turns",
+                param=param,
+                code="invalid_request",
+            )
+        parts = message.get("content")
+        for part_index, part in enumerate(parts if isinstance(parts, list) else []):
+            kind = part.get("type") if isinstance(part, dict) else None
+            if isinstance(kind, str) and kind != "text":
+                what = (
+                    "images are" if kind in ("image_url", "image", "input_image") else f"{kind!r} parts are"
+                )
+                raise ApiError(
+                    400,
+                    f"{param}.content.{part_index}: {what} not supported (tunesmith serve answers text only) — "
+                    'send {"type": "text", "text": ...} parts',
+                    param=f"{param}.content.{part_index}",
+                    code="invalid_request",
+                )
 
 
 # --- the models -------------------------------------------------------------------------------------------

@@ -192,6 +192,13 @@ def openai_message_problem(
     where = f"messages[{index}]"
     if not isinstance(message, dict):
         return Problem(f"{where} is a {type_name(message)}", 'each message is {"role": ..., "content": ...}')
+    for key in ("tool_calls", "function_call", "tool_call_id"):  # before the content: a call may have none
+        if key in message:
+            return Problem(
+                f'{where} has "{key}": tool calls are not supported yet (they would vanish from the '
+                "training text)",
+                "remove the conversation, or write the call into the turn's content as text",
+            )
     role = message.get("role")
     if role not in roles:
         allowed = ", ".join(f'"{r}"' for r in roles)
@@ -245,16 +252,9 @@ def openai_problems(row: dict[str, Any]) -> list[Problem]:
 
 
 def _sft_message_problem(index: int, message: dict[str, Any]) -> Problem | None:
-    """What an SFT message may carry that the training text would silently lose: tool calls (not rendered
-    for SFT yet) and OpenAI's per-turn `weight` (0 = no loss), which the loss mask cannot honor per turn."""
+    """What an SFT message may carry that the training text would silently lose: OpenAI's per-turn `weight`
+    (0 = no loss), which the loss mask cannot honor per turn (tool calls: `openai_message_problem`)."""
     where = f"messages[{index}]"
-    for key in ("tool_calls", "function_call", "tool_call_id"):
-        if key in message:
-            return Problem(
-                f'{where} has "{key}": tool calls are not supported for SFT yet (they would vanish from the '
-                "training text)",
-                "remove the conversation, or write the call into the turn's content as text",
-            )
     if "weight" not in message:
         return None
     weight = message["weight"]
