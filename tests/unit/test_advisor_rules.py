@@ -26,6 +26,10 @@ CPT = {
     "data": {"train": "builtin:brindle/cpt", "validation": "builtin:brindle/cpt-validation"},
     "hyperparameters": {"max_epochs": 1},
 }
+DPO = {
+    "technique": "dpo",
+    "data": {"train": "builtin:brindle/dpo", "validation": "builtin:brindle/dpo-validation"},
+}
 RFT = {
     "technique": "rft",
     "data": {"train": "builtin:brindle/rft", "validation": "builtin:brindle/rft-validation"},
@@ -38,6 +42,7 @@ TESTED_RULES = {
     "sft-mix-without-rif",
     "customer-share-far-from-50",
     "cpt-pretrained-without-sft",
+    "dpo-before-instruction-tuning",
     "lora-from-pretrained",
     "full-rank-without-lora",
     "cpt-multiple-epochs",
@@ -410,3 +415,12 @@ def test_an_unknown_acknowledged_rule_or_stage_is_refused() -> None:
     res.recipe.acknowledge["full-rank-without-lora@sft2"] = "no such stage"
     with pytest.raises(RecipeError, match=r"no stage 'sft2'"):
         lint(res, measure_data=False)
+
+
+def test_dpo_before_instruction_tuning() -> None:
+    (finding,) = check(resolved(DPO, checkpoint="mid-trained"), "dpo-before-instruction-tuning")
+    assert finding.severity == "warning" and "mid-trained" in finding.message
+    assert check(resolved(SFT, DPO, checkpoint="mid-trained"), "dpo-before-instruction-tuning") == []
+    assert check(resolved(DPO), "dpo-before-instruction-tuning") == []
+    # DPO's no-mix default is not a finding of the mixing rule
+    assert check(resolved(DPO), "customer-share-far-from-50") == []

@@ -246,6 +246,31 @@ def cpt_pretrained_without_sft(resolved: ResolvedRecipe, facts: LintFacts) -> li
     return out
 
 
+@rule("dpo-before-instruction-tuning", "warning", "DPO on a checkpoint that is not instruction-tuned")
+def dpo_before_instruction_tuning(resolved: ResolvedRecipe, facts: LintFacts) -> list[Finding]:
+    """DPO refines a model that already follows instructions: 'particularly valuable for refining model
+    behavior after initial SFT' ([nova-dpo-docs]); its pairs teach a preference between two answers, not how
+    to answer ([rafailov-2023] starts from an SFT model). Warns when a dpo stage starts from a pre- or
+    mid-trained checkpoint with no SFT before it."""
+    kinds = input_checkpoints(resolved)
+    out = []
+    for i, stage in enumerate(resolved.recipe.stages):
+        if stage.technique != "dpo" or kinds[i] in (None, "post-trained"):
+            continue
+        out.append(
+            Finding(
+                "dpo-before-instruction-tuning",
+                "warning",
+                f"DPO starts from a {kinds[i]} checkpoint with no SFT before it: preference pairs refine "
+                "answers the model can already give",
+                "add an sft stage before it, or start from a post-trained checkpoint",
+                "[nova-dpo-docs]; [rafailov-2023]",
+                where(resolved, i),
+            )
+        )
+    return out
+
+
 @rule("lora-from-pretrained", "warning", "LoRA starting from a pre-trained checkpoint")
 def lora_from_pretrained(resolved: ResolvedRecipe, facts: LintFacts) -> list[Finding]:
     """'Use post-trained checkpoints as your starting point for LoRA training' ([nova-hpo-blog] training mode;
