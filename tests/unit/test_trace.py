@@ -150,3 +150,30 @@ def test_trace_errors_are_one_line(tmp_path: Path, capsys) -> None:
     (stage.parent / "rft" / "trace.jsonl").write_text('{"step": 1, "attempt": 0, "rows": []}\n')
     assert main(["trace", str(stage.parent), "--step", "1"]) == 2
     assert "several traced stages (rft, sft) — pick one with --stage" in capsys.readouterr().err
+
+
+def test_per_example_losses_match_the_models_own_loss(micro_model) -> None:
+    from datasets import Dataset
+
+    from tunesmith.training.trace import with_example_index
+
+    rows = [[5, 9, 11, 13, 7], [4, 4, 20, 31], [8, 12, 16, 24, 30, 33]]
+    labels = [[-100, -100, 11, 13, 7], [-100, 4, 20, 31], [-100, -100, -100, 24, 30, 33]]
+    dataset = with_example_index(Dataset.from_dict({"input_ids": rows, "labels": labels}))
+
+    def collate(features: list[dict]) -> dict:
+        return {
+            "input_ids": torch.tensor([f["input_ids"] for f in features]),
+            "labels": torch.tensor([f["labels"] for f in features]),
+        }
+
+    tracer = StepTracer.__new__(StepTracer)
+    tracer.trainer = SimpleNamespace(train_dataset=dataset, data_collator=TracingCollator(collate))
+    model = micro_model.model
+    measured = tracer.losses([2, 0], model)
+    with torch.no_grad():
+        for index in (0, 2):
+            ids, target = torch.tensor([rows[index]]), torch.tensor([labels[index]])
+            expected = model(input_ids=ids, labels=target).loss.item()  # mean over the labelled tokens
+            assert measured[index] == pytest.approx(expected, abs=1e-4)
+    assert sorted(measured) == [0, 2] and model.training is micro_model.model.training
