@@ -212,6 +212,7 @@ def _cmd_advise(args: argparse.Namespace) -> int:
         demonstrations=args.demonstrations,
         prompts=args.prompts,
         reward=args.reward,
+        preferences=args.preferences,
         probe_positive_rate=args.probe_positive_rate,
         target=args.target,
         vocabulary=args.vocabulary,
@@ -375,6 +376,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--demonstrations", metavar="FILE", help="SFT demonstrations")
     p.add_argument("--prompts", metavar="FILE", help="RFT prompts (with --reward)")
     p.add_argument("--reward", metavar="SPEC", help="verifier name, module:function or endpoint")
+    p.add_argument("--preferences", metavar="FILE", help="DPO preference pairs (prompt, chosen, rejected)")
     p.add_argument("--probe-positive-rate", type=FRACTION, metavar="X", help="share (0-1) of positive reward")
     p.add_argument("--target", choices=["domain", "domain+general"], default="domain+general")
     p.add_argument(

@@ -155,3 +155,18 @@ def test_inventory_errors_are_one_line_user_errors() -> None:
         recommend(Inventory(prompts=PROMPTS))
     with pytest.raises(UserError, match="not a fraction"):
         advise(Inventory(prompts=PROMPTS, reward=REWARD, probe_positive_rate=12))
+
+
+def test_preferences_put_dpo_after_sft_and_before_rft(tmp_path: Path) -> None:
+    advice = advise(
+        Inventory(demonstrations=DEMOS, prompts=PROMPTS, reward=REWARD, preferences="builtin:brindle/dpo")
+    )
+    assert advice.sequence == ["sft", "dpo", "rft"]
+    assert "SFT checkpoint" in advice.steps[1].reason and "[nova-dpo-docs]" in advice.steps[1].source
+    recipe, findings = write_and_lint(advice, tmp_path)
+    assert [s.technique for s in recipe.stages] == ["sft", "dpo", "rft"]
+    assert recipe.stages[1].data_mixing is None  # DPO mixes no general data
+    assert recipe.stages[1].data.validation == "builtin:brindle/dpo-validation"
+    assert not has_errors(findings)
+    alone = advise(Inventory(preferences="builtin:brindle/dpo"))
+    assert alone.sequence == ["dpo"] and "post-trained start" in alone.steps[0].reason

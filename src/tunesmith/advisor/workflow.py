@@ -49,6 +49,7 @@ class Inventory:
     demonstrations: str | None = None
     prompts: str | None = None
     reward: str | None = None
+    preferences: str | None = None  # DPO preference pairs
     probe_positive_rate: float | None = None  # 0-1, from the RFT readiness probe
     target: Literal["domain", "domain+general"] = "domain+general"
     vocabulary: Literal["auto", "known", "unknown"] = "auto"
@@ -58,7 +59,7 @@ class Inventory:
 class Step:
     """One step of the recommended sequence. `runnable` is False when its data is missing."""
 
-    technique: str  # "probe" | "cpt" | "sft" | "rft"
+    technique: str  # "probe" | "cpt" | "sft" | "dpo" | "rft"
     reason: str
     source: str
     mode: str | None = None
@@ -142,10 +143,10 @@ def recommend(
     has_reward = bool(inv.prompts and inv.reward)
     if bool(inv.prompts) != bool(inv.reward):
         raise UserError("advise: RFT needs both --prompts FILE and --reward SPEC (a verifier or endpoint)")
-    if not (inv.domain_text or inv.demonstrations or has_reward):
+    if not (inv.domain_text or inv.demonstrations or has_reward or inv.preferences):
         raise UserError(
-            "advise: nothing to train on — pass --demonstrations FILE, --prompts FILE --reward SPEC, or "
-            "--domain-text FILE"
+            "advise: nothing to train on — pass --demonstrations FILE, --prompts FILE --reward SPEC, "
+            "--preferences FILE or --domain-text FILE"
         )
     available = available_checkpoints or ["pre-trained", "mid-trained", "post-trained"]
     steps: list[Step] = []
@@ -239,6 +240,18 @@ def recommend(
                 mode="lora",
                 data=inv.demonstrations,
                 runnable=bool(inv.demonstrations),
+            )
+        )
+    if inv.preferences:
+        after = "the SFT checkpoint" if sft_reason else f"the {checkpoint} start"
+        steps.append(
+            Step(
+                "dpo",
+                f"preference pairs refine behaviour the model already has: DPO on {after}, before any RFT "
+                "(its reference is the stage's input; no general data is mixed in)",
+                "[nova-dpo-docs]; [rafailov-2023]",
+                mode="lora",
+                data=inv.preferences,
             )
         )
     if rft_reason:
@@ -364,6 +377,8 @@ def advise(inventory: Inventory) -> Advice:
         demos = count_examples(inventory.demonstrations, kind="sft")
     if inventory.prompts:
         locate_data(inventory.prompts)  # fail early on a missing file
+    if inventory.preferences:
+        count_examples(inventory.preferences, kind="dpo")  # fail early on a missing or malformed file
     advice = recommend(
         inventory,
         gap=gap,
