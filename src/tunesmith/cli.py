@@ -437,7 +437,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("folder", metavar="RUN_DIR", help="runs/<name>")
     p.add_argument("--stage", help="the stage's name (needed when several stages were traced)")
-    p.add_argument("--step", type=int, required=True, help="the optimizer step (1-based, as in events.jsonl)")
+    p.add_argument(
+        "--step", type=POSITIVE_INT, required=True, help="the optimizer step (1-based, as in events.jsonl)"
+    )
     p.add_argument("--format", choices=["text", "json"], default="text")
     p.set_defaults(func=_cmd_trace)
 

@@ -36,6 +36,7 @@ BAD_VALUES = [
     ),
     (["eval", "--model", "tiny:post-trained"], "--items-per-category", "0"),
     (["data", "mirror", "folder"], "--rows", "0"),
+    (["trace", "runs/x"], "--step", "0"),
 ]
 
 
