@@ -338,6 +338,13 @@ MODEL_CASES: list[Case] = [
         names=("vocab_size", "50", "104"),
     ),
     Case(
+        "plan-model-weights-of-a-smaller-model",
+        9,
+        PLAN,
+        with_model(config(num_hidden_layers=4)),
+        names=("config.json", "parameters", "smaller model"),
+    ),
+    Case(
         "plan-model-zero-layers",
         9,
         PLAN,

@@ -112,7 +112,9 @@ def check_model_folder(
     if config or (folder / CONFIG).exists():
         settings = _check_config(folder, required=config)
     if weights:
-        _check_weights(folder)
+        stored = _check_weights(folder)
+        if settings is not None:
+            _check_coverage(folder, settings, stored)
     if tokenizer or chat_for:
         size = _check_tokenizer(folder)
         if settings is not None and size is not None:
@@ -234,16 +236,14 @@ def _check_dtype(path: Path, settings: dict[str, Any]) -> None:
 
 
 # --- weights -----------------------------------------------------------------------------------------------
-def _check_weights(folder: Path) -> None:
+def _check_weights(folder: Path) -> int:
+    """The number of weights (elements) the folder's safetensors hold, each file checked."""
     index = folder / SAFETENSORS_INDEX
     if index.exists():
-        _check_index(folder, index)
-        return
+        return _check_index(folder, index)
     files = sorted(p for p in folder.glob("*.safetensors") if not p.name.startswith("adapter_model"))
     if files:
-        for file in files:
-            _check_safetensors(file)
-        return
+        return sum(sum(_check_safetensors(file).values()) for file in files)
     pickled = sorted(p for p in folder.iterdir() if p.suffix in PICKLE_SUFFIXES and p.is_file())
     if pickled:
         raise ModelError(
@@ -262,7 +262,7 @@ def _check_weights(folder: Path) -> None:
     )
 
 
-def _check_index(folder: Path, index: Path) -> None:
+def _check_index(folder: Path, index: Path) -> int:
     data = _read_json(index)
     weight_map = data.get("weight_map")
     if not isinstance(weight_map, dict) or not weight_map:
@@ -276,6 +276,7 @@ def _check_index(folder: Path, index: Path) -> None:
                 f"{index}: tensor {tensor!r} maps to {shard!r}, not a file of this folder — {COPY_AGAIN}"
             )
         shards.setdefault(shard, []).append(tensor)
+    total = 0
     for shard, tensors in sorted(shards.items()):
         path = folder / shard
         if not path.is_file():
@@ -290,10 +291,12 @@ def _check_index(folder: Path, index: Path) -> None:
                 f"{path}: lacks {len(absent)} tensors that {index.name} puts there (e.g. {absent[0]}) — "
                 f"the shard and the index come from different copies; {COPY_AGAIN}"
             )
+        total += sum(names.values())
+    return total
 
 
-def _check_safetensors(path: Path) -> set[str]:
-    """The tensor names of a safetensors file whose header is sound and whose length matches it."""
+def _check_safetensors(path: Path) -> dict[str, int]:
+    """Tensor name -> elements, of a safetensors file whose header is sound and whose length matches it."""
     size = path.stat().st_size
     try:
         with path.open("rb") as handle:
@@ -312,7 +315,7 @@ def _check_safetensors(path: Path) -> set[str]:
     if not isinstance(header, dict):
         raise ModelError(f"{path}: damaged safetensors header (not a JSON object) — {COPY_AGAIN}")
     end = 0
-    names = set()
+    names: dict[str, int] = {}
     for name, info in header.items():
         if name == "__metadata__":
             continue
@@ -328,7 +331,7 @@ def _check_safetensors(path: Path) -> set[str]:
                 f"{COPY_AGAIN}"
             )
         end = max(end, stop)
-        names.add(name)
+        names[name] = math.prod(shape)
     expected = 8 + length + end
     if size < expected:
         raise ModelError(
@@ -340,6 +343,33 @@ def _check_safetensors(path: Path) -> set[str]:
             f"{path}: {size - expected:,} bytes more than its header lists — the file is damaged; {COPY_AGAIN}"
         )
     return names
+
+
+def _check_coverage(folder: Path, settings: dict[str, Any], stored: int) -> None:
+    """The weights hold at least as many elements as the config's architecture has parameters (built on the
+    meta device: no memory); fewer means weights of a smaller model, or missing tensors that transformers
+    would fill with random values in silence. Quantized checkpoints pack their weights and are not compared."""
+    if settings.get("quantization_config"):
+        return
+    import contextlib
+    import io
+
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    try:
+        with torch.device("meta"), contextlib.redirect_stderr(io.StringIO()):
+            config = AutoConfig.from_pretrained(folder, trust_remote_code=False, local_files_only=True)
+            model = AutoModelForCausalLM.from_config(config, trust_remote_code=False)
+    except Exception:  # a config transformers cannot build from: its own load names the problem
+        return
+    needed = sum(parameter.numel() for parameter in model.parameters())
+    if stored < needed:
+        raise ModelError(
+            f"{folder}: the weights hold {stored:,} values but the architecture in {CONFIG} has {needed:,} "
+            "parameters — the weights belong to a smaller model or tensors are missing (transformers would fill "
+            f"them with random values); use the {CONFIG} saved with these weights, or {COPY_AGAIN}"
+        )
 
 
 # --- tokenizer ---------------------------------------------------------------------------------------------
