@@ -193,6 +193,13 @@ MODEL_CASES: list[Case] = [
         names=("models/mine", "no such model folder"),
     ),
     Case(
+        "plan-model-gguf-file-missing",
+        9,
+        PLAN,
+        recipe_files({"model.path": "weights-q4.gguf"}),
+        names=("weights-q4.gguf", "no such GGUF file"),
+    ),
+    Case(
         "plan-model-gguf-only-folder",
         9,
         PLAN,

@@ -86,10 +86,11 @@ def check_model_path(text: str, *, conversations: str | None = None, key: str = 
             f"{key} {text}: is a file, not a model folder — point model.path at the folder that holds "
             "config.json, the *.safetensors weights and the tokenizer files (or at a .gguf file)"
         )
-    if looks_local(text):
+    if looks_local(text) or text.lower().endswith(".gguf"):
+        gguf = text.lower().endswith(".gguf")
         raise ModelError(
-            f"{key} {text}: no such model folder — check the path (relative paths are read from the current "
-            "folder), or use a Hub id like owner/name"
+            f"{key} {text}: no such {'GGUF file' if gguf else 'model folder'} — check the path (relative paths "
+            "are read from the current folder)" + ("" if gguf else ", or use a Hub id like owner/name")
         )
 
 
