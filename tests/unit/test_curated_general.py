@@ -139,12 +139,15 @@ def test_tiny_family_and_folders_with_its_tokenizer_keep_the_built_in_world(
 def test_offline_without_a_mirror_is_one_line_at_plan_time(tmp_path, stand_ins, monkeypatch, capsys) -> None:
     monkeypatch.delenv(MIRROR_ENV, raising=False)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    recipe = _recipe(tmp_path, {"path": str(stand_ins["qwen3"]), "checkpoint": "post-trained"})
+    recipe = _recipe(  # asked for by name: refused (by default, self-replay takes over: test_self_replay.py)
+        tmp_path, {"path": str(stand_ins["qwen3"]), "checkpoint": "post-trained"}, general_data="curated"
+    )
     for command in (["plan", str(recipe)], ["train", str(recipe), "--quiet", "--no-eval"]):
         assert main(command) == 2
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1, err
         assert MIRROR_ENV in err and "stages[0].data_mixing.general_mirror" in err and "data mirror" in err
+        assert "general_data: self" in err
     assert not (tmp_path / "runs").exists()  # refused before a run folder is written
     # customer-only data needs no general data at all
     recipe = _recipe(

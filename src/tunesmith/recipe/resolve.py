@@ -360,24 +360,40 @@ def _fill_data_mixing(scope: _StageScope, model: ModelSpec, base_dir: Path | Non
 def _fill_general_data(scope: _StageScope, model: ModelSpec, base_dir: Path | None) -> None:
     """`general_data` (built-in world data for the tiny family and models derived from it, curated Hub data
     for every other model), the curated mirror folder, and one plan note per category naming its source."""
-    from tunesmith.data.curated.load import MIRROR_ENV, check_sources, mirror_folder
+    from tunesmith.data import self_replay
+    from tunesmith.data.curated.load import MIRROR_ENV, check_sources, hub_offline, mirror_folder
 
     mix, mp = scope.mix, f"{scope.prefix}.data_mixing"
-    if mix.general_data is None:
-        mix.general_data, why = _default_general_data(model)
-        scope.provenance[f"{mp}.general_data"] = Provenance("derived", why)
     shared = [category for category, share in (mix.general or {}).items() if share > 0]
     from_files = [category for category in shared if category in mix.general_sources]
     asked = [category for category in shared if category not in mix.general_sources]
+    if mix.general_data is None:
+        mix.general_data, why = _default_general_data(model)
+        if (  # offline without a mirror, the curated default gives way to the start model's own answers
+            mix.general_data == "curated"
+            and asked
+            and all(category in CATEGORIES for category in asked)
+            and mix.general_mirror is None
+            and mirror_folder(None) is None
+            and (hub_offline() or not _hub_reachable())
+        ):
+            mix.general_data, why = "self", self_replay.FALLBACK_WHY
+        scope.provenance[f"{mp}.general_data"] = Provenance("derived", why)
     for category in from_files:
         scope.plan.notes.append(f"general data: {category} <- file {mix.general_sources[category]}")
-    if mix.general_data == "builtin":
+    if mix.general_data in ("builtin", "self"):
         unknown = [category for category in asked if category not in CATEGORIES]
         if unknown:
+            what = "built-in general data" if mix.general_data == "builtin" else "self-replay prompt bank"
             raise RecipeError(
-                f"{mp}.general.{unknown[0]}: the built-in general data has no such category — use one of "
+                f"{mp}.general.{unknown[0]}: the {what} has no such category — use one of "
                 f"{', '.join(CATEGORIES)}, give a file in general_sources, or set general_data: curated"
             )
+    if mix.general_data == "self":
+        if asked:
+            scope.plan.notes.append(self_replay.plan_note(asked, start_ref(model), mix.self_replay_prompts))
+        return
+    if mix.general_data == "builtin":
         for category in asked:
             scope.plan.notes.append(
                 f"general data: {category} <- built-in generated world (tunesmith.data.general)"

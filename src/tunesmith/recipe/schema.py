@@ -117,11 +117,17 @@ class DataMixing(Strict):
         default_factory=dict,
         description="category -> data file for categories not built in (or to replace them)",
     )
-    general_data: Literal["builtin", "curated"] | None = Field(
+    general_data: Literal["builtin", "curated", "self"] | None = Field(
         None,
-        description="where the general categories' rows come from: builtin (the tiny family's generated world) "
-        "or curated (open Hugging Face datasets, `tunesmith data mirror`); default: builtin for the tiny "
-        "family, curated for every other model",
+        description="where the general categories' rows come from: builtin (the tiny family's generated world), "
+        "curated (open Hugging Face datasets, `tunesmith data mirror`) or self (the start model's own verified "
+        "answers to general prompts, generated at train time); default: builtin for the tiny family, curated "
+        "for every other model, self when curated data cannot be reached",
+    )
+    self_replay_prompts: PositiveInt | None = Field(
+        None,
+        description="general_data: self: replay prompts answered per category (a seeded sample; default: "
+        "every replay prompt of the general item bank)",
     )
     general_mirror: str | None = Field(
         None,
@@ -144,7 +150,7 @@ class DataMixing(Strict):
         general = self.general or {}
         known = (
             CATEGORIES
-            if self.general_data == "builtin"
+            if self.general_data in ("builtin", "self")
             else tuple(dict.fromkeys(CATEGORIES + CURATED_CATEGORIES))
         )
         for category in general:
@@ -342,16 +348,16 @@ class MonitoringSpec(Strict):
                         f"{detector} has no threshold {key!r}{did_you_mean(key, known)}; "
                         f"thresholds: {', '.join(known) or 'none'}"
                     )
+                if not math.isfinite(values[key]):
+                    raise ValueError(
+                        f"{detector}.{key} is {values[key]} — a threshold must be a finite number"
+                    )
         return value
 
 
 class Stage(Strict):
     """One training stage: CPT (unlabeled text), SFT (demonstrations), RFT (prompts + reward) or DPO
     (preference pairs)."""
-                if not math.isfinite(values[key]):
-                    raise ValueError(
-                        f"{detector}.{key} is {values[key]} — a threshold must be a finite number"
-                    )
 
     name: str | None = Field(None, description="folder name of the stage; defaults to the technique")
     technique: Technique
@@ -472,9 +478,10 @@ class ResolvedMixing(Resolved):
     customer_percent: float
     general: dict[str, float]
     general_sources: dict[str, str] = Field(default_factory=dict)
-    general_data: Literal["builtin", "curated"] = Field(
+    general_data: Literal["builtin", "curated", "self"] = Field(
         "builtin", description="set by resolve(); runs resolved before curated data existed used builtin"
     )
+    self_replay_prompts: int | None = None
     general_mirror: str | None = None
     unit: Literal["examples", "tokens"]
     sampling: Literal["with_replacement", "without_replacement"]

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+import sys
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,13 +22,14 @@ from tunesmith.data.mixing import (
     CustomerData,
     MixReport,
     MixSpec,
+    Source,
     builtin_general_sources,
     file_source,
     mix,
 )
+from tunesmith.data.origins import OriginsWriter
 from tunesmith.data.snapshot import DataSnapshot
 from tunesmith.recipe.resolve import locate_data
-from tunesmith.data.origins import OriginsWriter
 from tunesmith.recipe.schema import ResolvedStage
 
 
@@ -91,13 +93,16 @@ def prepare_stage_data(
     quiet: bool = False,
     tokenizer: Any = None,
     snapshot: DataSnapshot | None = None,
+    start_model: str | Path | None = None,
+    reasoning: bool = False,
 ) -> StageDataFiles:
     """Build (or reuse, when resuming) the stage's mixed training file and its validation file.
 
     `snapshot` is the training file's snapshot from `resolve()` (`StagePlan.train_data`): the mix takes its
     counts instead of pre-scanning the file again. With `data_mixing.unit: tokens` the shares count tokens
     (measured with `tokenizer`, one pass of its own); the mix then holds about `total_examples x mean tokens
-    per customer example` tokens."""
+    per customer example` tokens. `start_model` is the recipe's start (self-replay answers come from it; see
+    `tunesmith.training.replay`) and `reasoning` the stage's thinking switch for generating them."""
     kind = stage.technique
     data_dir = stage_dir / "data"
     train_file = data_dir / "train.jsonl"
@@ -129,12 +134,16 @@ def prepare_stage_data(
         from tunesmith.data.curated.load import curated_sources
 
         sources = curated_sources(unfiled, kind, mirror=mixing.general_mirror, seed=seed) if unfiled else {}
+    elif mixing.general_data == "self":
+        sources, general = self_replay_sources(
+            start_model, mixing, unfiled, kind, seed=seed, reasoning=reasoning, quiet=quiet
+        )
     else:
         sources = builtin_general_sources(unfiled, kind, seed=seed) if unfiled else {}
     for category, ref in mixing.general_sources.items():
         if category in general:
             sources[category] = file_source(category, locate_data(ref, base_dir), kind, seed=seed)
-    spec = MixSpec.from_mixing(mixing)
+    spec = replace(MixSpec.from_mixing(mixing), general=general)
     length = None
     total = total_examples
     if spec.unit == "tokens":
@@ -159,12 +168,39 @@ def prepare_stage_data(
             row_for_trainer(e, kind)
             for e in read_examples(locate_data(stage.data.validation, base_dir), kind)
         ]
-        if mixing.general_data != "curated":  # curated categories: the customer's validation rows only
+        if mixing.general_data not in ("curated", "self"):  # those: the customer's validation rows only
             rows += general_validation_rows(
                 len(rows), mixing.customer_percent, {c: general[c] for c in unfiled}, kind, seed=seed
             )
         validation_count = _write_rows(validation_file, rows)
     return StageDataFiles(train_file, validation_file, count, validation_count, report.to_dict())
+
+
+def self_replay_sources(
+    start_model: str | Path | None,
+    mixing: Any,
+    categories: list[str],
+    kind: str,
+    *,
+    seed: int,
+    reasoning: bool,
+    quiet: bool,
+) -> tuple[dict[str, Source], dict[str, float]]:
+    """Mix sources of the start model's kept replay answers (generated now, or read from the cache) and the
+    general shares after categories with too few kept answers are left out (`tunesmith.data.self_replay`)."""
+    from tunesmith.data.self_replay import ReplaySettings, replay_sources, surviving_shares
+    from tunesmith.training.replay import ensure_replay
+
+    shares = dict(mixing.general)
+    if not categories:
+        return {}, shares
+    assert start_model is not None, "general_data: self needs the recipe's start model"
+    settings = ReplaySettings.for_stage(mixing, reasoning)
+    _, tallies = ensure_replay(start_model, categories, settings, seed=seed, quiet=quiet)
+    shares, lines = surviving_shares(shares, {c: t.kept for c, t in tallies.items()})
+    for line in lines:
+        print(line, file=sys.stderr)
+    return replay_sources(tallies, shares, kind, seed=seed), shares
 
 
 #: seed offset of the general validation rows: a stream apart from the training streams (seed + 1000 x pass)

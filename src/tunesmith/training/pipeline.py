@@ -36,7 +36,7 @@ from tunesmith.runs import (
 from tunesmith.training.callbacks import complete_checkpoints
 from tunesmith.training.data import prepare_stage_data
 from tunesmith.training.resuming import check_resume, data_fingerprints, record_resume
-from tunesmith.training.stage import StageResult, StageRun, barrier, is_main_process
+from tunesmith.training.stage import StageResult, StageRun, barrier, is_main_process, world_size
 
 ENTRIES = {
     "cpt": "tunesmith.training.cpt",
@@ -167,6 +167,10 @@ def _train_stages(
             continue
         stage_dir.mkdir(parents=True, exist_ok=True)
         hp = stage.hyperparameters
+        if stage.data_mixing.general_data == "self" and world_size() > 1:
+            if is_main_process():  # one process generates the replay set; the others read it from the cache
+                prepare_replay(resolved, stage, stage_dir)
+            barrier()
         data = prepare_stage_data(
             stage,
             stage_dir=stage_dir,
@@ -176,6 +180,8 @@ def _train_stages(
             quiet=quiet or not is_main_process(),
             tokenizer=load_tokenizer(input_ref) if stage.data_mixing.unit == "tokens" else None,
             snapshot=stage_plan.train_data,
+            start_model=model_ref(resolved),
+            reasoning=recipe.reasoning(stage),
         )
         if is_main_process():
             atomic_write_json(
@@ -216,6 +222,21 @@ def _train_stages(
             return TrainResult(run.root, results, completed=False)
         input_ref = result.best_dir
     return TrainResult(run.root, results, completed=True)
+
+
+def prepare_replay(resolved: ResolvedRecipe, stage: Any, stage_dir: Path) -> None:
+    """Generate the stage's self-replay answers (progress as lines) before the other processes read them from
+    the cache (a resumed stage has its training file already)."""
+    if (stage_dir / "data" / "train.jsonl").exists():
+        return
+    from tunesmith.data.self_replay import ReplaySettings
+    from tunesmith.training.replay import ensure_replay
+
+    mixing = stage.data_mixing
+    categories = [c for c, share in mixing.general.items() if share > 0 and c not in mixing.general_sources]
+    if categories:
+        settings = ReplaySettings.for_stage(mixing, resolved.recipe.reasoning(stage))
+        ensure_replay(model_ref(resolved), categories, settings, seed=stage.hyperparameters.seed, quiet=True)
 
 
 def readiness_gate(

@@ -121,7 +121,8 @@ def check_sources(
         raise DataError(
             f"{where}.general: curated general data ({', '.join(entries)}) streams from the Hugging Face Hub "
             f"but {why} — set ${MIRROR_ENV} or {where}.general_mirror to a mirror folder "
-            "(`tunesmith data mirror FOLDER` writes one when online), or set customer_percent: 100"
+            "(`tunesmith data mirror FOLDER` writes one when online), set general_data: self (the start model's "
+            "own answers), or set customer_percent: 100"
         )
     return {category: f"{entry.describe()}; streamed from the Hub" for category, entry in entries.items()}
 
