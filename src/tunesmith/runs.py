@@ -103,7 +103,7 @@ def check_run_name(name: str, option: str = "--name") -> str:
 
 def check_new_file(path: str | os.PathLike[str], *, force: bool, option: str = "--out") -> Path:
     """Refuse to write over an existing file unless `force` (`--force`): a user's file is never replaced
-    silently (`plan --out`, `advise --out`)."""
+    silently (`plan --out`, `advise --out`, `generate --out`, `probe --out`, `sweep --export`)."""
     path = Path(path)
     if path.is_dir():
         raise UserError(f"{option} {path}: is a folder — name a file")
