@@ -215,6 +215,12 @@ def test_reasoning_instruction_following_needs_both_the_answer_and_the_format() 
     item = _item("reasoning-instruction-following", "108", boxed)
     assert real.score(item, "So \\boxed{108}.") == 1.0
     assert real.score(item, "So 108.") == 0.0
+    postscript = NUMBER + [{"id": "detectable_content:postscript", "kwargs": {"postscript_marker": "P.S."}}]
+    item = _item("reasoning-instruction-following", "60", postscript)
+    assert (
+        real.score(item, "10 * 6 = 60 pages.\n\nP.S. Ben reads 10 pages every day.") == 1.0
+    )  # not the P.S.'s 10
+    assert real.score(item, "10 * 6 = 60 pages.") == 0.0  # no postscript
     lower = [
         {"id": "tunesmith:choice", "kwargs": {"options": ["even", "odd"], "key": "17"}},
         {"id": "change_case:english_lowercase", "kwargs": {}},

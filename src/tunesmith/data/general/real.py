@@ -287,20 +287,20 @@ _FORMATS: tuple[tuple[str, dict], ...] = (
     ("length_constraints:number_words", {"num_words": 40, "relation": "less than"}),
     ("detectable_format:title", {}),
     ("detectable_content:postscript", {"postscript_marker": "P.S."}),
-    ("detectable_format:json_format", {}),
+    ("keywords:existence", {"keywords": ["answer"]}),
     ("punctuation:no_comma", {}),
 )
 """The format half of a reasoning-instruction-following item: an "Answer:" line, or an IFEval instruction
-that SmolLM2-135M-Instruct follows at least sometimes in the instruction-following category (all-capitals,
-lowercase and an exact end phrase it almost never followed there, so a question paired with them measured
-the format alone)."""
+that SmolLM2-135M-Instruct follows at least sometimes (all-capitals, lowercase, an exact end phrase,
+`\\boxed{}` and JSON it almost never followed after a question, so an item paired with them measured the
+format alone)."""
 
 _ANSWER_LINE = "Think step by step, then give the final answer on a line that starts with 'Answer:'."
 
-_EASY_KINDS = ("parity", "cmp", "pages", "div", "less", "mul", "add")
+_EASY_KINDS = ("parity", "cmp", "pages", "div", "less")
 """The questions of reasoning-instruction-following: the kinds a ~135M instruct model answers at least
-sometimes, so that the item measures whether the format holds too (the ages, sequences and orderings it
-almost never got right stay in the math and reasoning categories)."""
+sometimes, so that the item measures whether the format holds too (the sums, products, ages, sequences and
+orderings it rarely got right stay in the math and reasoning categories)."""
 
 
 def _reasoning_instruction_following(rng: random.Random) -> tuple[str, str, str, list[dict]]:
@@ -559,10 +559,13 @@ def score(item: dict, answer: str) -> float:
     """1.0 when `answer` (the model's text) satisfies every check of `item`, else 0.0.
 
     The reasoning block is dropped first (`final_text`). When the item asks for an "Answer:" line or a
-    `\\boxed{}` answer, its correctness is read from that line or box only."""
+    `\\boxed{}` answer, its correctness is read from that line or box only; with a postscript, from the text
+    before it."""
     text = final_text(answer)
     ids = {check["id"] for check in item.get("checks") or []}
     span = text
+    if "detectable_content:postscript" in ids:  # the answer comes before the postscript
+        span = re.split(r"\bP\.\s?S\.", text, maxsplit=1)[0]
     if "tunesmith:answer_line" in ids:
         span = _answer_line(text) or ""
     elif "tunesmith:boxed" in ids:
