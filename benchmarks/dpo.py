@@ -48,7 +48,11 @@ def pair_logps(model, tokenizer, prompt: list[dict], answer: str) -> float:
 
 
 def preference_items(ref: str | Path, pairs: list[dict]) -> list[dict]:
+    import torch
+
     from tunesmith.models.loading import load_model, load_tokenizer
+
+    torch.set_num_threads(1)  # one small forward pass per answer: threads only contend on a shared machine
 
     model, tokenizer = load_model(ref), load_tokenizer(ref)
     model.eval()
