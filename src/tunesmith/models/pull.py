@@ -215,6 +215,11 @@ def convert_gguf(gguf: Path, out: Path, say: Say = _print) -> dict:
     started = time.perf_counter()
     model.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
+    umask = os.umask(0)
+    os.umask(umask)
+    for path in out.iterdir():  # transformers writes the weights 0600: the folder is shared like any cache
+        if path.is_file():
+            path.chmod(0o666 & ~umask)
     size_mb = sum(p.stat().st_size for p in out.iterdir() if p.is_file()) / 1e6
     say(
         f"  saved {size_mb:.0f} MB (safetensors, tokenizer, generation config) in {time.perf_counter() - started:.1f} s"
