@@ -43,8 +43,9 @@ from tunesmith.runs import atomic_write_json
 CACHE_VERSION = 1
 """Bump when what a cache entry holds changes, so older entries are not reused."""
 DEFAULT_MAX_NEW_TOKENS = 192
-"""Tokens an answer may take: SmolLM2-135M-Instruct's greedy answers to the bank's replay prompts are
-mostly shorter (the cut-off ones are dropped, and counted, so a too-small value shows in the report)."""
+"""Tokens an answer may take (cut-off answers are dropped and counted in the tally). Measured on
+SmolLM2-135M-Instruct, 20 replay prompts a category: 18 of 100 answers ran past 192 tokens, 11 of them in
+instruction-following (its open-ended prompts); every other category lost 1-3."""
 DEFAULT_BATCH_SIZE = 16
 """Prompts generated together (left-padded, so a batch runs as long as its longest answer; the progress bar
 moves once per batch)."""
