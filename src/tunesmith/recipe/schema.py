@@ -292,7 +292,8 @@ class DPOSpec(Strict):
     """Direct preference optimization: how far the policy may move from the reference (the stage's input)."""
 
     beta: Annotated[float, Field(ge=0.001, le=0.5)] | None = Field(
-        None, description="DPO beta: the implicit reward's scale (higher stays closer to the reference; 0.001-0.5)"
+        None,
+        description="DPO beta: the implicit reward's scale (higher stays closer to the reference; 0.001-0.5)",
     )
 
 
