@@ -57,6 +57,9 @@ def _recipe(tmp_path: Path, model: Path, name: str) -> Path:
                     "max_length": 128,
                     "warmup_steps": 0,
                 },
+                # no forgetting probe: on a real model it generates 40 answers at the start and the end,
+                # the larger part of this test's time; the probe has its own tests
+                "monitoring": {"policies": {"forgetting": "off", "kl_drift": "off"}},
             }
         ],
         "acknowledge": {"lr-deviates-while-mixing": "a CI smoke run"},
