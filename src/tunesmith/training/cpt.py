@@ -135,19 +135,12 @@ class CPT:
         self._order: list[int] | None = None  # length-grouped micro-batches within each step (`_pack`)
 
     def build_datasets(self, run: StageRun, tokenizer: Any) -> Datasets:
-        """The mixed train.jsonl (in training order) and validation.jsonl, as Hugging Face datasets."""
-        import datasets
-
-        if run.quiet:
-            datasets.disable_progress_bars()
-        files = {"train": str(run.data.train_file)}
-        if run.data.validation_file is not None:
-            files["validation"] = str(run.data.validation_file)
-        loaded = datasets.load_dataset(
-            "json", data_files=files, cache_dir=str(run.stage_dir / "data" / ".hf-cache")
-        )
-        if "text" not in loaded["train"].column_names:  # chat rows (SFT builds on these datasets)
-            return Datasets(loaded["train"], loaded.get("validation"))
+        """The mixed train.jsonl (in training order) and validation.jsonl, as Hugging Face datasets; CPT's
+        documents tokenized with the separator."""
+        rows = Datasets.from_stage_files(run)
+        if "text" not in rows.train.column_names:  # chat rows (SFT builds on these datasets)
+            return rows
+        loaded = {"train": rows.train, **({"validation": rows.validation} if rows.has_validation else {})}
         separator_id = tokenizer.convert_tokens_to_ids(document_separator(tokenizer))
 
         def tokenize(batch: dict[str, list[Any]]) -> dict[str, list[list[int]]]:

@@ -39,17 +39,7 @@ class DPO:
     chunks_micro_batches = False  # DPOTrainer keeps each micro-batch whole (chosen and rejected together)
 
     def build_datasets(self, run: StageRun, tokenizer: Any) -> Datasets:
-        import datasets
-
-        if run.quiet:
-            datasets.disable_progress_bars()
-        files = {"train": str(run.data.train_file)}
-        if run.data.validation_file is not None:
-            files["validation"] = str(run.data.validation_file)
-        loaded = datasets.load_dataset(
-            "json", data_files=files, cache_dir=str(run.stage_dir / "data" / ".hf-cache")
-        )
-        return Datasets(loaded["train"], loaded.get("validation"))
+        return Datasets.from_stage_files(run)
 
     def build_trainer(self, run: StageRun, datasets: Datasets, inputs: TrainerInputs) -> PreferenceTrainer:
         hp = run.stage.hyperparameters

@@ -126,6 +126,22 @@ class Datasets:
     def has_validation(self) -> bool:
         return self.validation is not None
 
+    @classmethod
+    def from_stage_files(cls, run: StageRun) -> Datasets:
+        """The stage's mixed train.jsonl (in training order) and validation.jsonl, as Hugging Face datasets
+        (cached in the stage folder)."""
+        import datasets
+
+        if run.quiet:
+            datasets.disable_progress_bars()
+        files = {"train": str(run.data.train_file)}
+        if run.data.validation_file is not None:
+            files["validation"] = str(run.data.validation_file)
+        loaded = datasets.load_dataset(
+            "json", data_files=files, cache_dir=str(run.stage_dir / "data" / ".hf-cache")
+        )
+        return cls(loaded["train"], loaded.get("validation"))
+
 
 @dataclass
 class TrainerInputs:
